@@ -1,0 +1,82 @@
+"""Connecting to Ray: an embedded local cluster on 127.0.0.1, or an existing one."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+
+from landscape.errors import ClusterError
+
+
+def _quiet_local_env() -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None):
+    """Yield a connected Ray; start (and stop) a local one when `address` is None."""
+    _quiet_local_env()
+    import ray
+
+    if ray.is_initialized():  # tests and notebooks may hold a session already
+        yield ray
+        return
+    try:
+        if address is None:
+            # Local workers import user factories ('pkg.mod:fn') from the caller's cwd.
+            pythonpath = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                logging_level=logging.WARNING,
+                runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0"}},
+            )
+        else:
+            ray.init(address=address, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise ClusterError(f"cannot connect to Ray at {address!r}: {str(e).splitlines()[0]}") from e
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@dataclass(frozen=True)
+class ActorRequest:
+    """What each actor asks Ray for, and how many actors."""
+
+    actors: int
+    cpus: float
+    gpus: float
+
+    def describe(self) -> str:
+        import ray
+
+        have = ray.cluster_resources()
+        return (
+            f"asked for {self.actors} actor(s) x (CPU {self.cpus:g}, GPU {self.gpus:g}); "
+            f"the cluster has CPU {have.get('CPU', 0):g}, GPU {have.get('GPU', 0):g}"
+        )
+
+
+def plan_actors(actors: int | None, gpus_per_actor: float | None, cpus_per_actor: float = 1.0) -> ActorRequest:
+    """Defaults: one actor per GPU when the cluster has GPUs, else one CPU actor per CPU.
+
+    Fails at once when not even one actor fits the whole cluster.
+    """
+    import ray
+
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
+    if gpus_per_actor is None:
+        gpus_per_actor = 1.0 if gpus >= 1 else 0.0
+    if actors is None:
+        actors = int(gpus // gpus_per_actor) if gpus_per_actor > 0 else int(cpus // cpus_per_actor)
+        actors = max(actors, 1)
+    req = ActorRequest(actors, cpus_per_actor, gpus_per_actor)
+    if gpus_per_actor > gpus or cpus_per_actor > cpus:
+        raise ClusterError(f"no actor can be placed: {req.describe()}; lower --gpus-per-actor or add nodes")
+    return req

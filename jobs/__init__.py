@@ -1,0 +1,1 @@
+"""What users run: validated specs, job entry points and the `landscape` CLI."""

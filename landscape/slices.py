@@ -1,0 +1,109 @@
+"""Low-dimensional slices of weight space: origin + sum_i c_i * direction_i.
+
+All vectors use the flat layout of `params.StateLayout`. A slice also records
+where named checkpoints sit in its own coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .directions import Ignore, Normalization, random_directions
+from .errors import SpecError
+from .params import StateLayout
+
+
+@dataclass
+class Slice:
+    kind: str
+    layout: StateLayout
+    origin: torch.Tensor  # (P,) float32
+    directions: torch.Tensor  # (D, P) float32, D = 1 (line) or 2 (plane)
+    checkpoints: list[dict] = field(default_factory=list)  # {"label", "x", "y"}
+
+    @property
+    def dims(self) -> int:
+        return self.directions.shape[0]
+
+    def point(self, coords) -> torch.Tensor:
+        """(P,) flat state at grid coordinates `coords` (length D)."""
+        coords = [float(c) for c in coords]
+        if len(coords) != self.dims:
+            raise ValueError(f"this slice has {self.dims} coordinate(s), got {len(coords)}")
+        return combine(self.origin, self.directions, coords)
+
+
+def combine(origin: torch.Tensor, directions: torch.Tensor, coords) -> torch.Tensor:
+    """origin + sum_i coords[i] * directions[i], in the tensors' own precision.
+
+    The one formula used everywhere (evaluator, `landscape point`, tests), so a
+    grid point's weights are bit-identical wherever they are rebuilt.
+    """
+    out = origin.clone()
+    for c, d in zip(coords, directions):
+        out.add_(d, alpha=float(c))
+    return out
+
+
+def _mark(label: str, x: float, y: float | None = None) -> dict:
+    return {"label": label, "x": float(x), "y": None if y is None else float(y)}
+
+
+def random_slice(
+    layout: StateLayout,
+    center: torch.Tensor,
+    dims: int,
+    seed: int,
+    normalization: Normalization = "filter",
+    ignore: Ignore = "biasbn",
+) -> Slice:
+    """Li et al.'s random line (dims=1) or plane (dims=2) around `center`."""
+    dirs = random_directions(layout, center, dims, seed, normalization, ignore)
+    if not torch.any(dirs != 0):
+        raise SpecError(
+            "the random direction is all zeros: the model has only 1-D parameters; "
+            "set slice.ignore: none"
+        )
+    kind = "random_line" if dims == 1 else "random_plane"
+    mark = _mark("center", 0.0, None if dims == 1 else 0.0)
+    return Slice(kind, layout, center.clone(), dirs, [mark])
+
+
+def line_between(layout: StateLayout, a: torch.Tensor, b: torch.Tensor, labels=("a", "b")) -> Slice:
+    """The straight line a + alpha * (b - a); a at alpha=0, b at alpha=1.
+
+    Buffers are interpolated with the same alpha, so both ends are exact.
+    """
+    direction = (b.double() - a.double()).float()
+    if not torch.any(direction[layout.param_mask()] != 0):
+        raise SpecError("the two checkpoints of slice.checkpoints are identical; pick two different models")
+    return Slice("line_between", layout, a.clone(), direction[None], [_mark(labels[0], 0), _mark(labels[1], 1)])
+
+
+def plane_through(
+    layout: StateLayout, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Tensor, labels=("w1", "w2", "w3")
+) -> Slice:
+    """Garipov et al.'s plane through three models, Gram-Schmidt basis.
+
+    Origin w1; e1 = (w2 - w1)/|w2 - w1|; e2 = (w3 - w1) minus its e1 part,
+    normalized. Coordinates are Euclidean distances over the parameters, so w2
+    sits at (|w2 - w1|, 0). Buffers ride on the same linear coefficients, so all
+    three checkpoints are reproduced exactly at their coordinates.
+    """
+    mask = layout.param_mask()
+    p1, p2, p3 = (w.double() for w in (w1, w2, w3))
+    u, v = p2 - p1, p3 - p1
+    n1 = u[mask].norm()
+    if n1 == 0:
+        raise SpecError("slice.checkpoints: the first two checkpoints are identical; pick different models")
+    e1 = u / n1  # parameter part has unit norm; buffer part follows the same coefficient
+    c = torch.dot(v[mask], e1[mask])
+    r = v - c * e1
+    n2 = r[mask].norm()
+    if n2 <= 1e-9 * max(n1.item(), v[mask].norm().item()):
+        raise SpecError("slice.checkpoints: the three checkpoints lie on one line; they span no plane")
+    e2 = r / n2
+    marks = [_mark(labels[0], 0, 0), _mark(labels[1], n1, 0), _mark(labels[2], c, n2)]
+    return Slice("plane_through", layout, w1.clone(), torch.stack([e1, e2]).float(), marks)
