@@ -10,6 +10,7 @@ data is stored; never inferred from chunk existence), `origin` and
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,15 @@ class ResultStore:
             dimension_names=("direction", "param"),
         )
         g.attrs[ATTR] = {**meta, "format": FORMAT, "status": "running", "started_at": now()}
-        return cls(g)
+        store = cls(g)
+        store._consolidate()
+        return store
+
+    def _consolidate(self) -> None:
+        # xarray.open_zarr reads consolidated metadata first: keep it current.
+        with warnings.catch_warnings():  # "not yet part of the v3 spec": known, wanted here
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(self.group.store, path=self.group.path or None)
 
     # -- reading -------------------------------------------------------------
     @property
@@ -112,6 +121,7 @@ class ResultStore:
 
     def update_meta(self, **changes) -> None:
         self.group.attrs[ATTR] = {**self.meta, **changes}
+        self._consolidate()
 
     def done_mask(self) -> np.ndarray:
         return self.group["tile_done"][...].astype(bool)

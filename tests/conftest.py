@@ -1,0 +1,70 @@
+"""Shared fixtures: one local Ray session for the whole run, tiny trained checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray (processes on 127.0.0.1), started once per test session."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
+        logging_level="WARNING",
+    )
+    yield ray
+    ray.shutdown()
+
+
+TINY_MODEL = {"kind": "mlp", "options": {"widths": [12]}, "seed": 0}
+TINY_DATA = {"kind": "digits", "subset": 240, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny MLP trained 3 epochs on 240 digits: epoch_000.pt .. epoch_003.pt."""
+    from jobs.spec import TrainSpec
+    from jobs.train import run_train
+
+    out = tmp_path_factory.mktemp("run")
+    spec = TrainSpec.model_validate(
+        {"name": "tiny", "model": TINY_MODEL, "data": TINY_DATA, "epochs": 3, "lr": 0.1, "batch_size": 32}
+    )
+    return run_train(spec, out=str(out))
+
+
+def scan_spec_dict(tiny_run: Path, **overrides) -> dict:
+    """A small non-square, asymmetric random-plane scan of the tiny MLP."""
+    d = {
+        "name": "tiny-plane",
+        "model": TINY_MODEL,
+        "data": TINY_DATA,
+        "slice": {"kind": "random_plane", "checkpoint": str(tiny_run / "epoch_003.pt"), "seed": 3},
+        "grid": {"x": {"min": -1.0, "max": 0.6, "num": 11}, "y": {"min": -0.4, "max": 1.2, "num": 7}},
+        "tile": [3, 4],
+    }
+    d.update(overrides)
+    return d

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape.errors import DataError
+from landscape.evaluator import Evaluator, ScanProblem, check_fit
+from landscape.factories import ModelFactory
+from landscape.params import StateLayout
+from landscape.slices import random_slice
+
+from .independent import reference_loss, state_at
+
+
+def _digits_problem(subset=300):
+    from jobs.build import load_data
+    from jobs.spec import DigitsData
+
+    x, y = load_data(DigitsData(kind="digits", subset=subset))
+    factory = ModelFactory("mlp", tuple(x.shape[1:]), 10, {"widths": [16, 16]}, seed=1)
+    model = factory()
+    layout = StateLayout.of(model)
+    sl = random_slice(layout, layout.flatten(model.state_dict()), 2, seed=7)
+    return factory, sl, x, y
+
+
+def test_grid_matches_an_independent_plain_pytorch_loop_on_a_non_square_asymmetric_grid():
+    factory, sl, x, y = _digits_problem()
+    ev = Evaluator(ScanProblem(factory, sl, x, y, data_chunk=100), device="cpu")
+    xs, ys = np.linspace(-1.0, 0.5, 13), np.linspace(-0.3, 1.7, 5)  # 5 rows x 13 cols
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    grid = ev.evaluate(np.stack([xx.ravel(), yy.ravel()], 1))["loss"].reshape(5, 13)
+    model = factory()
+    layout = sl.layout
+    origin = layout.unflatten(sl.origin)
+    dirs = [layout.unflatten(d) for d in sl.directions]
+    rng = np.random.default_rng(0)
+    for i, j in zip(rng.integers(0, 5, 8), rng.integers(0, 13, 8)):
+        state = {**model.state_dict(), **state_at(model, origin, dirs, (xs[j], ys[i]))}
+        want, _ = reference_loss(model, state, x, y)
+        assert grid[i, j] == pytest.approx(want, rel=1e-5), (i, j)
+    # Orientation: the loss surface is not symmetric, so a transposed grid would fail above.
+    assert not np.allclose(grid[:, ::-1], grid)
+
+
+def test_linear_model_mse_is_the_exact_quadratic_on_any_plane():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=g)
+    t = torch.randn(40, 3, generator=g)
+    factory = ModelFactory("linear", (5,), 3, seed=2)
+    model = factory()
+    layout = StateLayout.of(model)
+    sl = random_slice(layout, layout.flatten(model.state_dict()), 2, seed=4, normalization="none", ignore="none")
+    ev = Evaluator(ScanProblem(factory, sl, x, t, loss="mse"), device="cpu")
+    xs, ys = np.linspace(-2, 1, 7), np.linspace(-0.5, 3, 4)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    got = ev.evaluate(np.stack([xx.ravel(), yy.ravel()], 1))
+    # Closed form in float64: residual r(a, b) = r0 + a*o1 + b*o2, loss = mean(r^2).
+    X, T = x.double().numpy(), t.double().numpy()
+    def out(vec):
+        p = layout.unflatten(vec.double())
+        return X @ p["linear.weight"].numpy().T + p["linear.bias"].numpy()
+    r0, o1, o2 = out(sl.origin) - T, out(sl.directions[0]), out(sl.directions[1])
+    want = ((r0 + xx.ravel()[:, None, None] * o1 + yy.ravel()[:, None, None] * o2) ** 2).mean(axis=(1, 2))
+    np.testing.assert_allclose(got["loss"], want, rtol=1e-5)
+    assert np.isnan(got["accuracy"]).all()  # regression: no accuracy
+
+
+def test_results_do_not_depend_on_how_points_are_batched():
+    factory, sl, x, y = _digits_problem(subset=100)
+    ev = Evaluator(ScanProblem(factory, sl, x, y), device="cpu")
+    coords = np.random.default_rng(1).uniform(-1, 1, (10, 2))
+    whole = ev.evaluate(coords)["loss"]
+    pieces = np.concatenate([ev.evaluate(coords[i : i + 3])["loss"] for i in range(0, 10, 3)])
+    assert np.array_equal(whole, pieces)
+
+
+def test_diverged_points_stay_inf_or_nan():
+    factory, sl, x, y = _digits_problem(subset=50)
+    ev = Evaluator(ScanProblem(factory, sl, x, y), device="cpu")
+    loss = ev.evaluate(np.array([[1e30, 1e30]]))["loss"]
+    assert not np.isfinite(loss).all()
+
+
+def test_data_that_does_not_fit_the_model_is_a_clear_error():
+    factory, sl, x, y = _digits_problem(subset=20)
+    with pytest.raises(DataError, match="does not fit the model"):
+        check_fit(ScanProblem(factory, sl, torch.randn(20, 3, 5, 5), y))
+    with pytest.raises(DataError, match="classes"):
+        check_fit(ScanProblem(factory, sl, x, y + 10))
