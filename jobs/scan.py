@@ -76,29 +76,28 @@ def _meta(spec: ScanSpec, problem, extras: dict) -> dict:
     }
 
 
-def open_or_create(spec: ScanSpec, url: str, overwrite: bool, problem, extras) -> tuple[ResultStore, bool]:
-    """(store, resumed). Refuses an output that holds a different scan."""
+def existing_result(spec: ScanSpec, url: str, overwrite: bool) -> ResultStore | None:
+    """The same scan already at `url` (to resume), None; refuses a different one."""
     existing = None if overwrite else ResultStore.probe(url)
-    if existing is not None:
-        if existing.meta.get("identity") != spec.identity():
-            raise ResultError(
-                f"output {url!r} holds a different scan ({existing.meta.get('name')!r}, another spec); "
-                "choose another --out or pass --overwrite to replace it"
-            )
-        return existing, True
-    x = axis_values(spec.grid.x)
-    y = axis_values(spec.grid.y) if spec.dims == 2 else None
-    store = ResultStore.create(
+    if existing is not None and existing.meta.get("identity") != spec.identity():
+        raise ResultError(
+            f"output {url!r} holds a different scan ({existing.meta.get('name')!r}, another spec); "
+            "choose another --out or pass --overwrite to replace it"
+        )
+    return existing
+
+
+def create_result(spec: ScanSpec, url: str, problem, extras) -> ResultStore:
+    return ResultStore.create(
         url,
         grid_shape=spec.grid_shape,
         tile_shape=spec.tile_shape,
-        x=x,
-        y=y,
+        x=axis_values(spec.grid.x),
+        y=axis_values(spec.grid.y) if spec.dims == 2 else None,
         origin=problem.slice.origin.numpy(),
         directions=problem.slice.directions.numpy(),
         meta=_meta(spec, problem, extras),
     )
-    return store, False
 
 
 def _use_stored_slice(store: ResultStore, problem) -> None:
@@ -121,21 +120,23 @@ def run_scan(
     """Run (or resume) the scan; returns the result's path or URL."""
     url = str(out or default_output(spec))
     problem, extras = build_problem(spec)  # every bad input fails here, before anything is written
-    store, resumed = open_or_create(spec, url, overwrite, problem, extras)
+    store = existing_result(spec, url, overwrite)
     tiles = make_tiles(spec.grid_shape, spec.tile_shape)
-    pending = store.pending(tiles)
-    if resumed:
+    pending = store.pending(tiles) if store is not None else tiles
+    if store is not None:
         _use_stored_slice(store, problem)
         say(f"resuming {url}: {len(pending)} of {len(tiles)} tiles left to evaluate")
     else:
-        say(f"scan {spec.name!r}: {np.prod(spec.grid_shape):,} points in {len(tiles)} tiles -> {url}")
-    x = np.asarray(store.group["x"][...])
-    y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
+        say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {len(tiles)} tiles -> {url}")
     if pending:
         c = spec.cluster
+        gpus = gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor
         with ray_session(address):
-            request = plan_actors(actors or c.actors, gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor, c.cpus_per_actor)
+            request = plan_actors(actors or c.actors, gpus, c.cpus_per_actor)  # fails before writing anything
             say(f"{request.actors} actor(s), each CPU {request.cpus:g} GPU {request.gpus:g}")
+            store = store or create_result(spec, url, problem, extras)
+            x = np.asarray(store.group["x"][...])
+            y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
             report = evaluate_tiles(
                 problem,
                 Evaluator,
@@ -161,6 +162,8 @@ def run_scan(
         say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
     elif store.meta.get("status") != "complete":
         store.update_meta(status="complete", finished_at=now())
+    else:
+        say(f"{url} is already complete; nothing to evaluate")
     print(f"result: {url}")
     if plot:
         from .plot import plot_result

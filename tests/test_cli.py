@@ -24,8 +24,8 @@ def _run_bad(capsys, argv, *needles):
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("landscape: error:")]
+    assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
     for n in needles:
         assert n in err, err
     return err
@@ -101,3 +101,39 @@ def test_schema_and_cli_entry_point():
     assert "slice" in schema["properties"]
     r = subprocess.run([sys.executable, "-m", "jobs.cli", "run"], capture_output=True, text=True)
     assert r.returncode == 2 and "spec" in r.stderr
+
+
+def test_actors_that_cannot_be_placed_fail_fast_saying_what_was_asked(ray_cluster, tiny_run, tmp_path, capsys):
+    spec = _write(tmp_path, scan_spec_dict(tiny_run))
+    out = tmp_path / "gpu.zarr"
+    _run_bad(capsys, ["run", spec, "--out", str(out), "--gpus-per-actor", "1"], "GPU 1", "the cluster has", "GPU 0")
+    assert not out.exists()
+
+
+def test_a_users_own_model_and_data_by_import_path(ray_cluster, tmp_path):
+    import numpy as np
+    import zarr
+
+    from tests.user_factories import make_data, make_model
+
+    from .independent import reference_loss
+
+    torch.manual_seed(3)
+    ckpt = tmp_path / "user.pt"
+    torch.save(make_model(hidden=6).state_dict(), ckpt)
+    d = {
+        "name": "user",
+        "model": {"kind": "import", "factory": "tests.user_factories:make_model", "options": {"hidden": 6}},
+        "data": {"kind": "import", "factory": "tests.user_factories:make_data", "kwargs": {"n": 30}},
+        "slice": {"kind": "random_line", "checkpoint": str(ckpt), "seed": 1},
+        "grid": {"x": {"min": -1, "max": 1, "num": 5}},
+        "tile": 2,
+    }
+    out = tmp_path / "user.zarr"
+    assert main(["run", _write(tmp_path, d), "--out", str(out), "--no-plot"]) == 0
+    loss = zarr.open_group(str(out), mode="r")["loss"][...]
+    x, y = make_data(30)
+    model = make_model(hidden=6)
+    want, _ = reference_loss(model, torch.load(ckpt, weights_only=True), x, y)
+    assert loss[2] == pytest.approx(want, rel=1e-5)  # x = 0 is the checkpoint
+    assert np.isfinite(loss).all()

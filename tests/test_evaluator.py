@@ -88,3 +88,23 @@ def test_data_that_does_not_fit_the_model_is_a_clear_error():
         check_fit(ScanProblem(factory, sl, torch.randn(20, 3, 5, 5), y))
     with pytest.raises(DataError, match="classes"):
         check_fit(ScanProblem(factory, sl, x, y + 10))
+
+
+def test_resnet_with_batchnorm_matches_the_reference_loop():
+    from landscape.data import synthetic
+
+    x, y = synthetic(12, (3, 8, 8), 10, seed=1)
+    factory = ModelFactory("resnet20", (3, 8, 8), 10, {"width": 4}, seed=0)
+    model = factory()
+    model.train()
+    model(torch.randn(16, 3, 8, 8))  # non-trivial running statistics
+    layout = StateLayout.of(model)
+    sl = random_slice(layout, layout.flatten(model.state_dict()), 2, seed=2)
+    ev = Evaluator(ScanProblem(factory, sl, x, y, data_chunk=5), device="cpu")
+    coords = np.array([[0.0, 0.0], [0.3, -0.2], [-0.5, 0.7]])
+    got = ev.evaluate(coords)["loss"]
+    origin, dirs = layout.unflatten(sl.origin), [layout.unflatten(d) for d in sl.directions]
+    full = model.state_dict()
+    for k, c in enumerate(coords):
+        want, _ = reference_loss(factory(), {**full, **state_at(model, origin, dirs, c)}, x, y)
+        assert got[k] == pytest.approx(want, rel=1e-5)
