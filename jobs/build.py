@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from landscape import data as datasets
@@ -9,6 +10,7 @@ from landscape.checkpoints import load_state
 from landscape.errors import SpecError
 from landscape.evaluator import ScanProblem, check_fit
 from landscape.factories import ModelFactory
+from landscape.plan import EvalOptions
 from landscape.params import StateLayout, non_float_state
 from landscape.slices import Slice, line_between, plane_through, random_slice
 
@@ -64,6 +66,12 @@ def build_problem(spec: ScanSpec) -> tuple[ScanProblem, dict]:
     inputs, targets = load_data(spec.data)
     factory = model_factory(spec.model, inputs, targets)
     sl, extras = build_slice(spec, factory)
-    problem = ScanProblem(factory, sl, inputs, targets, spec.loss, spec.data_chunk)
+    options = EvalOptions(
+        precision=spec.precision,
+        data_chunk=spec.data_chunk,
+        expected_points=int(np.prod(spec.grid_shape)),
+        **spec.evaluator.model_dump(),
+    )
+    problem = ScanProblem(factory, sl, inputs, targets, spec.loss, options)
     check_fit(problem)
     return problem, extras

@@ -137,6 +137,20 @@ class ClusterSpec(Strict):
     placement_timeout_s: float = Field(60, gt=0, description="how long to wait for actors to be placed")
 
 
+class EvaluatorSpec(Strict):
+    """How the evaluator runs; the defaults pick what measured fastest on the device."""
+
+    points_per_pass: int | None = Field(
+        None, gt=0, description="grid points evaluated together (vmap); default: 1 on CPU, 128 on GPU for models without convolutions"
+    )
+    shortcut: bool = Field(True, description="exact first-layer shortcut when its precomputed outputs fit in memory")
+    cuda_graphs: bool | None = Field(None, description="replay each pass as a CUDA graph (default: on for GPUs)")
+    channels_last: bool | None = Field(None, description="channels-last memory format (default: on for image inputs)")
+    compile: bool | None = Field(
+        None, description="torch.compile the model (default: on for conv nets on GPU in scans of >= 50,000 points)"
+    )
+
+
 class ScanSpec(Strict):
     """A loss-landscape scan."""
 
@@ -147,7 +161,9 @@ class ScanSpec(Strict):
     slice: SliceSpec
     grid: Grid
     tile: int | tuple[int, int] = Field(32, description="tile = Zarr chunk, in points per axis ([rows, cols] or one int)")
-    data_chunk: int = Field(8192, gt=0, description="samples per forward pass")
+    precision: Literal["fp32", "tf32", "bf16"] = Field("fp32", description="arithmetic of the forward passes")
+    data_chunk: int | None = Field(None, gt=0, description="samples per forward pass (default: from the device's memory)")
+    evaluator: EvaluatorSpec = Field(default_factory=EvaluatorSpec)
     output: str | None = Field(None, description="result path or URL (default results/<name>.zarr)")
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
 

@@ -1,21 +1,30 @@
 """Turn grid coordinates into losses and accuracies on the full-batch data.
 
-A plain class, no Ray: the cluster layer wraps it in an actor.
+A plain class, no Ray: the cluster layer wraps it in an actor. The data sit on
+the device for the evaluator's lifetime; a tile's coordinates go to the device
+once and its results come back once (no host round trip per point). Per pass it
+evaluates K grid points together (vmap over the stacked parameter sets) or one
+at a time, starts from the first-layer shortcut when it fits, and on CUDA
+replays the whole pass as a CUDA graph. See `plan.py` for how K and the data
+chunk are chosen.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, vmap
 
 from .errors import DataError
-from .slices import Slice, combine
+from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, make_plan, widest_output_elements
+from .precision import compute_dtype, matmul_mode
+from .shortcut import PrecomputedLayer, first_layer, layer_basis, layer_input, swap_module
+from .slices import Slice, points_on_slice
 
 LossKind = Literal["cross_entropy", "mse"]
 
@@ -29,28 +38,11 @@ class ScanProblem:
     inputs: torch.Tensor  # (N, ...) float
     targets: torch.Tensor  # (N,) int64 labels, or (N,)/(N, C) float for mse
     loss: LossKind = "cross_entropy"
-    # Samples per forward pass. Fixed per scan (not per device) so the summation
-    # order, and so every fp32 bit, is the same on every actor.
-    data_chunk: int = 8192
+    options: EvalOptions = field(default_factory=EvalOptions)
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _loss_sum(out: torch.Tensor, target: torch.Tensor, loss: LossKind) -> tuple[float, int, float]:
-    """Summed loss, number of terms it averages over, correct predictions (NaN for regression)."""
-    if loss == "cross_entropy":
-        total = F.cross_entropy(out, target, reduction="sum")
-        correct = (out.argmax(dim=1) == target).sum()
-        return float(total), len(out), float(correct)
-    target = target.reshape(out.shape) if target.dim() == 1 else target
-    if not target.is_floating_point():  # class labels under mse: one-hot targets
-        target = F.one_hot(target, out.shape[1]).to(out.dtype)
-        correct = float((out.argmax(dim=1) == target.argmax(dim=1)).sum())
-    else:
-        correct = float("nan")
-    return float(F.mse_loss(out, target, reduction="sum")), out.numel(), correct
 
 
 def check_fit(problem: ScanProblem) -> None:
@@ -77,41 +69,212 @@ def check_fit(problem: ScanProblem) -> None:
         raise DataError(f"mse: the model outputs {tuple(out.shape[1:])} per sample but targets are {tuple(y.shape[1:])}")
 
 
+def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: LossKind) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per grid point: summed loss and correct predictions over a chunk.
+
+    out (K, n, ...) fp32, target (n, ...) -> ((K,), (K,)); correct is NaN for regression.
+    """
+    k = out.shape[0]
+    if loss == "cross_entropy":
+        logp = out.log_softmax(-1)
+        picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
+        return -picked.sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+    if target.is_floating_point():
+        err = out - target.reshape(out.shape[1:])
+        return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
+    onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
+    return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+
+
 class Evaluator:
     """Holds the model and the full-batch data on one device; evaluates grid points."""
 
-    def __init__(self, problem: ScanProblem, device: str | torch.device | None = None):
+    def __init__(self, problem: ScanProblem, device: str | torch.device | None = None, options: EvalOptions | None = None):
         self.device = torch.device(device) if device is not None else default_device()
+        self.options = options or problem.options
+        self.precision = self.options.precision
+        self.dtype = compute_dtype(self.precision)
         self.loss = problem.loss
-        self.chunk = problem.data_chunk
-        self.model = problem.model_factory().to(self.device).eval()  # eval: BatchNorm uses running stats
         self.layout = problem.slice.layout
-        self.origin = problem.slice.origin.to(self.device)  # (P,)
-        self.directions = problem.slice.directions.to(self.device)  # (D, P)
-        self.inputs = problem.inputs.to(self.device)  # (N, ...)
-        self.targets = problem.targets.to(self.device)  # (N,) or (N, C)
-        self.n = len(self.inputs)
+        self.origin = problem.slice.origin.to(self.device)  # (P,) fp32
+        self.directions = problem.slice.directions.to(self.device)  # (D, P) fp32
+        self.n = len(problem.inputs)
+        self.model = problem.model_factory().to(self.device).eval()  # eval: BatchNorm uses running stats
+        self._names = [e.name for e in self.layout.entries]
+        self.plan = self._make_plan(problem)
+        inputs = problem.inputs.to(self.device).float()
+        if self.plan.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.inputs = inputs.to(self.dtype)
+        self.targets = problem.targets.to(self.device)
+        self.skip: set[str] = set()  # state entries the shortcut replaces
+        self.shortcut: PrecomputedLayer | None = None
+        self._chunks = [
+            (s, min(s + self.plan.data_chunk, self.n)) for s in range(0, self.n, self.plan.data_chunk)
+        ]
+        self._bases: list[list[torch.Tensor]] = []
+        if self.plan.shortcut:
+            with matmul_mode(self.precision):  # fp32 means no TF32 here too
+                self._install_shortcut(inputs)  # from the fp32 data, also for bf16 scans
+        self._bind_flat_state()
+        self._run_model = self.model
+        if self.plan.compile:
+            # Fuses BatchNorm/ReLU/residual adds and autotunes convolutions; the
+            # parameters stay inputs of the compiled code, so loading a point in place works.
+            self._run_model = torch.compile(self.model, mode="max-autotune-no-cudagraphs", dynamic=False)
+        self._graph = None
 
+    # -- setup ---------------------------------------------------------------
+    def _make_plan(self, problem: ScanProblem) -> EvalPlan:
+        sample = problem.inputs[:2].to(self.device)
+        widest = widest_output_elements(self.model, sample)
+        per_sample = ACTIVATION_FACTOR * widest * torch.finfo(self.dtype).bits // 8
+        self._first = first_layer(self.model, sample)
+        with torch.no_grad():
+            out = self.model(sample)
+        # MSE averages over every output element, cross-entropy over samples.
+        self.terms_per_point = self.n * (out[0].numel() if self.loss == "mse" else 1)
+        shortcut_per_sample = None
+        if self._first is not None:
+            with torch.no_grad():
+                z = self.model.get_submodule(self._first)(layer_input(self.model, self._first, sample))
+            shortcut_per_sample = (self.directions.shape[0] + 1) * (z[0].numel()) * 4  # fp32
+        has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in self.model.modules())
+        image = problem.inputs.dim() == 4
+        return make_plan(self.options, self.device, self.n, per_sample, shortcut_per_sample, has_conv, image)
+
+    @torch.no_grad()
+    def _install_shortcut(self, inputs: torch.Tensor) -> None:
+        """Precompute the first layer's outputs for the origin and each direction, per chunk."""
+        name = self._first
+        layer = self.model.get_submodule(name)
+        prefix = name + "."
+        own = [k for k in self._names if k.startswith(prefix) and "." not in k[len(prefix) :]]
+        vecs = [self.origin, *self.directions]
+        states = [
+            {k[len(prefix) :]: v for k, v in self.layout.unflatten(vec).items() if k in own} for vec in vecs
+        ]
+        for s, e in self._chunks:
+            self._bases.append(layer_basis(layer, layer_input(self.model, name, inputs[s:e]), states))
+        self.shortcut = PrecomputedLayer(self.directions.shape[0], self.dtype).to(self.device)
+        swap_module(self.model, name, self.shortcut)
+        self.skip = set(own)
+        self._shortcut_key = prefix + "coef"
+
+    def _bind_flat_state(self) -> None:
+        """Make the model's float state views of one flat vector.
+
+        With K = 1 a grid point is then loaded by one fused op into that vector
+        and the model runs as is: no per-tensor copies, no functional_call.
+        """
+        self._point = torch.empty(1, self.layout.size, device=self.device)  # fp32 point
+        self._flat = self._point[0] if self.dtype == torch.float32 else torch.empty_like(self._point[0], dtype=self.dtype)
+        for name, view in self.layout.unflatten(self._flat).items():
+            if name in self.skip:
+                continue
+            owner, _, leaf = name.rpartition(".")
+            mod = self.model.get_submodule(owner)
+            if leaf in mod._parameters:
+                mod._parameters[leaf] = nn.Parameter(view, requires_grad=False)
+            else:
+                mod._buffers[leaf] = view
+
+    def _load_point(self, coefs: torch.Tensor) -> None:
+        """Load one grid point (1, D) into the model's own state."""
+        points_on_slice(self.origin, self.directions, coefs, out=self._point)
+        if self._flat.data_ptr() != self._point.data_ptr():
+            self._flat.copy_(self._point[0])
+        if self.shortcut is not None:
+            self.shortcut.coef.copy_(coefs[0])
+
+    # -- one pass over the data for K points ---------------------------------------
+    def _state(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Batched state dict (K, *shape) in the compute dtype for coordinates (K, D)."""
+        vec = points_on_slice(self.origin, self.directions, coefs).to(self.dtype)
+        parts = torch.split(vec, [e.numel for e in self.layout.entries], dim=1)
+        state = {
+            e.name: p.view(len(coefs), *e.shape) for e, p in zip(self.layout.entries, parts) if e.name not in self.skip
+        }
+        if self.shortcut is not None:
+            state[self._shortcut_key] = coefs
+        return state
+
+    def _forward(self, state: dict[str, torch.Tensor] | None, x: torch.Tensor) -> torch.Tensor:
+        if state is None:  # K = 1: the point is loaded into the model itself
+            return self._run_model(x)[None]
+        return vmap(lambda st: functional_call(self.model, st, (x,)), in_dims=(0,), randomness="error")(state)
+
+    def _sums(self, coefs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K,) summed loss and correct predictions over all the data, float64 on the device."""
+        k = len(coefs)
+        if k == 1:
+            self._load_point(coefs)
+            state = None
+        else:
+            state = self._state(coefs)
+        loss = torch.zeros(k, dtype=torch.float64, device=self.device)
+        correct = torch.zeros(k, dtype=torch.float64, device=self.device)
+        for c, (s, e) in enumerate(self._chunks):
+            if self.shortcut is not None:
+                self.shortcut.basis = self._bases[c]
+            out = self._forward(state, self.inputs[s:e]).float()
+            l, r = loss_terms(out, self.targets[s:e], self.loss)
+            loss += l
+            correct += r
+        return loss, correct
+
+    # -- CUDA graph ------------------------------------------------------------------
+    def _graphed(self):
+        """Capture one pass for K points as a CUDA graph (once); returns (coef_in, (loss, correct))."""
+        if self._graph is None:
+            k, d = self.plan.points_per_pass, self.directions.shape[0]
+            static = torch.zeros(k, d, device=self.device)
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up outside the graph, as capture requires
+                    self._sums(static)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self._sums(static)
+            self._graph = (graph, static, out)
+        return self._graph
+
+    # -- public ------------------------------------------------------------------------
     @property
     def dims(self) -> int:
         return self.directions.shape[0]
 
-    @torch.no_grad()
-    def evaluate_state(self, vec: torch.Tensor) -> tuple[float, float]:
-        """Mean loss and accuracy of the flat state `vec` (P,) over all the data."""
-        state = self.layout.unflatten(vec)
-        loss_sum, terms, correct = 0.0, 0, 0.0
-        for start in range(0, self.n, self.chunk):
-            out = functional_call(self.model, state, (self.inputs[start : start + self.chunk],))
-            l, t, c = _loss_sum(out, self.targets[start : start + self.chunk], self.loss)
-            loss_sum, terms, correct = loss_sum + l, terms + t, correct + c
-        return loss_sum / terms, correct / self.n
+    def describe(self) -> dict:
+        """The plan this evaluator runs with (recorded in the result)."""
+        return {"device": str(self.device), "precision": self.precision, **self.plan.describe()}
 
+    @torch.no_grad()
     def evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
-        """coords (K, D) grid coordinates -> {"loss": (K,), "accuracy": (K,)} float32."""
+        """coords (M, D) grid coordinates -> {"loss": (M,), "accuracy": (M,)} float32."""
         coords = np.asarray(coords, dtype=np.float64).reshape(-1, self.dims)
-        loss = np.empty(len(coords), dtype=np.float32)
-        acc = np.empty(len(coords), dtype=np.float32)
-        for k, c in enumerate(coords):
-            loss[k], acc[k] = self.evaluate_state(combine(self.origin, self.directions, c))
-        return {"loss": loss, "accuracy": acc}
+        m, k = len(coords), self.plan.points_per_pass
+        if m == 0:
+            return {"loss": np.empty(0, np.float32), "accuracy": np.empty(0, np.float32)}
+        # Pad to whole groups of K with copies of the last point: every point is
+        # computed in a pass of the same shape, whatever the tile size.
+        padded = np.concatenate([coords, np.repeat(coords[-1:], (-m) % k, axis=0)])
+        c = torch.from_numpy(padded).float().to(self.device)
+        loss = torch.empty(len(c), dtype=torch.float64, device=self.device)
+        correct = torch.empty(len(c), dtype=torch.float64, device=self.device)
+        with matmul_mode(self.precision):
+            if self.plan.cuda_graphs:
+                graph, static, (gl, gc) = self._graphed()
+                for g in range(0, len(c), k):
+                    static.copy_(c[g : g + k])
+                    graph.replay()
+                    loss[g : g + k].copy_(gl)
+                    correct[g : g + k].copy_(gc)
+            else:
+                for g in range(0, len(c), k):
+                    loss[g : g + k], correct[g : g + k] = self._sums(c[g : g + k])
+        loss_np = (loss[:m] / self.terms_per_point).cpu().numpy().astype(np.float32)
+        acc_np = (correct[:m] / self.n).cpu().numpy().astype(np.float32)
+        return {"loss": loss_np, "accuracy": acc_np}

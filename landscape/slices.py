@@ -35,16 +35,26 @@ class Slice:
         return combine(self.origin, self.directions, coords)
 
 
-def combine(origin: torch.Tensor, directions: torch.Tensor, coords) -> torch.Tensor:
-    """origin + sum_i coords[i] * directions[i], in the tensors' own precision.
+def points_on_slice(
+    origin: torch.Tensor, directions: torch.Tensor, coefs: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(K, P) = origin + sum_i coefs[:, i] * directions[i], for coordinates coefs (K, D).
 
     The one formula used everywhere (evaluator, `landscape point`, tests), so a
-    grid point's weights are bit-identical wherever they are rebuilt.
+    grid point's weights are bit-identical wherever they are rebuilt; pure
+    tensor ops, so it runs inside a CUDA graph with the coordinates on the device.
+    `out` (K, P), if given, receives the result in place (same kernels, same bits).
     """
-    out = origin.clone()
-    for c, d in zip(coords, directions):
-        out.add_(d, alpha=float(c))
-    return out
+    acc = origin.expand(len(coefs), -1)
+    for i in range(directions.shape[0]):
+        acc = torch.addcmul(acc, coefs[:, i : i + 1], directions[i], out=out)
+    return acc
+
+
+def combine(origin: torch.Tensor, directions: torch.Tensor, coords) -> torch.Tensor:
+    """(P,) the point at coordinates `coords` (length D), in float32 as the evaluator forms it."""
+    coefs = torch.tensor([[float(c) for c in coords]], dtype=torch.float32, device=origin.device)
+    return points_on_slice(origin, directions, coefs)[0]
 
 
 def _mark(label: str, x: float, y: float | None = None) -> dict:

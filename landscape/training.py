@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .evaluator import LossKind, _loss_sum
+from .evaluator import LossKind, loss_terms
 
 
 def train(
@@ -35,7 +35,8 @@ def train(
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             out = model(inputs[idx])
-            l_sum, t, c = _loss_sum(out.detach(), targets[idx], loss)
+            l_sum, c = (float(v) for v in loss_terms(out.detach()[None].float(), targets[idx], loss))
+            t = len(idx) if loss == "cross_entropy" else out.numel()
             batch_loss = _mean_loss(out, targets[idx], loss)
             opt.zero_grad(set_to_none=True)
             batch_loss.backward()

@@ -29,6 +29,7 @@ def ray_cluster():
     import ray
 
     ray.init(
+        address="local",  # never attach to a `ray start` cluster another test (or person) runs
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",

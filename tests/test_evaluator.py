@@ -6,6 +6,7 @@ from torch import nn
 from landscape.errors import DataError
 from landscape.evaluator import Evaluator, ScanProblem, check_fit
 from landscape.factories import ModelFactory
+from landscape.plan import EvalOptions
 from landscape.params import StateLayout
 from landscape.slices import random_slice
 
@@ -24,9 +25,22 @@ def _digits_problem(subset=300):
     return factory, sl, x, y
 
 
-def test_grid_matches_an_independent_plain_pytorch_loop_on_a_non_square_asymmetric_grid():
+# Every evaluation mode must give the reference's numbers: one point per pass with
+# and without the first-layer shortcut, and K points per pass through vmap.
+MODES = {
+    "plain": EvalOptions(shortcut=False, data_chunk=100),
+    "shortcut": EvalOptions(shortcut=True, data_chunk=100),
+    "vmap-k4": EvalOptions(shortcut=False, points_per_pass=4, data_chunk=100),
+    "vmap-k4-shortcut": EvalOptions(shortcut=True, points_per_pass=4, data_chunk=100),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_grid_matches_an_independent_plain_pytorch_loop_on_a_non_square_asymmetric_grid(mode):
     factory, sl, x, y = _digits_problem()
-    ev = Evaluator(ScanProblem(factory, sl, x, y, data_chunk=100), device="cpu")
+    ev = Evaluator(ScanProblem(factory, sl, x, y, options=MODES[mode]), device="cpu")
+    assert ev.plan.shortcut == MODES[mode].shortcut
+    assert ev.plan.points_per_pass == (MODES[mode].points_per_pass or 1)
     xs, ys = np.linspace(-1.0, 0.5, 13), np.linspace(-0.3, 1.7, 5)  # 5 rows x 13 cols
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     grid = ev.evaluate(np.stack([xx.ravel(), yy.ravel()], 1))["loss"].reshape(5, 13)
@@ -66,9 +80,10 @@ def test_linear_model_mse_is_the_exact_quadratic_on_any_plane():
     assert np.isnan(got["accuracy"]).all()  # regression: no accuracy
 
 
-def test_results_do_not_depend_on_how_points_are_batched():
+@pytest.mark.parametrize("k", [1, 4])
+def test_results_do_not_depend_on_how_points_are_batched(k):
     factory, sl, x, y = _digits_problem(subset=100)
-    ev = Evaluator(ScanProblem(factory, sl, x, y), device="cpu")
+    ev = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(points_per_pass=k)), device="cpu")
     coords = np.random.default_rng(1).uniform(-1, 1, (10, 2))
     whole = ev.evaluate(coords)["loss"]
     pieces = np.concatenate([ev.evaluate(coords[i : i + 3])["loss"] for i in range(0, 10, 3)])
@@ -90,7 +105,8 @@ def test_data_that_does_not_fit_the_model_is_a_clear_error():
         check_fit(ScanProblem(factory, sl, x, y + 10))
 
 
-def test_resnet_with_batchnorm_matches_the_reference_loop():
+@pytest.mark.parametrize("k", [1, 2])
+def test_resnet_with_batchnorm_matches_the_reference_loop(k):
     from landscape.data import synthetic
 
     x, y = synthetic(12, (3, 8, 8), 10, seed=1)
@@ -100,7 +116,8 @@ def test_resnet_with_batchnorm_matches_the_reference_loop():
     model(torch.randn(16, 3, 8, 8))  # non-trivial running statistics
     layout = StateLayout.of(model)
     sl = random_slice(layout, layout.flatten(model.state_dict()), 2, seed=2)
-    ev = Evaluator(ScanProblem(factory, sl, x, y, data_chunk=5), device="cpu")
+    ev = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(data_chunk=5, points_per_pass=k)), device="cpu")
+    assert ev.plan.shortcut and ev.plan.channels_last == (k == 1)  # conv first layer; image inputs, NCHW under vmap
     coords = np.array([[0.0, 0.0], [0.3, -0.2], [-0.5, 0.7]])
     got = ev.evaluate(coords)["loss"]
     origin, dirs = layout.unflatten(sl.origin), [layout.unflatten(d) for d in sl.directions]

@@ -1,0 +1,323 @@
+"""Throughput: the reference method beside our evaluator, in one process, on one device.
+
+(a) reference: for each grid point, copy w0 + x*d1 + y*d2 into the model's
+    parameters, then loop over the data in mini-batches of 128 in fp32, summing
+    loss.item() per batch, as the MPI reference implementation does (its data
+    come from a host DataLoader; ours are already on the device, which only
+    makes the reference faster, so our ratios are conservative);
+(b) our evaluator (landscape.evaluator.Evaluator) in each precision, with and
+    without the first-layer shortcut (and, with --explore, other K / graph
+    settings).
+
+Per row: evaluations/s (median of repeats), ratio to the reference, achieved
+GFLOP/s (full forward FLOPs from torch.utils.flop_counter, so the shortcut's
+saved work still counts as done), fraction of this device's measured matmul
+peak in that precision, max relative deviation of the loss from our fp32
+plain path, and peak memory.
+
+Needs only torch, numpy and scikit-learn (for digits): it runs on the GPU
+machine, which has no Ray or Zarr.
+
+    python benchmarks/throughput.py --device cuda --out BENCH.md
+    python benchmarks/throughput.py --device cpu --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from landscape import data as datasets  # noqa: E402
+from landscape.evaluator import Evaluator, ScanProblem  # noqa: E402
+from landscape.factories import ModelFactory  # noqa: E402
+from landscape.params import StateLayout  # noqa: E402
+from landscape.plan import EvalOptions  # noqa: E402
+from landscape.slices import combine, random_slice  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    kind: str
+    options: dict
+    data: str  # digits | synthetic
+    n: int
+    shape: tuple[int, ...]
+
+
+CASES = {
+    "mlp": Case("digits MLP 64-64 (N=1,797)", "mlp", {"widths": [64, 64]}, "digits", 1797, (1, 8, 8)),
+    "cnn": Case("MNIST-article CNN (N=10,000, 28x28)", "cnn", {}, "synthetic", 10000, (1, 28, 28)),
+    "resnet20": Case("ResNet-20 (N=2,500, 32x32x3)", "resnet20", {}, "synthetic", 2500, (3, 32, 32)),
+    "resnet20-10k": Case("ResNet-20 (N=10,000, 32x32x3)", "resnet20", {}, "synthetic", 10000, (3, 32, 32)),
+    "resnet56": Case("ResNet-56 (N=2,500, 32x32x3)", "resnet56", {}, "synthetic", 2500, (3, 32, 32)),
+    "resnet56-10k": Case("ResNet-56 (N=10,000, 32x32x3)", "resnet56", {}, "synthetic", 10000, (3, 32, 32)),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, precision: str) -> float:
+    """Measured GFLOP/s of a large square matmul in this precision (the ceiling we compare to)."""
+    n = 8192 if device.type == "cuda" else 1024
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        a @ b
+        sync(device)
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(3):
+                a @ b
+            sync(device)
+            times.append((time.perf_counter() - t) / 3)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def forward_flops(factory: ModelFactory, inputs: torch.Tensor) -> float:
+    """FLOPs of one forward pass over all the data (counted on 16 samples, scaled)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = factory().eval()
+    sample = inputs[:16].cpu()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(sample)
+    return counter.get_total_flops() * len(inputs) / len(sample)
+
+
+class Reference:
+    """Per point: copy the weights into the model, mini-batches of 128, fp32, .item() per batch."""
+
+    def __init__(self, problem: ScanProblem, device: torch.device):
+        self.model = problem.model_factory().to(device).eval()
+        self.layout = problem.slice.layout
+        self.origin = problem.slice.origin.to(device)
+        self.directions = problem.slice.directions.to(device)
+        self.inputs, self.targets = problem.inputs.to(device), problem.targets.to(device)
+        self.device = device
+
+    @torch.no_grad()
+    def evaluate(self, coords: np.ndarray) -> dict:
+        torch.backends.cudnn.allow_tf32 = False  # true fp32, like our fp32 rows
+        losses = []
+        params = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+        for c in coords:
+            for name, value in self.layout.unflatten(combine(self.origin, self.directions, c)).items():
+                params[name].copy_(value)
+            total = 0.0
+            for i in range(0, len(self.inputs), 128):
+                out = self.model(self.inputs[i : i + 128])
+                total += F.cross_entropy(out, self.targets[i : i + 128], reduction="sum").item()
+            losses.append(total / len(self.inputs))
+        return {"loss": np.array(losses, dtype=np.float32)}
+
+
+def peak_memory_reset(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (peak RSS)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed(evaluator, coords: np.ndarray, batch: int, seconds: float, repeats: int, device) -> tuple[float, np.ndarray]:
+    """Median evaluations/s over `repeats` runs of >= `seconds` each; and the losses of `coords`."""
+    losses = evaluator.evaluate(coords)["loss"]  # warm-up (graph capture, caches) and the values
+    rates = []
+    for _ in range(repeats):
+        done, t0 = 0, time.perf_counter()
+        while True:
+            evaluator.evaluate(coords[:batch])
+            done += batch
+            sync(device)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+        rates.append(done / elapsed)
+    return statistics.median(rates), losses
+
+
+def build(case: Case, device: torch.device, n: int) -> ScanProblem:
+    if case.data == "digits":
+        x, y = datasets.digits()
+    else:
+        x, y = datasets.synthetic(n, case.shape, 10, seed=0)
+    factory = ModelFactory(case.kind, tuple(x.shape[1:]), 10, dict(case.options), seed=0)
+    model = factory()
+    layout = StateLayout.of(model)
+    sl = random_slice(layout, layout.flatten(model.state_dict()), 2, seed=0)
+    return ScanProblem(factory, sl, x, y)
+
+
+def modes(device: torch.device, explore: str, case: Case) -> list[tuple[str, EvalOptions]]:
+    precisions = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    out = []
+    for p in precisions:
+        for sc in (True, False):
+            out.append((f"{p}{' +shortcut' if sc else ''}", EvalOptions(precision=p, shortcut=sc)))
+    if explore == "compile" and device.type == "cuda":
+        out.append(("bf16 +shortcut +compile", EvalOptions(precision="bf16", compile=True)))
+    if explore == "all" and device.type == "cuda":
+        ks = [8, 128] if case.kind == "mlp" else [4]
+        for k in ks:
+            out.append((f"bf16 +shortcut K={k}", EvalOptions(precision="bf16", points_per_pass=k)))
+        out.append(("bf16 +shortcut no graphs", EvalOptions(precision="bf16", cuda_graphs=False)))
+        one = {"points_per_pass": 1} if case.kind == "mlp" else {}
+        out.append(("bf16 +shortcut +compile", EvalOptions(precision="bf16", compile=True, **one)))
+        out.append(("tf32 +shortcut +compile", EvalOptions(precision="tf32", compile=True, **one)))
+    if explore == "all" and device.type == "cpu" and case.kind != "mlp":
+        for chunk in (128, 512, 2048):
+            out.append((f"fp32 +shortcut chunk={chunk}", EvalOptions(data_chunk=chunk)))
+        out.append(("fp32 +shortcut NCHW", EvalOptions(channels_last=False)))
+    if explore == "all" and device.type == "cpu" and case.kind == "mlp":
+        out.append(("fp32 +shortcut K=8", EvalOptions(points_per_pass=8)))
+    return out
+
+
+def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict]:
+    n = args.n.get(name, case.n)
+    problem = build(case, device, n)
+    flops = forward_flops(problem.model_factory, problem.inputs)
+    rng = np.random.default_rng(0)
+    coords = rng.uniform(-1, 1, (max(args.points, 1), 2))
+    rows = []
+
+    def row(mode: str, precision: str, rate: float, losses, mem: float, plan: dict | None):
+        rows.append(
+            {
+                "model": case.label if n == case.n else f"{case.label.split(' (')[0]} (N={n:,})",
+                "mode": mode,
+                "evals_per_s": rate,
+                "gflops": rate * flops / 1e9,
+                "peak_frac": rate * flops / 1e9 / peaks[precision],
+                "losses": losses,
+                "peak_mib": mem,
+                "plan": plan,
+            }
+        )
+        log(json.dumps({k: v for k, v in rows[-1].items() if k != "losses"}, default=str))
+
+    ref = Reference(problem, device)
+    peak_memory_reset(device)
+    ref_batch = max(1, min(args.ref_points, len(coords)))
+    rate, losses = timed(ref, coords[:ref_batch], ref_batch, args.seconds, args.repeats, device)
+    row("reference (batch 128, fp32)", "fp32", rate, losses, peak_memory_mib(device), None)
+    del ref
+    for mode, opts in modes(device, args.explore, case):
+        try:
+            peak_memory_reset(device)
+            ev = Evaluator(problem, device=device, options=opts)
+            batch = max(ev.plan.points_per_pass, min(args.batch, len(coords)))
+            batch = -(-batch // ev.plan.points_per_pass) * ev.plan.points_per_pass
+            rate, _ = timed(ev, coords[:batch], batch, args.seconds, args.repeats, device)
+            losses = ev.evaluate(coords[:ref_batch])["loss"]
+            row(mode, opts.precision, rate, losses, peak_memory_mib(device), ev.describe())
+            del ev
+        except Exception as e:  # one mode failing must not lose the others' numbers
+            log(f"{case.label} {mode}: FAILED {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    base = next((r["losses"] for r in rows if r["mode"] == "fp32"), rows[0]["losses"])
+    ref_rate = rows[0]["evals_per_s"]
+    for r in rows:
+        r["ratio"] = r["evals_per_s"] / ref_rate
+        a, b = np.asarray(r["losses"], np.float64), np.asarray(base, np.float64)
+        r["max_dev"] = float(np.nanmax(np.abs(a - b) / np.abs(b))) if len(a) == len(b) else float("nan")
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = "| model | mode | evals/s | x reference | GFLOP/s | of matmul peak | max rel. dev. from fp32 | peak MiB |"
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['mode']} | {r['evals_per_s']:,.1f} | {r['ratio']:.2f} | {r['gflops']:,.1f} | "
+            f"{r['peak_frac']:.1%} | {r['max_dev']:.1e} | {r['peak_mib']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+    p.add_argument("--n", default="", help="override samples per case: resnet56=500,cnn=2000")
+    p.add_argument("--points", type=int, default=64, help="grid points per timed call of ours")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--ref-points", type=int, default=8, help="points per timed call of the reference")
+    p.add_argument("--seconds", type=float, default=1.5, help="minimum seconds per timed repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    p.add_argument(
+        "--explore", nargs="?", const="all", default="", choices=["all", "compile"],
+        help="also time other K / graph / chunk / compile settings (compile: only bf16 +compile)",
+    )
+    p.add_argument("--out", help="write the table and environment as markdown here")
+    p.add_argument("--jsonl", help="append every row as JSON here as it is measured")
+    args = p.parse_args(argv)
+    args.n = {k: int(v) for k, v in (kv.split("=") for kv in args.n.split(",") if kv)}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+        if args.jsonl:
+            with open(args.jsonl, "a") as f:
+                f.write(msg + "\n")
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    precisions = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    peaks = {pr: matmul_peak(device, pr) for pr in precisions}
+    peaks.setdefault("tf32", peaks["fp32"])
+    env = {
+        "date": dt.date.today().isoformat(),
+        "device": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "matmul_peak_gflops": {k: round(v, 1) for k, v in peaks.items()},
+    }
+    log(json.dumps(env))
+    rows = []
+    for case_name in args.cases.split(","):
+        rows += run_case(case_name, CASES[case_name], device, args, peaks, log)
+        print(table(rows), flush=True)
+    text = f"Environment: `{json.dumps(env)}`\n\n{table(rows)}\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
