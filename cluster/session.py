@@ -14,6 +14,20 @@ def _quiet_local_env() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
 
 
+def loopback_only() -> None:
+    """Make an embedded single-node Ray bind every server to 127.0.0.1.
+
+    Ray 2.60 replaces `_node_ip_address="127.0.0.1"` by the machine's outward
+    address unless it runs in its single-machine mode (the constant behind
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read at call time). Only this process's
+    copy is switched, never the environment: a `ray start --address` child
+    would refuse to join a cluster with it.
+    """
+    import ray._private.ray_constants as constants
+
+    constants.ENABLE_RAY_CLUSTER = False
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None):
     """Yield a connected Ray; start (and stop) a local one when `address` is None."""
@@ -25,9 +39,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
         return
     try:
         if address is None:
+            loopback_only()
             # Local workers import user factories ('pkg.mod:fn') from the caller's cwd.
             pythonpath = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
             ray.init(
+                address="local",  # always a new instance: None would join the last `ray start` cluster on this machine
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",

@@ -9,6 +9,8 @@ import sys
 
 from landscape.errors import LandscapeError
 
+from . import remote
+
 
 def _positive_int(text: str) -> int:
     v = int(text)
@@ -59,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--x", type=float, required=True)
     pt.add_argument("--y", type=float)
     pt.add_argument("-o", "--output", required=True)
+
+    fe = sub.add_parser("fetch", help="copy a result (path, s3:// URL or Ray job id) into a local Zarr folder")
+    fe.add_argument("source", help="result path or URL, or the id of a Ray job that ran `landscape run`")
+    fe.add_argument("-o", "--output", required=True, help="local folder to create, e.g. results/scan.zarr")
+    fe.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    fe.add_argument(
+        "--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster, for a job id (default: $RAY_ADDRESS)"
+    )
+    remote.add_parsers(sub)  # submit, status, logs, stop, list
     return p
 
 
@@ -117,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             from .point import write_point
 
             print(f"weights: {write_point(args.result, args.x, args.y, args.output)}")
+        elif args.command == "fetch":
+            from .fetch import fetch_result
+
+            dest = fetch_result(args.source, args.output, overwrite=args.overwrite, address=args.address)
+            print(f"result: {dest}")
+        elif args.command in remote.COMMANDS:
+            return remote.run_command(args)
     except LandscapeError as e:
         print(f"landscape: error: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import torch
 
 from cluster.driver import evaluate_tiles
 from cluster.session import plan_actors, ray_session
-from cluster.store import ResultStore, now
+from cluster.store import ResultStore, check_writable, now
 from cluster.tiling import make_tiles
 from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
@@ -67,7 +67,7 @@ def _meta(spec: ScanSpec, problem, extras: dict) -> dict:
         "loss_kind": spec.loss,
         "slice_kind": sl.kind,
         "checkpoints": sl.checkpoints,
-        "precision": "fp32",
+        "precision": spec.precision,
         "batchnorm": "eval mode: running statistics",
         "layout": sl.layout.to_json(),
         "non_float_state": {k: v.tolist() for k, v in extras.items()},
@@ -123,6 +123,8 @@ def run_scan(
     store = existing_result(spec, url, overwrite)
     tiles = make_tiles(spec.grid_shape, spec.tile_shape)
     pending = store.pending(tiles) if store is not None else tiles
+    if pending:
+        check_writable(url)  # a missing bucket or bad credentials fail here, before Ray starts
     if store is not None:
         _use_stored_slice(store, problem)
         say(f"resuming {url}: {len(pending)} of {len(tiles)} tiles left to evaluate")

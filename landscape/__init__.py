@@ -1,19 +1,29 @@
-"""The math of loss landscapes, in PyTorch only: directions, slices, the evaluator."""
+"""The math of loss landscapes, in PyTorch only: directions, slices, the evaluator.
 
-from .checkpoints import load_state, save_state
-from .directions import normalize_direction, random_directions
+Names are imported lazily (PEP 562): `landscape.errors` is needed by every CLI
+command, torch (2 s to import) only by those that compute.
+"""
+
+from importlib import import_module
+
 from .errors import CheckpointError, ClusterError, DataError, LandscapeError, ResultError, SpecError
-from .evaluator import Evaluator, ScanProblem, check_fit
-from .factories import ModelFactory
-from .models import MODEL_KINDS, build_model
-from .params import StateLayout
-from .slices import Slice, combine, line_between, plane_through, random_slice
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError", "ClusterError", "DataError", "Evaluator", "LandscapeError", "MODEL_KINDS",
-    "ModelFactory", "ResultError", "ScanProblem", "Slice", "SpecError", "StateLayout", "build_model",
-    "check_fit", "combine", "line_between", "load_state", "normalize_direction", "plane_through",
-    "random_directions", "random_slice", "save_state",
-]
+_LAZY = {
+    "load_state": "checkpoints", "save_state": "checkpoints",
+    "normalize_direction": "directions", "random_directions": "directions",
+    "Evaluator": "evaluator", "ScanProblem": "evaluator", "check_fit": "evaluator",
+    "ModelFactory": "factories", "MODEL_KINDS": "models", "build_model": "models",
+    "StateLayout": "params", "EvalOptions": "plan",
+    "Slice": "slices", "combine": "slices", "line_between": "slices", "plane_through": "slices",
+    "random_slice": "slices",
+}
+
+__all__ = sorted([*_LAZY, "CheckpointError", "ClusterError", "DataError", "LandscapeError", "ResultError", "SpecError"])
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'landscape' has no attribute {name!r}")

@@ -28,6 +28,9 @@ def ray_cluster():
     """A real local Ray (processes on 127.0.0.1), started once per test session."""
     import ray
 
+    from cluster.session import loopback_only
+
+    loopback_only()
     ray.init(
         address="local",  # never attach to a `ray start` cluster another test (or person) runs
         num_cpus=2,

@@ -113,3 +113,8 @@ def test_line_between_two_checkpoints(ray_cluster, tiny_run, tmp_path):
         want, _ = reference_loss(model, load_state(tiny_run / name, model), x, y)
         assert float(ds["loss"][k]) == pytest.approx(want, rel=1e-5)
     assert (tmp_path / "line-plots" / "curve.png").exists()
+
+
+def test_local_ray_binds_to_loopback_only(ray_cluster):
+    # Ray 2.60 swaps 127.0.0.1 for the machine's outward address unless told otherwise.
+    assert [n["NodeManagerAddress"] for n in ray_cluster.nodes() if n["Alive"]] == ["127.0.0.1"]

@@ -1,0 +1,514 @@
+"""`landscape submit/status/logs/stop/list`: scans as Ray jobs, through the Ray Jobs API.
+
+A submitted scan is a Ray job whose entrypoint is `python -m jobs.cli run` on the
+cluster's head node (the driver). Its runtime env `working_dir` is a folder built
+here: this package's code (so the job runs the client's version), the spec, and the
+checkpoints it names (with paths rewritten to their copies), plus the module of a
+`kind: import` factory when it lives under the current directory. The job's
+metadata records where the result goes (`landscape_output`); `status`, `list` and
+`landscape fetch` read it from there. The job id is Ray's submission id, so
+`ray job status ID` sees the same job.
+
+The address is the dashboard's HTTP address (http://HEAD:8265), as for `ray job`.
+Clusters with token authentication need RAY_AUTH_MODE=token here, and the token in
+RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; Ray's client then sends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import importlib.util
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from landscape.errors import ClusterError, ResultError, SpecError
+
+COMMANDS = ("submit", "status", "logs", "stop", "list")
+OUTPUT_KEY = "landscape_output"  # job metadata: the result's path or URL
+NAME_KEY = "landscape_name"
+SPEC_KEY = "landscape_spec"
+PACKAGES = ("landscape", "cluster", "jobs")  # shipped with every job
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+MAX_UPLOAD = 400 * 2**20  # Ray refuses runtime-env packages of 512 MiB (its gRPC message limit) or more
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "results", "runs", "*.zarr")
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- the cluster's Jobs API -----------------------------------------------------
+
+
+def dashboard_url(address: str | None) -> str:
+    """The Jobs API URL: --address, else $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS (Ray's order)."""
+    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ClusterError("no Ray cluster given: pass --address http://HEAD:8265 (its dashboard) or set RAY_ADDRESS")
+    if address in ("auto", "local"):
+        raise ClusterError(f"--address {address!r} names no dashboard; give its HTTP address, e.g. http://HEAD:8265")
+    return address.rstrip("/") if "://" in address else f"http://{address.rstrip('/')}"
+
+
+@contextlib.contextmanager
+def _explicit_address():
+    # Ray's client lets RAY_API_SERVER_ADDRESS / RAY_ADDRESS override the address it
+    # is given; hide them so that --address means what it says.
+    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _reason(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+class Jobs:
+    """The Jobs API of one cluster; its failures become ClusterErrors that say what to do."""
+
+    def __init__(self, address: str | None):
+        self.url = dashboard_url(address)
+        for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.runtime_env.packaging"):
+            logging.getLogger(name).setLevel(logging.WARNING)  # no "Uploading package ..." INFO lines
+        from ray.job_submission import JobSubmissionClient
+
+        with _explicit_address(), self._errors():
+            self.client = JobSubmissionClient(self.url)
+
+    @contextlib.contextmanager
+    def _errors(self, job_id: str | None = None):
+        import aiohttp
+        import requests
+        from ray.exceptions import AuthenticationError
+
+        try:
+            yield
+        except AuthenticationError as e:
+            if "failed" in _reason(e).lower():  # 403: a token was sent and refused
+                raise ClusterError(f"the Ray cluster at {self.url} refused the authentication token; check RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token") from None
+            raise ClusterError(
+                f"the Ray cluster at {self.url} requires token authentication: set RAY_AUTH_MODE=token and give "
+                "the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
+            ) from None
+        except (ConnectionError, requests.exceptions.RequestException, aiohttp.ClientError) as e:
+            raise ClusterError(
+                f"cannot reach the Ray Jobs API at {self.url} ({_reason(e)}); is the cluster up, and is this its "
+                "dashboard address (port 8265 by default, not the GCS port 6379)?"
+            ) from None
+        except RuntimeError as e:
+            if job_id is not None and "404" in _reason(e):
+                raise ClusterError(f"no job {job_id!r} on the Ray cluster at {self.url}; `landscape list` shows its scans") from None
+            raise ClusterError(f"Ray Jobs API at {self.url}: {_reason(e)}") from None
+
+    def info(self, job_id: str):
+        with self._errors(job_id):
+            return self.client.get_job_info(job_id)
+
+    def list(self) -> list:
+        with self._errors():
+            return self.client.list_jobs()
+
+    def logs(self, job_id: str) -> str:
+        with self._errors(job_id):
+            return self.client.get_job_logs(job_id)
+
+    def stop(self, job_id: str) -> bool:
+        with self._errors(job_id):
+            return self.client.stop_job(job_id)
+
+    def submit(self, **kwargs) -> str:
+        with self._errors():
+            try:
+                return self.client.submit_job(**kwargs)
+            except ValueError as e:  # e.g. the package is over Ray's size limit
+                raise ClusterError(f"Ray refused the job: {_reason(e)}") from None
+
+    def tail(self, job_id: str) -> None:
+        """Copy the job's log to stdout as it grows, until the job ends."""
+
+        async def copy():
+            async for chunk in self.client.tail_job_logs(job_id):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+
+        self.info(job_id)  # an unknown id fails here with a clear message
+        with self._errors(job_id):
+            try:
+                asyncio.run(copy())
+            except RuntimeError:
+                pass  # the stream closed early; wait_done() polls the state instead
+
+    def wait_done(self, job_id: str, timeout_s: float = 60.0):
+        """The job's info once it is in a terminal state (the log stream may end a moment before)."""
+        deadline = time.monotonic() + timeout_s
+        info = self.info(job_id)
+        while state_of(info) not in TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.5)
+            info = self.info(job_id)
+        return info
+
+
+def state_of(info) -> str:
+    """PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+    return getattr(info.status, "value", str(info.status))
+
+
+def job_output(job_id: str, address: str | None) -> str:
+    """The result path or URL that the landscape job `job_id` writes (from its metadata)."""
+    jobs = Jobs(address)
+    info = jobs.info(job_id)
+    url = (info.metadata or {}).get(OUTPUT_KEY)
+    if not url:
+        raise ClusterError(
+            f"job {job_id!r} on {jobs.url} is not a landscape scan (no {OUTPUT_KEY!r} in its metadata); "
+            "give the result's path or URL instead"
+        )
+    return url
+
+
+# -- what a submitted job carries -------------------------------------------------
+
+
+def remote_output(out: str | None, spec) -> str:
+    """Where the driver on the cluster writes; relative paths would die with the job's temporary dir."""
+    url = str(out or spec.output or f"results/{spec.name}.zarr")  # `landscape run`'s default
+    if "://" in url or Path(url).is_absolute():
+        return url
+    raise ResultError(
+        f"output {url!r} is a relative path: on the cluster it would land in the job's temporary working "
+        "directory and be deleted with it; pass --out with an absolute path on storage the cluster's head "
+        "node writes and you can read (a shared file system), or an s3:// URL"
+    )
+
+
+def _checkpoint_paths(spec) -> list[Path]:
+    one = getattr(spec.slice, "checkpoint", None)
+    return [Path(one)] if one is not None else [Path(p) for p in getattr(spec.slice, "checkpoints", None) or ()]
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _factory_sources(spec) -> tuple[list[Path], list[str]]:
+    """Local modules of `kind: import` factories (found as `landscape run` finds them, from the
+    current directory), and the names of those that must already be importable on the cluster."""
+    local, elsewhere = [], []
+    for factory in (spec.model.factory, getattr(spec.data, "factory", None)):
+        if not factory:
+            continue
+        top = factory.split(":")[0].split(".")[0]
+        if top in PACKAGES:
+            continue
+        found = [p for p in (Path.cwd() / top, Path.cwd() / f"{top}.py") if p.exists()]
+        if found:
+            local.extend(found)
+        else:
+            elsewhere.append(top)
+    return sorted(set(local)), sorted(set(elsewhere))
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec does not import the package (landscape would import torch).
+    return Path(importlib.util.find_spec(name).submodule_search_locations[0])
+
+
+def _copy(src: Path, dest: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dest, ignore=_IGNORE)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+
+
+@dataclass
+class Bundle:
+    """The job's working_dir: code, the rewritten spec, and the inputs copied into it."""
+
+    root: Path
+    spec_file: str = "spec.yaml"
+    checkpoints: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+
+def check_checkpoints(spec_path: Path, spec, remote_checkpoints: bool) -> list[Path]:
+    """The checkpoints to upload (none with --remote-checkpoints); SpecError if one cannot be found."""
+    paths = _checkpoint_paths(spec)
+    if remote_checkpoints:
+        relative = [str(p) for p in paths if not p.is_absolute()]
+        if relative:
+            raise SpecError(
+                f"{spec_path}: with --remote-checkpoints, checkpoint paths name files on the cluster and must "
+                f"be absolute; got {', '.join(relative)}"
+            )
+        return []
+    for p in paths:
+        if not p.is_file():
+            raise SpecError(
+                f"{spec_path}: checkpoint {str(p)!r} does not exist here (relative paths are read from the "
+                "current directory); pass --remote-checkpoints if the spec names files on the cluster"
+            )
+    return paths
+
+
+def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) -> Bundle:
+    """Fill `root` with what the job needs; SpecError if a checkpoint cannot be found."""
+    import yaml
+
+    uploads = check_checkpoints(spec_path, spec, remote_checkpoints)
+    raw = yaml.safe_load(spec_path.read_text())  # already validated: a mapping
+    bundle = Bundle(root)
+    for name in PACKAGES:
+        _copy(_package_dir(name), root / name)
+    if uploads:
+        staged = []
+        for p in uploads:
+            # A folder per content hash: same-named files never collide, and the file keeps
+            # its name (plots label checkpoints by it).
+            rel = Path("checkpoints") / _sha(p) / p.name
+            _copy(p, root / rel)
+            staged.append(rel.as_posix())
+        key = "checkpoint" if "checkpoint" in raw["slice"] else "checkpoints"
+        raw["slice"][key] = staged[0] if key == "checkpoint" else staged
+        bundle.checkpoints = [str(p) for p in uploads]
+    local, _ = _factory_sources(spec)
+    for src in local:
+        _copy(src, root / src.name)
+        bundle.modules.append(src.name)
+    (root / bundle.spec_file).write_text(yaml.safe_dump(raw, sort_keys=False))
+    return bundle
+
+
+def entrypoint(spec_file: str, url: str, args: argparse.Namespace) -> str:
+    """The command the job runs on the head; `--address auto` joins the job's own cluster."""
+    argv = ["python", "-m", "jobs.cli", "run", spec_file, "--out", url, "--address", "auto", "--no-plot"]
+    if args.actors:
+        argv += ["--actors", str(args.actors)]
+    if args.gpus_per_actor is not None:
+        argv += ["--gpus-per-actor", f"{args.gpus_per_actor:g}"]
+    if args.overwrite:
+        argv.append("--overwrite")
+    return shlex.join(argv)
+
+
+def job_env(items: list[str]) -> dict[str, str]:
+    """--env NAME (copied from here) or NAME=VALUE, for the job's processes."""
+    env = {"PYTHONUNBUFFERED": "1"}  # the log shows progress as it happens
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq:
+            if name not in os.environ:
+                raise ClusterError(f"--env {name}: no such variable here; set it or give --env {name}=VALUE")
+            value = os.environ[name]
+        env[name] = value
+    return env
+
+
+def _job_id(name: str) -> str:
+    return f"landscape-{name}-{secrets.token_hex(4)}"
+
+
+# -- the commands ------------------------------------------------------------------
+
+
+def _addr_flag(args: argparse.Namespace) -> str:
+    """How to repeat --address in the commands we suggest (nothing when it came from the env)."""
+    return f" --address {shlex.quote(args.address)}" if args.address else ""
+
+
+def submit(args: argparse.Namespace) -> int:
+    from .spec import load_spec
+
+    spec_path = Path(args.spec)
+    spec = load_spec(spec_path)
+    url = remote_output(args.out, spec)
+    check_checkpoints(spec_path, spec, args.remote_checkpoints)
+    env = job_env(args.env)
+    _, elsewhere = _factory_sources(spec)
+    jobs = Jobs(args.address)  # an unreachable cluster fails before anything is copied
+    with tempfile.TemporaryDirectory(prefix="landscape-job-") as tmp:
+        bundle = build_bundle(spec_path, spec, Path(tmp), args.remote_checkpoints)
+        size = bundle.size
+        if size >= MAX_UPLOAD:
+            raise ClusterError(
+                f"the job would upload {size / 2**20:.0f} MiB (code, spec, checkpoints); Ray jobs carry less than "
+                f"{MAX_UPLOAD / 2**20:.0f} MiB: put the checkpoints on storage the cluster reads, name them by "
+                "absolute path and pass --remote-checkpoints"
+            )
+        shipped = ", ".join(bundle.checkpoints + bundle.modules) or "no checkpoints"
+        say(f"uploading code, spec and {shipped} ({size / 2**20:.1f} MiB) to {jobs.url}")
+        for top in elsewhere:
+            say(f"note: factory module {top!r} is not under the current directory; it must be importable on the cluster")
+        job_id = jobs.submit(
+            entrypoint=entrypoint(bundle.spec_file, url, args),
+            submission_id=_job_id(spec.name),
+            runtime_env={"working_dir": str(bundle.root), "env_vars": env},
+            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve())},
+        )
+    print(f"job: {job_id}")
+    print(f"result: {url}")
+    a = _addr_flag(args)
+    grid = "x".join(str(n) for n in spec.grid_shape[::-1])  # columns x rows, as the spec's grid.x, grid.y
+    say(f"submitted scan {spec.name!r} (grid {grid}) to {jobs.url}; follow it with")
+    say(f"  landscape status {job_id}{a}\n  landscape logs {job_id} --follow{a}\n  landscape stop {job_id}{a}")
+    say(f"and copy the result here with `landscape fetch {job_id}{a} -o {spec.name}.zarr`")
+    if not args.wait:
+        return 0
+    return _follow(jobs, job_id, url, a)
+
+
+def _follow(jobs: Jobs, job_id: str, url: str, a: str) -> int:
+    """Stream the job's log until it ends: 0 if it succeeded, 1 otherwise."""
+    try:
+        jobs.tail(job_id)
+        info = jobs.wait_done(job_id)
+    except KeyboardInterrupt:
+        say(f"landscape: stopped following; job {job_id} keeps running (`landscape stop {job_id}{a}` stops it)")
+        return 130
+    state = state_of(info)
+    if state == "SUCCEEDED":
+        say(f"job {job_id} SUCCEEDED; result: {url}")
+        return 0
+    say(f"landscape: job {job_id} {state}: {_reason(info.message or '')}; see `landscape logs {job_id}{a}`")
+    return 1
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def progress_line(url: str, width: int = 30) -> str:
+    """A bar from the result's tile_done array, or why there is none (yet)."""
+    from cluster.store import ResultStore
+
+    try:
+        done = ResultStore.open(url).done_mask()
+    except ResultError as e:
+        return f"no progress to show: {e}"
+    n, total = int(done.sum()), int(done.size)
+    filled = width * n // max(total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {n}/{total} tiles ({100 * n // max(total, 1)}%)"
+
+
+def status(args: argparse.Namespace) -> int:
+    jobs = Jobs(args.address)
+    info = jobs.info(args.id)
+    meta = info.metadata or {}
+    state = state_of(info)
+    print(f"job: {args.id}")
+    print(f"state: {state} ({_reason(info.message or '') or 'no message'})")
+    print(f"started: {_when(info.start_time)}  ended: {_when(info.end_time)}")
+    url = meta.get(OUTPUT_KEY)
+    if url is None:
+        print("not a landscape scan (no result recorded in its metadata)")
+        return 0
+    print(f"scan: {meta.get(NAME_KEY, '?')}")
+    print(f"result: {url}")
+    print(f"progress: {progress_line(url)}")
+    if state == "FAILED":
+        say(f"the driver's output: `landscape logs {args.id}{_addr_flag(args)}`")
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    jobs = Jobs(args.address)
+    if not args.follow:
+        sys.stdout.write(jobs.logs(args.id))
+        return 0
+    try:
+        jobs.tail(args.id)
+    except KeyboardInterrupt:
+        say(f"landscape: stopped following; job {args.id} keeps running")
+        return 130
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    jobs = Jobs(args.address)
+    url = (jobs.info(args.id).metadata or {}).get(OUTPUT_KEY)
+    if not jobs.stop(args.id):
+        print(f"job {args.id} is already {state_of(jobs.info(args.id))}; nothing to stop")
+        return 0
+    info = jobs.wait_done(args.id, timeout_s=30)
+    print(f"job {args.id}: {state_of(info)}")
+    if url:
+        print(f"result: {url} (keeps its finished tiles; submitting the same spec with --out {url} resumes it)")
+    return 0
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    jobs = Jobs(args.address)
+    rows = [
+        (j.submission_id or j.job_id or "?", state_of(j), j.metadata.get(NAME_KEY, "?"), j.metadata[OUTPUT_KEY])
+        for j in sorted(jobs.list(), key=lambda j: j.start_time or 0)
+        if OUTPUT_KEY in (j.metadata or {})
+    ]
+    if not rows:
+        print(f"no landscape scans on {jobs.url}")
+        return 0
+    header = ("ID", "STATE", "NAME", "RESULT")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """The subcommands of this module, on the CLI's subparsers."""
+    from .cli import _nonneg_float, _positive_int
+
+    addr = dict(help="the Ray dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)")
+    s = sub.add_parser("submit", help="run a scan as a Ray job on a cluster; prints the job id")
+    s.add_argument("spec")
+    s.add_argument("--address", **addr)
+    s.add_argument("--out", help="absolute path on storage the cluster writes, or a URL such as s3://... (default: spec.output)")
+    s.add_argument("--wait", action="store_true", help="stream the job's log until it ends; exit 1 if it failed")
+    s.add_argument("--actors", type=_positive_int)
+    s.add_argument("--gpus-per-actor", type=_nonneg_float)
+    s.add_argument("--overwrite", action="store_true", help="replace a different scan at --out")
+    s.add_argument(
+        "--remote-checkpoints", action="store_true", help="the spec's checkpoint paths are files on the cluster: do not upload them"
+    )
+    s.add_argument(
+        "--env", action="append", default=[], metavar="NAME[=VALUE]",
+        help="an environment variable for the job (copied from here without =VALUE), e.g. AWS_ENDPOINT_URL; "
+        "the job's runtime env shows it on the dashboard, so prefer credentials the cluster already has",
+    )
+    for name, text in [("status", "state and progress of a submitted scan"), ("stop", "stop a submitted scan (its result keeps the finished tiles)")]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id", help="the job id `landscape submit` printed")
+        p.add_argument("--address", **addr)
+    lg = sub.add_parser("logs", help="the output of a submitted scan's driver")
+    lg.add_argument("id")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    lg.add_argument("--address", **addr)
+    ls = sub.add_parser("list", help="the landscape scans on a cluster: id, state, name, result")
+    ls.add_argument("--address", **addr)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    return {"submit": submit, "status": status, "logs": logs, "stop": stop, "list": list_jobs}[args.command](args)

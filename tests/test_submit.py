@@ -1,0 +1,414 @@
+"""`landscape submit/status/logs/list/stop` against a real two-node Ray cluster on this machine.
+
+The cluster is two `ray start --block` processes (a head and a worker, one CPU each),
+each in its own process group so that teardown ends exactly them: `ray stop` would
+end every Ray on the machine, including the in-process one of conftest's
+`ray_cluster`. The nodes use 127.0.0.2 and 127.0.0.3: Ray 2.60 replaces 127.0.0.1
+(and localhost) by the machine's outward address, but leaves other loopback
+addresses alone. Token authentication is on, with a token of its own. The CLI runs
+in subprocesses whose environment names this cluster; this process's own
+environment is never changed (conftest's `ray.init()` would otherwise find it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+import zarr
+
+from jobs.cli import main
+
+from .conftest import REPO, scan_spec_dict
+
+pytestmark = pytest.mark.ray
+
+BIN = Path(sys.executable).parent
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node_ports() -> list[str]:
+    # Ray's fixed defaults (52365 for the agent, 10001 for Ray Client) would clash with other Rays here.
+    names = ["dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
+             "metrics-export-port", "node-manager-port", "object-manager-port"]
+    return [f"--{n}={_free_port()}" for n in names]
+
+
+@dataclass
+class Cluster:
+    url: str  # the dashboard / Jobs API
+    env: dict  # for client subprocesses: RAY_ADDRESS names the cluster; the token
+    token: str
+    root: Path
+
+    def api(self, path: str, method: str = "GET"):
+        req = urllib.request.Request(self.url + path, method=method, headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def stop_jobs(self) -> list[int]:
+        """Stop the jobs still running; their drivers' pids (Ray starts each in a session of its own,
+        outside the nodes' process groups)."""
+        jobs = self.api("/api/jobs/")
+        for j in jobs:
+            if j["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
+                self.api(f"/api/jobs/{j['submission_id']}/stop", method="POST")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(
+            j["status"] not in ("SUCCEEDED", "FAILED", "STOPPED") for j in self.api("/api/jobs/")
+        ):
+            time.sleep(0.3)
+        return [j["driver_info"]["pid"] for j in jobs if j.get("driver_info") and j["driver_info"].get("pid")]
+
+    def cli(self, *argv: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        """`landscape ARGV` in a subprocess, from a folder outside the repository."""
+        return subprocess.run(
+            [sys.executable, "-m", "jobs.cli", *argv], env=env or self.env, cwd=self.root,
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    def cli_in_background(self, *argv: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs.cli", *argv], env=self.env, cwd=self.root,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+
+def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "w") as f:
+        return subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """SIGTERM `ray start --block` (it stops its node), then SIGKILL what is left of its group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group is this node's alone (start_new_session)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _kill_driver(pid: int) -> None:
+    """A job driver that outlived its cluster (checked by command line: pids get reused)."""
+    try:
+        if b"jobs.cli" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        pass
+
+
+def _wait_for(what: str, ok, procs, logs, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p, log in zip(procs, logs):
+            if p.poll() is not None:
+                pytest.fail(f"a Ray node exited while waiting for {what}:\n{log.read_text()[-3000:]}")
+        try:
+            if ok():
+                return
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    root = Path(tempfile.mkdtemp(prefix="lsray", dir="/tmp"))  # short: Ray's socket paths live under it
+    token = secrets.token_hex(32)
+    (root / "token").write_text(token)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(root / "token"),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # the job's `python` is this venv's
+    )
+    gcs, dash = _free_port(), _free_port()
+    node = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=80000000", "--block", "--disable-usage-stats"]
+    head_log, worker_log = root / "head.log", root / "worker.log"
+    head = _start(
+        [str(BIN / "ray"), "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={gcs}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--ray-client-server-port={_free_port()}",
+         f"--temp-dir={root / 'ray'}", *node, *_node_ports()],
+        env, head_log,
+    )
+    procs, logs, drivers = [head], [head_log], []
+    try:
+        c = Cluster(f"http://127.0.0.1:{dash}", {**env, "RAY_ADDRESS": f"http://127.0.0.1:{dash}"}, token, root)
+        # The worker can join once the GCS listens, long before the dashboard is up.
+        _wait_for("the head's GCS", lambda: socket.create_connection((HEAD_IP, gcs), timeout=1).close() or True, procs, logs)
+        procs.append(_start(
+            [str(BIN / "ray"), "start", f"--address={HEAD_IP}:{gcs}", f"--node-ip-address={WORKER_IP}", *node,
+             *_node_ports()],
+            env, worker_log,
+        ))
+        logs.append(worker_log)
+
+        def two_nodes():
+            nodes = c.api("/api/v0/nodes")["data"]["result"]["result"]  # Ray's state API
+            return sum(n["state"] == "ALIVE" for n in nodes) == 2
+
+        _wait_for("the dashboard", lambda: c.api("/api/version"), procs, logs)
+        _wait_for("the worker node", two_nodes, procs, logs)
+        yield c
+        drivers = c.stop_jobs()
+    finally:
+        for p in reversed(procs):
+            _end(p)
+        for pid in drivers:
+            _kill_driver(int(pid))
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _spec_file(tmp: Path, tiny_run: Path, name: str, **overrides) -> Path:
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(scan_spec_dict(tiny_run, name=name, **overrides)))
+    return p
+
+
+def _job_id(stdout: str) -> str:
+    (line,) = [ln for ln in stdout.splitlines() if ln.startswith("job: ")]
+    return line.removeprefix("job: ")
+
+
+@pytest.fixture(scope="module")
+def jobs_run(cluster, tiny_run, tmp_path_factory):
+    """Two `submit --wait`s at once (they overlap on the cluster): the tiny scan on both nodes, and a
+    scan that asks for a GPU this cluster lacks and so fails on the cluster."""
+    tmp = tmp_path_factory.mktemp("submit")
+    out = tmp / "remote.zarr"
+    failing = cluster.cli_in_background("submit", str(_spec_file(tmp, tiny_run, "gpu")), "--out", str(tmp / "gpu.zarr"),
+                                        "--gpus-per-actor", "1", "--wait")
+    ok = cluster.cli("submit", str(_spec_file(tmp, tiny_run, "tiny-plane")), "--address", cluster.url,
+                     "--out", str(out), "--actors", "2", "--env", "LANDSCAPE_TEST=on", "--wait", timeout=240)
+    stdout, stderr = failing.communicate(timeout=240)
+    return {"ok": (ok, out), "failed": subprocess.CompletedProcess(failing.args, failing.returncode, stdout, stderr)}
+
+
+@pytest.fixture(scope="module")
+def submitted(jobs_run):
+    """The tiny scan: (job id, result path, the submit process)."""
+    r, out = jobs_run["ok"]
+    assert r.returncode == 0, r.stdout + r.stderr
+    return _job_id(r.stdout), out, r
+
+
+def test_submit_wait_runs_the_scan_and_says_where_the_result_is(submitted):
+    job, out, r = submitted
+    assert job.startswith("landscape-tiny-plane-")
+    assert f"result: {out}" in r.stdout.splitlines()
+    assert f"landscape status {job}" in r.stderr and f"landscape logs {job} --follow" in r.stderr
+    assert "done:" in r.stdout  # the driver's log, streamed
+    assert f"job {job} SUCCEEDED" in r.stderr
+
+
+def test_the_job_records_its_result_and_environment(cluster, submitted):
+    job, out, _ = submitted
+    info = cluster.api(f"/api/jobs/{job}")
+    assert info["metadata"]["landscape_output"] == str(out) and info["metadata"]["landscape_name"] == "tiny-plane"
+    assert info["runtime_env"]["env_vars"]["LANDSCAPE_TEST"] == "on"
+    assert "--address auto" in info["entrypoint"] and "--actors 2" in info["entrypoint"]
+
+
+def test_ray_job_status_sees_the_same_job(cluster, submitted):
+    job, _, _ = submitted
+    r = subprocess.run([str(BIN / "ray"), "job", "status", job, "--address", cluster.url],
+                       env=cluster.env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and f"Job {job!r} succeeded" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_status_shows_the_full_progress(cluster, submitted):
+    job, out, _ = submitted
+    r = cluster.cli("status", job, "--address", cluster.url)
+    assert r.returncode == 0, r.stderr
+    assert "state: SUCCEEDED" in r.stdout and f"result: {out}" in r.stdout
+    assert "9/9 tiles (100%)" in r.stdout  # (7, 11) grid in (3, 4) tiles
+
+
+def test_logs_hold_the_drivers_output(cluster, submitted):
+    job, out, _ = submitted
+    r = cluster.cli("logs", job)  # the address from RAY_ADDRESS
+    assert r.returncode == 0, r.stderr
+    assert "done:" in r.stdout and f"result: {out}" in r.stdout
+
+
+def test_result_equals_an_in_process_evaluation(submitted, tiny_run):
+    """The cluster's directions are the ones built here, and every grid value matches plain PyTorch."""
+    from cluster.store import ResultStore
+    from jobs.build import build_problem, load_data
+    from jobs.point import point_state
+    from jobs.spec import ScanSpec
+    from landscape.factories import ModelFactory
+
+    from .independent import reference_loss
+
+    _, out, _ = submitted
+    spec = ScanSpec.model_validate(scan_spec_dict(tiny_run))
+    problem, _ = build_problem(spec)
+    g = zarr.open_group(str(out), mode="r")
+    assert np.array_equal(g["origin"][...], problem.slice.origin.numpy())
+    assert np.array_equal(g["directions"][...], problem.slice.directions.numpy())
+    inputs, targets = load_data(spec.data)
+    model = ModelFactory("mlp", (1, 8, 8), 10, {"widths": [12]})()
+    xs, ys = g["x"][...], g["y"][...]
+    loss, acc = g["loss"][...], g["accuracy"][...]
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            want_loss, want_acc = reference_loss(model, point_state(str(out), x, y), inputs, targets)
+            assert loss[i, j] == pytest.approx(want_loss, rel=1e-5), (i, j)
+            assert acc[i, j] == pytest.approx(want_acc, abs=1e-6), (i, j)
+    assert ResultStore.open(str(out)).meta["status"] == "complete"
+
+
+def test_list_and_job_output_know_landscape_jobs_only(cluster, submitted):
+    job, out, _ = submitted
+    script = f"""
+from ray.job_submission import JobSubmissionClient
+from jobs.remote import job_output
+from landscape.errors import ClusterError
+print("output:", job_output({job!r}, {cluster.url!r}))
+other = JobSubmissionClient({cluster.url!r}).submit_job(entrypoint="echo hi", submission_id="not-a-scan")
+for bad in (other, "no-such-job"):
+    try:
+        job_output(bad, None)
+    except ClusterError as e:
+        print("error:", e)
+"""
+    r = subprocess.run([sys.executable, "-c", script], env=cluster.env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"output: {out}" in r.stdout
+    assert "'not-a-scan'" in r.stdout and "is not a landscape scan" in r.stdout
+    assert "no job 'no-such-job'" in r.stdout
+    r = cluster.cli("list")
+    assert r.returncode == 0, r.stderr
+    (row,) = [ln.split() for ln in r.stdout.splitlines() if ln.startswith(job)]
+    assert row == [job, "SUCCEEDED", "tiny-plane", str(out)]
+    assert "not-a-scan" not in r.stdout
+
+
+def test_stop_ends_a_running_scan_and_keeps_its_finished_tiles(cluster, tiny_run, tmp_path):
+    from cluster.store import ResultStore
+    from landscape.errors import ResultError
+
+    grid = {"x": {"min": -1, "max": 1, "num": 200}, "y": {"min": -1, "max": 1, "num": 200}}  # 10,000 tiles: minutes
+    out = tmp_path / "long.zarr"
+    r = cluster.cli("submit", str(_spec_file(tmp_path, tiny_run, "long", grid=grid, tile=2)), "--out", str(out),
+                    "--actors", "1")
+    assert r.returncode == 0, r.stderr
+    job = _job_id(r.stdout)
+
+    def some_tiles_done():
+        try:
+            return ResultStore.open(str(out)).done_mask().any()
+        except ResultError:  # not created yet, or being created
+            return False
+
+    _wait_for("the first tiles", some_tiles_done, [], [], timeout=120)
+    r = cluster.cli("stop", job)
+    assert r.returncode == 0, r.stderr
+    assert f"job {job}: STOPPED" in r.stdout and f"result: {out}" in r.stdout
+    assert cluster.api(f"/api/jobs/{job}")["status"] == "STOPPED"
+    r = cluster.cli("status", job)
+    assert "state: STOPPED" in r.stdout
+    done = ResultStore.open(str(out)).done_mask()
+    assert 0 < done.sum() < done.size and f"/{done.size} tiles" in r.stdout
+
+
+def test_wait_exits_1_when_the_job_fails_and_says_why(jobs_run):
+    r = jobs_run["failed"]
+    assert r.returncode == 1, r.stdout + r.stderr
+    job = _job_id(r.stdout)
+    assert "landscape: error: no actor can be placed" in r.stdout  # the driver's own error, streamed
+    assert f"landscape: job {job} FAILED" in r.stderr and f"landscape logs {job}" in r.stderr
+
+
+def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("landscape: error:"), r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_token_auth_missing_or_wrong_is_one_clear_line(cluster):
+    no_mode = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
+    _one_line_error(cluster.cli("list", env=no_mode), "requires token authentication", "RAY_AUTH_MODE=token")
+    wrong = {**cluster.env, "RAY_AUTH_TOKEN": "0" * 64}
+    wrong.pop("RAY_AUTH_TOKEN_PATH")
+    _one_line_error(cluster.cli("list", env=wrong), "refused the authentication token")
+
+
+def _bad(capsys, argv, *needles):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("landscape: error:"), err
+    for n in needles:
+        assert n in err, err
+
+
+def test_bad_input_fails_before_anything_is_sent(tiny_run, tmp_path, capsys):
+    spec = _spec_file(tmp_path, tiny_run, "bad")
+    nowhere = f"http://127.0.0.1:{_free_port()}"
+    _bad(capsys, ["submit", str(tmp_path / "none.yaml"), "--address", nowhere], "none.yaml", "does not exist")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump({**scan_spec_dict(tiny_run), "gird": {}}))
+    _bad(capsys, ["submit", str(typo), "--address", nowhere, "--out", str(tmp_path / "o.zarr")], "gird", "unknown field")
+    _bad(capsys, ["submit", str(spec), "--address", nowhere, "--out", "results/x.zarr"],
+         "'results/x.zarr' is a relative path", "absolute path", "s3://")
+    _bad(capsys, ["submit", str(spec), "--address", nowhere], "'results/bad.zarr' is a relative path")  # the default
+    _bad(capsys, ["submit", str(spec), "--address", nowhere, "--out", str(tmp_path / "o.zarr")],
+         "cannot reach the Ray Jobs API", nowhere)
+    _bad(capsys, ["status", "some-id", "--address", nowhere], "cannot reach")
+    # Checkpoints are checked before the cluster is asked: these fail on the file, not the address.
+    gone = _spec_file(tmp_path, tiny_run, "gone", slice={"kind": "random_plane", "checkpoint": str(tmp_path / "gone.pt")})
+    _bad(capsys, ["submit", str(gone), "--address", nowhere, "--out", str(tmp_path / "o.zarr")],
+         "gone.pt", "does not exist here", "--remote-checkpoints")
+    rel = _spec_file(tmp_path, tiny_run, "rel", slice={"kind": "random_plane", "checkpoint": "rel/epoch.pt"})
+    _bad(capsys, ["submit", str(rel), "--address", nowhere, "--out", str(tmp_path / "o.zarr"), "--remote-checkpoints"],
+         "must be absolute", "rel/epoch.pt")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_the_bundle_carries_code_spec_and_checkpoints(tiny_run, tmp_path):
+    """What the job's working_dir holds: the packages, the checkpoint under its own name, a spec naming it."""
+    from jobs.remote import PACKAGES, build_bundle
+    from jobs.spec import ScanSpec, load_spec
+
+    spec_path = _spec_file(tmp_path, tiny_run, "b")
+    bundle = build_bundle(spec_path, load_spec(spec_path), tmp_path / "bundle", remote_checkpoints=False)
+    for name in PACKAGES:
+        assert (bundle.root / name / "__init__.py").is_file() and not list((bundle.root / name).rglob("*.pyc"))
+    staged = ScanSpec.model_validate(yaml.safe_load((bundle.root / bundle.spec_file).read_text()))
+    ckpt = Path(staged.slice.checkpoint)
+    assert not ckpt.is_absolute() and ckpt.name == "epoch_003.pt"
+    assert (bundle.root / ckpt).read_bytes() == (tiny_run / "epoch_003.pt").read_bytes()
+    assert bundle.checkpoints == [str(tiny_run / "epoch_003.pt")]
+    assert bundle.size < 5 * 2**20
