@@ -133,37 +133,39 @@ class Reference:
         return {"loss": np.array(losses, dtype=np.float32)}
 
 
-def peak_memory_reset(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (peak RSS)
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+def _proc_status_mib(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def timed(evaluator, coords: np.ndarray, batch: int, seconds: float, repeats: int, device) -> tuple[float, np.ndarray]:
-    """Median evaluations/s over `repeats` runs of >= `seconds` each; and the losses of `coords`."""
-    losses = evaluator.evaluate(coords)["loss"]  # warm-up (graph capture, caches) and the values
-    rates = []
-    for _ in range(repeats):
-        done, t0 = 0, time.perf_counter()
-        while True:
-            evaluator.evaluate(coords[:batch])
-            done += batch
-            sync(device)
-            elapsed = time.perf_counter() - t0
-            if elapsed >= seconds:
-                break
-        rates.append(done / elapsed)
-    return statistics.median(rates), losses
+def memory_mark(device: torch.device) -> float:
+    """Memory in use now (MiB); resets the peak so `memory_peak_since` sees only what follows."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (peak RSS) to the current RSS
+    return _proc_status_mib("VmRSS")
+
+
+def memory_peak_since(device: torch.device, mark: float) -> float:
+    """Peak memory (MiB) added since `memory_mark` (GPU: allocated tensors; CPU: resident set)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20 - mark
+    return _proc_status_mib("VmHWM") - mark
+
+
+def rate_once(evaluator, coords: np.ndarray, seconds: float, device) -> float:
+    """Evaluations/s of repeated calls on `coords` over at least `seconds`."""
+    done, t0 = 0, time.perf_counter()
+    while True:
+        evaluator.evaluate(coords)
+        done += len(coords)
+        sync(device)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return done / elapsed
 
 
 def build(case: Case, device: torch.device, n: int) -> ScanProblem:
@@ -178,8 +180,7 @@ def build(case: Case, device: torch.device, n: int) -> ScanProblem:
     return ScanProblem(factory, sl, x, y)
 
 
-def modes(device: torch.device, explore: str, case: Case) -> list[tuple[str, EvalOptions]]:
-    precisions = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+def modes(device: torch.device, explore: str, case: Case, precisions: list[str]) -> list[tuple[str, EvalOptions]]:
     out = []
     for p in precisions:
         for sc in (True, False):
@@ -204,59 +205,57 @@ def modes(device: torch.device, explore: str, case: Case) -> list[tuple[str, Eva
 
 
 def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict]:
+    """Every mode beside the reference; timed in interleaved rounds, so drifting load hits all alike."""
     n = args.n.get(name, case.n)
     problem = build(case, device, n)
     flops = forward_flops(problem.model_factory, problem.inputs)
-    rng = np.random.default_rng(0)
-    coords = rng.uniform(-1, 1, (max(args.points, 1), 2))
-    rows = []
-
-    def row(mode: str, precision: str, rate: float, losses, mem: float, plan: dict | None):
-        rows.append(
-            {
-                "model": case.label if n == case.n else f"{case.label.split(' (')[0]} (N={n:,})",
-                "mode": mode,
-                "evals_per_s": rate,
-                "gflops": rate * flops / 1e9,
-                "peak_frac": rate * flops / 1e9 / peaks[precision],
-                "losses": losses,
-                "peak_mib": mem,
-                "plan": plan,
-            }
-        )
-        log(json.dumps({k: v for k, v in rows[-1].items() if k != "losses"}, default=str))
-
-    ref = Reference(problem, device)
-    peak_memory_reset(device)
-    ref_batch = max(1, min(args.ref_points, len(coords)))
-    rate, losses = timed(ref, coords[:ref_batch], ref_batch, args.seconds, args.repeats, device)
-    row("reference (batch 128, fp32)", "fp32", rate, losses, peak_memory_mib(device), None)
-    del ref
-    for mode, opts in modes(device, args.explore, case):
+    coords = np.random.default_rng(0).uniform(-1, 1, (max(args.points, 1), 2))
+    ref_coords = coords[: max(1, min(args.ref_points, len(coords)))]
+    contenders = []  # (mode, precision, evaluator, coords to time, losses on ref_coords, peak MiB)
+    for mode, opts in [("reference (batch 128, fp32)", None), *modes(device, args.explore, case, args.precisions)]:
         try:
-            peak_memory_reset(device)
-            ev = Evaluator(problem, device=device, options=opts)
-            batch = max(ev.plan.points_per_pass, min(args.batch, len(coords)))
-            batch = -(-batch // ev.plan.points_per_pass) * ev.plan.points_per_pass
-            rate, _ = timed(ev, coords[:batch], batch, args.seconds, args.repeats, device)
-            losses = ev.evaluate(coords[:ref_batch])["loss"]
-            row(mode, opts.precision, rate, losses, peak_memory_mib(device), ev.describe())
-            del ev
+            mark = memory_mark(device)
+            if opts is None:
+                ev, timed_coords, precision = Reference(problem, device), ref_coords, "fp32"
+            else:
+                ev, precision = Evaluator(problem, device=device, options=opts), opts.precision
+                k = ev.plan.points_per_pass
+                timed_coords = coords[: -(-max(k, min(args.batch, len(coords))) // k) * k]
+            losses = ev.evaluate(ref_coords)["loss"]  # also the warm-up: graph capture, compilation
+            ev.evaluate(timed_coords)
+            contenders.append([mode, precision, ev, timed_coords, losses, memory_peak_since(device, mark), []])
         except Exception as e:  # one mode failing must not lose the others' numbers
             log(f"{case.label} {mode}: FAILED {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    base = next((r["losses"] for r in rows if r["mode"] == "fp32"), rows[0]["losses"])
-    ref_rate = rows[0]["evals_per_s"]
-    for r in rows:
-        r["ratio"] = r["evals_per_s"] / ref_rate
-        a, b = np.asarray(r["losses"], np.float64), np.asarray(base, np.float64)
-        r["max_dev"] = float(np.nanmax(np.abs(a - b) / np.abs(b))) if len(a) == len(b) else float("nan")
+    for _ in range(args.repeats):
+        for c in contenders:
+            c[6].append(rate_once(c[2], c[3], args.seconds, device))
+    label = case.label if n == case.n else f"{case.label.split(' (')[0]} (N={n:,})"
+    ref_rate = statistics.median(contenders[0][6])
+    base = next((c[4] for c in contenders if c[0] == "fp32"), contenders[0][4])
+    rows = []
+    for mode, precision, ev, _, losses, mem, rates in contenders:
+        rate = statistics.median(rates)
+        dev = np.abs(np.asarray(losses, np.float64) - base) / np.abs(np.asarray(base, np.float64))
+        rows.append(
+            {
+                "model": label,
+                "mode": mode,
+                "evals_per_s": rate,
+                "ratio": rate / ref_rate,
+                "gflops": rate * flops / 1e9,
+                "peak_frac": rate * flops / 1e9 / peaks[precision],
+                "max_dev": float(np.nanmax(dev)),
+                "peak_mib": mem,
+                "rates": rates,
+                "plan": ev.describe() if hasattr(ev, "describe") else None,
+            }
+        )
+        log(json.dumps(rows[-1], default=str))
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = "| model | mode | evals/s | x reference | GFLOP/s | of matmul peak | max rel. dev. from fp32 | peak MiB |"
+    head = "| model | mode | evals/s | x reference | GFLOP/s | of matmul peak | max rel. dev. from fp32 | peak MiB added |"
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         lines.append(
@@ -276,6 +275,7 @@ def main(argv=None) -> int:
     p.add_argument("--ref-points", type=int, default=8, help="points per timed call of the reference")
     p.add_argument("--seconds", type=float, default=1.5, help="minimum seconds per timed repeat")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--precisions", default="", help="comma-separated (default: fp32,tf32,bf16 on GPU, fp32,bf16 on CPU)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument(
         "--explore", nargs="?", const="all", default="", choices=["all", "compile"],
@@ -297,6 +297,7 @@ def main(argv=None) -> int:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     precisions = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    args.precisions = args.precisions.split(",") if args.precisions else precisions
     peaks = {pr: matmul_peak(device, pr) for pr in precisions}
     peaks.setdefault("tf32", peaks["fp32"])
     env = {

@@ -15,6 +15,16 @@ from typing import Any, Callable
 import numpy as np
 
 
+def _node_id() -> str | None:
+    """The Ray node this process runs on; None outside Ray (the class is usable without it)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:
+        return None
+
+
 class TileWorker:
     def __init__(self, make_evaluator: Callable[[Any], Any], problem: Any, threads: int | None = None):
         import torch
@@ -24,9 +34,12 @@ class TileWorker:
         self.evaluator = make_evaluator(problem)
 
     def ready(self) -> dict:
-        """Where this actor runs (also proves construction succeeded)."""
+        """Where this actor runs (also proves construction succeeded): pid, host, Ray node, device, plan."""
         dev = getattr(self.evaluator, "device", "cpu")
-        return {"pid": os.getpid(), "host": socket.gethostname(), "device": str(dev)}
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "node_id": _node_id(), "device": str(dev)}
+        if hasattr(self.evaluator, "describe"):
+            info["evaluator"] = self.evaluator.describe()  # precision, points per pass, chunk, shortcut...
+        return info
 
     def evaluate(self, coords: np.ndarray) -> tuple[dict, float]:
         """(results, seconds spent inside the evaluator)."""

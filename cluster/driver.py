@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .actor import TileWorker
+from .metrics import ScanMetrics
 from .progress import Progress
 from .scheduler import TileScheduler
 from .session import ActorRequest
@@ -58,10 +59,25 @@ def evaluate_tiles(
 
     total_points = sum(int(np.prod(t.shape)) for t in tiles)
     progress = Progress(len(tiles), total_points, label=label)
+    # The metrics count the whole scan: tiles stored by an earlier (interrupted) run too.
+    done_mask = store.done_mask()
+    todo = {t.index for t in tiles}
+    stored_before = sum(1 for i in zip(*np.nonzero(done_mask)) if tuple(int(k) for k in i) not in todo)
+    metrics = ScanMetrics(label)
+    metrics.update(tiles_done=stored_before, tiles_total=done_mask.size, evals_per_second=0, actor_deaths=0, tile_retries=0)
 
     def on_result(tile: Tile, result: dict) -> None:
         store.write_tile(tile, result)
-        progress.update(points=int(np.prod(tile.shape)))
+        points = int(np.prod(tile.shape))
+        progress.update(points=points)
+        metrics.add_points(points)
+        stats = scheduler.stats
+        metrics.update(
+            tiles_done=stored_before + progress.tiles,
+            evals_per_second=progress.rate,
+            actor_deaths=stats.actor_deaths,
+            tile_retries=stats.retries,
+        )
 
     scheduler = TileScheduler(
         make_actor, request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s

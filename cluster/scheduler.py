@@ -7,13 +7,14 @@ actor is started. A tile that fails `max_attempts` times fails the job.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
 from landscape.errors import ClusterError
 
@@ -29,8 +30,32 @@ class SchedulerStats:
 
 
 def _first_line(e: BaseException) -> str:
+    """One line about an error: the user's exception for a task error, else the cause."""
+    if isinstance(e, RayActorError) and not isinstance(e, RayTaskError):
+        # Multi-line "died unexpectedly ... pid: N ... ip: A ... <cause>": keep pid, ip and the cause.
+        text = str(e)
+        if e.actor_init_failed:  # its constructor raised: the user's exception is the last line
+            return text.strip().splitlines()[-1]
+        pid, ip = re.search(r"pid: (\d+)", text), re.search(r"ip: (\S+)", text)
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        where = ", ".join(w for w in [pid and f"pid {pid[1]}", ip and f"ip {ip[1]}"] if w)
+        cause = (lines[-1] if lines else "the actor died").split(" Some common causes")[0]  # drop Ray's long advice
+        return f"{type(e).__name__}{f' ({where})' if where else ''}: {cause[:300]}"
     text = str(e).strip().splitlines()
     return text[-1] if text else type(e).__name__
+
+
+def _extent(tile: Tile) -> str:
+    """Which grid indices a tile covers, e.g. "y 0:3, x 8:12"."""
+    axes = ("y", "x") if len(tile.bounds) == 2 else ("x",)
+    return ", ".join(f"{ax} {a}:{b}" for ax, (a, b) in zip(axes, tile.bounds))
+
+
+def _kill(actor: Any) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # already dead, or its node is gone: nothing left to stop
+        pass
 
 
 class TileScheduler:
@@ -55,21 +80,36 @@ class TileScheduler:
         args_of: Callable[[Tile], tuple],
         on_result: Callable[[Tile, Any], None],
     ) -> SchedulerStats:
-        """Evaluate every tile; `on_result(tile, result)` runs in this process."""
-        queue: deque[Tile] = deque(tiles)
-        attempts: dict[tuple, int] = {}
-        running: dict[Any, tuple[Any, Tile]] = {}  # task ref -> (actor, tile)
-        starting: dict[Any, tuple[Any, float]] = {}  # ready ref -> (actor, started)
-        idle: list[Any] = []
-        ever_ready = False
+        """Evaluate every tile; `on_result(tile, result)` runs in this process.
 
-        def start_actor():
-            actor = self.make_actor()
-            starting[actor.ready.remote()] = (actor, time.monotonic())
+        Every actor it started is stopped when it returns or raises, so a failed
+        scan leaves no actor holding resources in a shared Ray session.
+        """
+        self._queue: deque[Tile] = deque(tiles)
+        self._attempts: dict[tuple, int] = {}
+        self._running: dict[Any, tuple[Any, Tile]] = {}  # task ref -> (actor, tile)
+        self._starting: dict[Any, tuple[Any, float]] = {}  # ready ref -> (actor, started)
+        self._idle: list[Any] = []
+        self._ever_ready = False
+        # Replacements for actors that die while starting, after the scan got going
+        # (e.g. placed on a node that is going away); bounded so it cannot loop.
+        self._restarts_left = self.n_actors * self.max_attempts
+        try:
+            for _ in range(min(self.n_actors, max(len(tiles), 1))):
+                self._start_actor()
+            self._loop(args_of, on_result)
+        finally:
+            for actor in [*self._idle, *(a for a, _ in self._running.values()), *(a for a, _ in self._starting.values())]:
+                _kill(actor)
+            self._idle, self._running, self._starting = [], {}, {}
+        return self.stats
 
-        for _ in range(min(self.n_actors, max(len(tiles), 1))):
-            start_actor()
+    def _start_actor(self) -> None:
+        actor = self.make_actor()
+        self._starting[actor.ready.remote()] = (actor, time.monotonic())
 
+    def _loop(self, args_of, on_result) -> None:
+        queue, running, starting, idle = self._queue, self._running, self._starting, self._idle
         while queue or running:
             while idle and queue:
                 actor, tile = idle.pop(), queue.popleft()
@@ -81,17 +121,7 @@ class TileScheduler:
             done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
             for ref in done:
                 if ref in starting:
-                    actor, _ = starting.pop(ref)
-                    try:
-                        self.stats.actors.append(ray.get(ref))
-                        idle.append(actor)
-                        ever_ready = True
-                    except RayActorError as e:
-                        self.stats.actor_deaths += 1
-                        if not ever_ready and not starting and not idle and not running:
-                            raise ClusterError(f"the actors failed to start: {_first_line(e)}") from None
-                    except RayTaskError as e:  # the evaluator's constructor raised: same everywhere
-                        raise ClusterError(f"an actor failed to build its evaluator: {_first_line(e)}") from None
+                    self._started(ref)
                     continue
                 actor, tile = running.pop(ref)
                 try:
@@ -99,39 +129,58 @@ class TileScheduler:
                 except RayActorError as e:
                     # The actor (or its node) died holding this tile: re-queue it, replace the actor.
                     self.stats.actor_deaths += 1
-                    self._retry(tile, attempts, queue, e)
-                    start_actor()
+                    _kill(actor)  # ActorUnavailableError: it may still be alive somewhere
+                    self._retry(tile, e)
+                    self._start_actor()
                     continue
-                except RayTaskError as e:
-                    self._retry(tile, attempts, queue, e)
+                except (RayTaskError, ObjectLostError) as e:
+                    # The evaluator raised, or the finished result was lost with its node:
+                    # the tile again; a dead actor shows up at its next task.
+                    self._retry(tile, e)
                     idle.append(actor)
                     continue
                 self.stats.evaluator_seconds += seconds
                 on_result(tile, result)
                 idle.append(actor)
-            self._expire_starting(starting, idle, running, ever_ready)
-        for actor in idle:
-            ray.kill(actor)
-        return self.stats
+            self._expire_starting()
 
-    def _retry(self, tile: Tile, attempts: dict, queue: deque, error: BaseException) -> None:
-        attempts[tile.index] = attempts.get(tile.index, 0) + 1
-        if attempts[tile.index] >= self.max_attempts:
+    def _started(self, ref) -> None:
+        actor, _ = self._starting.pop(ref)
+        try:
+            self.stats.actors.append(ray.get(ref))
+            self._idle.append(actor)
+            self._ever_ready = True
+        except RayActorError as e:
+            if e.actor_init_failed:  # the evaluator's constructor raised: it would everywhere
+                raise ClusterError(f"an actor failed to build its evaluator: {_first_line(e)}") from None
+            self.stats.actor_deaths += 1
+            _kill(actor)
+            if not self._ever_ready and not (self._starting or self._idle or self._running):
+                raise ClusterError(f"the actors failed to start: {_first_line(e)}") from None
+            if self._ever_ready and self._queue and self._restarts_left > 0:
+                self._restarts_left -= 1
+                self._start_actor()
+        except RayTaskError as e:  # ready() itself raised (Ray 2.60 reports a failed constructor as above)
+            raise ClusterError(f"an actor failed to build its evaluator: {_first_line(e)}") from None
+
+    def _retry(self, tile: Tile, error: BaseException) -> None:
+        n = self._attempts[tile.index] = self._attempts.get(tile.index, 0) + 1
+        if n >= self.max_attempts:
             raise ClusterError(
-                f"{tile.name} failed {attempts[tile.index]} times (cluster.max_attempts); "
-                f"last error: {_first_line(error)}"
+                f"{tile.name} ({_extent(tile)}) failed {n} times "
+                f"(cluster.max_attempts); last error: {_first_line(error)}"
             )
         self.stats.retries += 1
-        queue.appendleft(tile)
+        self._queue.appendleft(tile)
 
-    def _expire_starting(self, starting: dict, idle: list, running: dict, ever_ready: bool) -> None:
+    def _expire_starting(self) -> None:
         """Give up on actors that could not be placed within the timeout."""
         nowt = time.monotonic()
-        for ref, (actor, t0) in list(starting.items()):
+        for ref, (actor, t0) in list(self._starting.items()):
             if nowt - t0 > self.placement_timeout_s:
-                starting.pop(ref)
-                ray.kill(actor)
-        if not starting and not idle and not running and not ever_ready:
+                self._starting.pop(ref)
+                _kill(actor)
+        if not (self._starting or self._idle or self._running or self._ever_ready):
             raise ClusterError(
                 f"no actor could be placed within {self.placement_timeout_s:.0f} s: {self.describe_request()}"
             )

@@ -51,6 +51,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0"}},
             )
         else:
+            if address.rpartition(":")[0] in ("127.0.0.1", "localhost"):
+                loopback_only()  # else Ray rewrites 127.0.0.1 to the outward address and hangs
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot connect to Ray at {address!r}: {str(e).splitlines()[0]}") from e

@@ -100,6 +100,15 @@ def create_result(spec: ScanSpec, url: str, problem, extras) -> ResultStore:
     )
 
 
+def _distinct(items) -> list:
+    """The different values among `items` (dicts included), in first-seen order."""
+    out = []
+    for item in items:
+        if item is not None and item not in out:
+            out.append(item)
+    return out
+
+
 def _use_stored_slice(store: ResultStore, problem) -> None:
     """On resume the stored directions are authoritative (same seed, same bits)."""
     problem.slice.origin = torch.from_numpy(store.group["origin"][...])
@@ -160,6 +169,7 @@ def run_scan(
             actor_deaths=report.actor_deaths,
             retries=report.retries,
             devices=sorted({a["device"] for a in report.actors}),
+            evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
         )
         say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
     elif store.meta.get("status") != "complete":

@@ -8,44 +8,61 @@ import time
 from pathlib import Path
 
 
-def _ppids() -> dict[int, int]:
+def _stats() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, process group) of every live process."""
     out = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-                out[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after the last ')'.
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":  # a zombie has exited; only its parent's wait() is missing
+                    out[int(d.name)] = (int(fields[1]), int(fields[2]))
             except (OSError, IndexError, ValueError):
                 pass  # exited while we looked
     return out
 
 
 def descendants(pid: int) -> set[int]:
-    ppids = _ppids()
+    stats = _stats()
     found, frontier = set(), {pid}
     while frontier:
-        frontier = {p for p, pp in ppids.items() if pp in frontier} - found
+        frontier = {p for p, (pp, _) in stats.items() if pp in frontier} - found
         found |= frontier
     return found
 
 
+def group(pgid: int) -> set[int]:
+    return {p for p, (_, g) in _stats().items() if g == pgid}
+
+
 def alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-    return state != "Z"  # a zombie has exited; only its parent's wait() is missing
 
 
-def reap(pids: set[int], grace_s: float) -> set[int]:
-    """Wait up to `grace_s` for `pids` to exit, SIGKILL the rest; returns those that had to be killed."""
+def reap(pids: set[int], grace_s: float, pgid: int | None = None) -> set[int]:
+    """Wait up to `grace_s` for `pids` (and the process group `pgid`) to exit, then SIGKILL what is left.
+
+    The group is looked at again each time: a dying Ray may still start a process
+    (an agent) after `pids` was listed. Returns the pids that had to be killed.
+    """
+    def left() -> set[int]:
+        return {p for p in pids if alive(p)} | (group(pgid) if pgid is not None else set())
+
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
+    while time.monotonic() < deadline and left():
         time.sleep(0.1)
-    stragglers = {p for p in pids if alive(p)}
-    for p in stragglers:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return stragglers
+    killed: set[int] = set()
+    deadline = time.monotonic() + 10
+    while (rest := left()) and time.monotonic() < deadline:
+        for p in rest - killed:
+            try:
+                os.kill(p, signal.SIGKILL)  # asynchronous: loop until they are gone
+            except ProcessLookupError:
+                pass
+        killed |= rest
+        time.sleep(0.05)
+    return killed

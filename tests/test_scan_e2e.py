@@ -38,6 +38,9 @@ def test_result_opens_with_xarray_with_labelled_coordinates(two_actor_result):
     meta = ResultStore.open(str(out)).meta
     assert meta["status"] == "complete" and meta["precision"] == "fp32"
     assert meta["evals_per_second"] > 0 and meta["versions"]["torch"]
+    # Every CPU actor makes the same plan (a fixed budget), recorded once.
+    [plan] = meta["evaluator_plans"]
+    assert plan["precision"] == "fp32" and plan["points_per_pass"] == 1 and plan["shortcut"]
     assert ResultStore.open(str(out)).done_mask().all()
 
 
