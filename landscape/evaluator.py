@@ -11,7 +11,7 @@ chunk are chosen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal
 
 import numpy as np
@@ -91,6 +91,7 @@ class Evaluator:
 
     def __init__(self, problem: ScanProblem, device: str | torch.device | None = None, options: EvalOptions | None = None):
         self.device = torch.device(device) if device is not None else default_device()
+        self._problem = problem
         self.options = options or problem.options
         self.precision = self.options.precision
         self.dtype = compute_dtype(self.precision)
@@ -251,9 +252,28 @@ class Evaluator:
         """The plan this evaluator runs with (recorded in the result)."""
         return {"device": str(self.device), "precision": self.precision, **self.plan.describe()}
 
-    @torch.no_grad()
     def evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
-        """coords (M, D) grid coordinates -> {"loss": (M,), "accuracy": (M,)} float32."""
+        """coords (M, D) grid coordinates -> {"loss": (M,), "accuracy": (M,)} float32.
+
+        Out of device memory despite the plan (another process took some): halve
+        the points per pass, then the data chunk, rebuild and go on.
+        """
+        while True:
+            try:
+                return self._evaluate(coords)
+            except torch.OutOfMemoryError:
+                k, chunk = self.plan.points_per_pass, self.plan.data_chunk
+                if k == 1 and chunk == 1:
+                    raise
+                smaller = {"points_per_pass": k // 2} if k > 1 else {"points_per_pass": 1, "data_chunk": (chunk + 1) // 2}
+                options = replace(self.options, **smaller)
+                self._graph = self._bases = self.inputs = None  # free before rebuilding
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.__init__(self._problem, self.device, options)
+
+    @torch.no_grad()
+    def _evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
         coords = np.asarray(coords, dtype=np.float64).reshape(-1, self.dims)
         m, k = len(coords), self.plan.points_per_pass
         if m == 0:

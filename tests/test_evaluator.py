@@ -125,3 +125,21 @@ def test_resnet_with_batchnorm_matches_the_reference_loop(k):
     for k, c in enumerate(coords):
         want, _ = reference_loss(factory(), {**full, **state_at(model, origin, dirs, c)}, x, y)
         assert got[k] == pytest.approx(want, rel=1e-5)
+
+
+def test_out_of_memory_halves_the_points_per_pass_and_goes_on(monkeypatch):
+    factory, sl, x, y = _digits_problem(subset=100)
+    coords = np.random.default_rng(2).uniform(-1, 1, (6, 2))
+    want = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(points_per_pass=2)), device="cpu").evaluate(coords)
+    ev = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(points_per_pass=8)), device="cpu")
+    real = Evaluator._sums
+
+    def oom_above_two(self, coefs):
+        if len(coefs) > 2:  # as if the device could hold two points per pass
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, coefs)
+
+    monkeypatch.setattr(Evaluator, "_sums", oom_above_two)
+    got = ev.evaluate(coords)
+    assert ev.plan.points_per_pass == 2
+    np.testing.assert_array_equal(got["loss"], want["loss"])
