@@ -22,7 +22,7 @@ from torch.func import functional_call, vmap
 
 from .errors import DataError
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, make_plan, widest_output_elements
-from .precision import compute_dtype, matmul_mode
+from .precision import PRECISIONS, compute_dtype, matmul_mode
 from .shortcut import PrecomputedLayer, first_layer, layer_basis, layer_input, swap_module
 from .slices import Slice, points_on_slice
 
@@ -94,6 +94,8 @@ class Evaluator:
         self._problem = problem
         self.options = options or problem.options
         self.precision = self.options.precision
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.dtype = compute_dtype(self.precision)
         self.loss = problem.loss
         self.layout = problem.slice.layout

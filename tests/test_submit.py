@@ -399,7 +399,7 @@ def test_bad_input_fails_before_anything_is_sent(tiny_run, tmp_path, capsys):
 
 def test_the_bundle_carries_code_spec_and_checkpoints(tiny_run, tmp_path):
     """What the job's working_dir holds: the packages, the checkpoint under its own name, a spec naming it."""
-    from jobs.remote import PACKAGES, build_bundle
+    from jobs.bundle import PACKAGES, build_bundle
     from jobs.spec import ScanSpec, load_spec
 
     spec_path = _spec_file(tmp_path, tiny_run, "b")
