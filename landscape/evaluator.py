@@ -229,7 +229,7 @@ class Evaluator:
 
     # -- CUDA graph ------------------------------------------------------------------
     def _graphed(self):
-        """Capture one pass for K points as a CUDA graph (once); returns (coef_in, (loss, correct))."""
+        """Capture one pass for K points as a CUDA graph (once): (graph, its input coords (K, D), its outputs)."""
         if self._graph is None:
             k, d = self.plan.points_per_pass, self.directions.shape[0]
             static = torch.zeros(k, d, device=self.device)
