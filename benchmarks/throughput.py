@@ -180,13 +180,17 @@ def build(case: Case, device: torch.device, n: int) -> ScanProblem:
     return ScanProblem(factory, sl, x, y)
 
 
-def modes(device: torch.device, explore: str, case: Case, precisions: list[str]) -> list[tuple[str, EvalOptions]]:
+def modes(
+    device: torch.device, explore: str, case: Case, precisions: list[str], chunks: tuple[int, ...] = ()
+) -> list[tuple[str, EvalOptions]]:
     out = []
     for p in precisions:
         for sc in (True, False):
             out.append((f"{p}{' +shortcut' if sc else ''}", EvalOptions(precision=p, shortcut=sc)))
     if explore == "compile" and device.type == "cuda":
         out.append(("bf16 +shortcut +compile", EvalOptions(precision="bf16", compile=True)))
+        for chunk in chunks:  # smaller passes whose activations may stay in L2
+            out.append((f"bf16 +shortcut +compile chunk={chunk}", EvalOptions(precision="bf16", compile=True, data_chunk=chunk)))
     if explore == "all" and device.type == "cuda":
         ks = [8, 128] if case.kind == "mlp" else [4]
         for k in ks:
@@ -212,7 +216,7 @@ def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict
     coords = np.random.default_rng(0).uniform(-1, 1, (max(args.points, 1), 2))
     ref_coords = coords[: max(1, min(args.ref_points, len(coords)))]
     contenders = []  # (mode, precision, evaluator, coords to time, losses on ref_coords, peak MiB)
-    for mode, opts in [("reference (batch 128, fp32)", None), *modes(device, args.explore, case, args.precisions)]:
+    for mode, opts in [("reference (batch 128, fp32)", None), *modes(device, args.explore, case, args.precisions, args.chunks)]:
         try:
             mark = memory_mark(device)
             if opts is None:
@@ -276,6 +280,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=1.5, help="minimum seconds per timed repeat")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--precisions", default="", help="comma-separated (default: fp32,tf32,bf16 on GPU, fp32,bf16 on CPU)")
+    p.add_argument("--chunks", default="", help="with --explore compile: also these data chunks, e.g. 500,1250")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     p.add_argument(
         "--explore", nargs="?", const="all", default="", choices=["all", "compile"],
@@ -284,6 +289,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="write the table and environment as markdown here")
     p.add_argument("--jsonl", help="append every row as JSON here as it is measured")
     args = p.parse_args(argv)
+    args.chunks = tuple(int(c) for c in args.chunks.split(",") if c)
     args.n = {k: int(v) for k, v in (kv.split("=") for kv in args.n.split(",") if kv)}
     if args.threads:
         torch.set_num_threads(args.threads)
