@@ -145,6 +145,9 @@ def run_scan(
         with ray_session(address):
             request = plan_actors(actors or c.actors, gpus, c.cpus_per_actor)  # fails before writing anything
             say(f"{request.actors} actor(s), each CPU {request.cpus:g} GPU {request.gpus:g}")
+            if request.gpus == 0 and spec.precision != "fp32":
+                # CPUs without bf16 matrix units emulate it (BENCHMARKS.md: ~10x slower than fp32).
+                say(f"note: precision {spec.precision} on CPU actors; fp32 is usually faster on CPUs")
             store = store or create_result(spec, url, problem, extras)
             x = np.asarray(store.group["x"][...])
             y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
