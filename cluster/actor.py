@@ -2,7 +2,7 @@
 
 It knows nothing of models or losses: it builds whatever `make_evaluator`
 returns from the problem (resolved from the object store once) and calls its
-`evaluate(coords)`.
+`evaluate(*args)` per work item (a tile's coordinates, a learning rate, ...).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import os
 import socket
 import time
 from typing import Any, Callable
-
-import numpy as np
 
 
 def _node_id() -> str | None:
@@ -41,8 +39,8 @@ class TileWorker:
             info["evaluator"] = self.evaluator.describe()  # precision, points per pass, chunk, shortcut...
         return info
 
-    def evaluate(self, coords: np.ndarray) -> tuple[dict, float]:
-        """(results, seconds spent inside the evaluator)."""
+    def evaluate(self, *args) -> tuple[Any, float]:
+        """(what the evaluator's `evaluate(*args)` returns, seconds spent in it)."""
         t0 = time.perf_counter()
-        out = self.evaluator.evaluate(coords)
+        out = self.evaluator.evaluate(*args)
         return out, time.perf_counter() - t0

@@ -1,17 +1,22 @@
-"""The driver: put the problem in the object store once, start actors, stream tiles into Zarr."""
+"""The driver: put the problem in the object store once, start actors, feed them work items.
+
+`run_work` is the generic part (any queue of items: tiles, frames' tiles,
+learning rates); `evaluate_tiles` is a scan's use of it, streaming tiles into Zarr
+with progress and Ray metrics.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .actor import TileWorker
 from .metrics import ScanMetrics
 from .progress import Progress
-from .scheduler import TileScheduler
+from .scheduler import SchedulerStats, TileScheduler
 from .session import ActorRequest
 from .store import ResultStore
 from .tiling import Tile, tile_coords
@@ -32,23 +37,27 @@ class DriverReport:
         return self.points / self.wall_seconds if self.wall_seconds > 0 else float("nan")
 
 
-def evaluate_tiles(
+def run_work(
     problem: Any,
     make_evaluator: Callable[[Any], Any],
-    store: ResultStore,
-    tiles: list[Tile],
-    x: np.ndarray,
-    y: np.ndarray | None,
+    items: Iterable,
+    count: int,
+    args_of: Callable[[Any], tuple],
+    on_result: Callable[[Any, Any, SchedulerStats], None],
     request: ActorRequest,
     *,
     max_attempts: int = 3,
     placement_timeout_s: float = 60.0,
-    label: str = "scan",
-) -> DriverReport:
-    """Evaluate `tiles` on Ray actors; each finished tile is written and marked done at once."""
+) -> SchedulerStats:
+    """Evaluate `count` work items on Ray actors that each build `make_evaluator(problem)` once.
+
+    Each actor runs `evaluate(*args_of(item))` per item; `on_result(item, result,
+    stats)` runs here as results arrive (stats: deaths and retries so far). Dead
+    actors' items are redone; an item failing `max_attempts` times fails the job
+    (ClusterError naming it).
+    """
     import ray
 
-    t0 = time.monotonic()
     problem_ref = ray.put(problem)  # once; every actor reads the same object
     worker = ray.remote(TileWorker)
     threads = max(1, int(request.cpus))
@@ -57,21 +66,41 @@ def evaluate_tiles(
         opts = dict(num_cpus=request.cpus, num_gpus=request.gpus, max_restarts=0)
         return worker.options(**opts).remote(make_evaluator, problem_ref, threads)
 
-    total_points = sum(int(np.prod(t.shape)) for t in tiles)
-    progress = Progress(len(tiles), total_points, label=label)
+    scheduler = TileScheduler(
+        make_actor, request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s
+    )
+    return scheduler.run(items, args_of, lambda item, result: on_result(item, result, scheduler.stats), count=count)
+
+
+def evaluate_tiles(
+    problem: Any,
+    make_evaluator: Callable[[Any], Any],
+    store: ResultStore,
+    tiles: Iterable[Tile],
+    count: int,
+    points: int,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    request: ActorRequest,
+    *,
+    max_attempts: int = 3,
+    placement_timeout_s: float = 60.0,
+    label: str = "scan",
+) -> DriverReport:
+    """Evaluate `count` tiles (`points` grid points); each finished tile is written and marked done at once."""
+    t0 = time.monotonic()
+    progress = Progress(count, points, label=label)
     # The metrics count the whole scan: tiles stored by an earlier (interrupted) run too.
     done_mask = store.done_mask()
-    todo = {t.index for t in tiles}
-    stored_before = sum(1 for i in zip(*np.nonzero(done_mask)) if tuple(int(k) for k in i) not in todo)
+    stored_before = int(done_mask.sum())
     metrics = ScanMetrics(label)
     metrics.update(tiles_done=stored_before, tiles_total=done_mask.size, evals_per_second=0, actor_deaths=0, tile_retries=0)
 
-    def on_result(tile: Tile, result: dict) -> None:
+    def on_result(tile: Tile, result: dict, stats: SchedulerStats) -> None:
         store.write_tile(tile, result)
-        points = int(np.prod(tile.shape))
-        progress.update(points=points)
-        metrics.add_points(points)
-        stats = scheduler.stats
+        n = int(np.prod(tile.shape))
+        progress.update(points=n)
+        metrics.add_points(n)
         metrics.update(
             tiles_done=stored_before + progress.tiles,
             evals_per_second=progress.rate,
@@ -79,13 +108,16 @@ def evaluate_tiles(
             tile_retries=stats.retries,
         )
 
-    scheduler = TileScheduler(
-        make_actor, request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s
+    def args_of(t: Tile) -> tuple:
+        return (tile_coords(t, x, y),)
+
+    stats = run_work(
+        problem, make_evaluator, tiles, count, args_of, on_result, request,
+        max_attempts=max_attempts, placement_timeout_s=placement_timeout_s,
     )
-    stats = scheduler.run(tiles, lambda t: (tile_coords(t, x, y),), on_result)
     return DriverReport(
-        points=total_points,
-        tiles=len(tiles),
+        points=points,
+        tiles=count,
         wall_seconds=time.monotonic() - t0,
         evaluator_seconds=stats.evaluator_seconds,
         actor_deaths=stats.actor_deaths,

@@ -1,8 +1,12 @@
-"""Feed tiles to actors from a queue, as each actor frees up; survive dead actors.
+"""Feed work items to actors from a queue, as each actor frees up; survive dead actors.
 
-A hand-written `ray.wait` loop (not ActorPool) so we always know which tile a
-dead actor was holding: that tile goes back on the queue and a replacement
-actor is started. A tile that fails `max_attempts` times fails the job.
+A hand-written `ray.wait` loop (not ActorPool) so we always know which item a
+dead actor was holding: that item goes back on the queue and a replacement
+actor is started. An item that fails `max_attempts` times fails the job.
+Items are scan tiles, animation frames' tiles, learning rates of a scan, ...:
+anything with `index` (hashable, unique), `name` (the Ray task's name) and
+`extent` (what error messages say it covers). They are drawn lazily from an
+iterable, so a queue of a million tiles is never a list of a million objects.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import ray
 from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
@@ -35,7 +39,8 @@ def _first_line(e: BaseException) -> str:
         # Multi-line "died unexpectedly ... pid: N ... ip: A ... <cause>": keep pid, ip and the cause.
         text = str(e)
         if e.actor_init_failed:  # its constructor raised: the user's exception is the last line
-            return text.strip().splitlines()[-1]
+            last = text.strip().splitlines()[-1]
+            return re.sub(r"^landscape\.errors\.\w+: ", "", last)  # our errors already say what is wrong
         pid, ip = re.search(r"pid: (\d+)", text), re.search(r"ip: (\S+)", text)
         lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
         where = ", ".join(w for w in [pid and f"pid {pid[1]}", ip and f"ip {ip[1]}"] if w)
@@ -43,12 +48,6 @@ def _first_line(e: BaseException) -> str:
         return f"{type(e).__name__}{f' ({where})' if where else ''}: {cause[:300]}"
     text = str(e).strip().splitlines()
     return text[-1] if text else type(e).__name__
-
-
-def _extent(tile: Tile) -> str:
-    """Which grid indices a tile covers, e.g. "y 0:3, x 8:12"."""
-    axes = ("y", "x") if len(tile.bounds) == 2 else ("x",)
-    return ", ".join(f"{ax} {a}:{b}" for ax, (a, b) in zip(axes, tile.bounds))
 
 
 def _kill(actor: Any) -> None:
@@ -76,16 +75,22 @@ class TileScheduler:
 
     def run(
         self,
-        tiles: list[Tile],
+        tiles: Iterable[Tile],
         args_of: Callable[[Tile], tuple],
         on_result: Callable[[Tile, Any], None],
+        count: int | None = None,
     ) -> SchedulerStats:
-        """Evaluate every tile; `on_result(tile, result)` runs in this process.
+        """Evaluate every item; `on_result(item, result)` runs in this process.
 
+        `count` (the number of items) is needed when `tiles` is an iterator.
         Every actor it started is stopped when it returns or raises, so a failed
         scan leaves no actor holding resources in a shared Ray session.
         """
-        self._queue: deque[Tile] = deque(tiles)
+        if count is None:
+            tiles = list(tiles)
+            count = len(tiles)
+        self._fresh: Iterator[Tile] = iter(tiles)
+        self._queue: deque[Tile] = deque()  # items to redo, ahead of fresh ones
         self._attempts: dict[tuple, int] = {}
         self._running: dict[Any, tuple[Any, Tile]] = {}  # task ref -> (actor, tile)
         self._starting: dict[Any, tuple[Any, float]] = {}  # ready ref -> (actor, started)
@@ -95,7 +100,7 @@ class TileScheduler:
         # (e.g. placed on a node that is going away); bounded so it cannot loop.
         self._restarts_left = self.n_actors * self.max_attempts
         try:
-            for _ in range(min(self.n_actors, max(len(tiles), 1))):
+            for _ in range(min(self.n_actors, max(count, 1))):
                 self._start_actor()
             self._loop(args_of, on_result)
         finally:
@@ -108,16 +113,30 @@ class TileScheduler:
         actor = self.make_actor()
         self._starting[actor.ready.remote()] = (actor, time.monotonic())
 
+    def _next(self) -> Tile | None:
+        if self._queue:
+            return self._queue.popleft()
+        return next(self._fresh, None)
+
+    def _has_work(self) -> bool:
+        if self._queue:
+            return True
+        nxt = next(self._fresh, None)
+        if nxt is None:
+            return False
+        self._queue.append(nxt)
+        return True
+
     def _loop(self, args_of, on_result) -> None:
-        queue, running, starting, idle = self._queue, self._running, self._starting, self._idle
-        while queue or running:
-            while idle and queue:
-                actor, tile = idle.pop(), queue.popleft()
+        running, starting, idle = self._running, self._starting, self._idle
+        while self._has_work() or running:
+            while idle and self._has_work():
+                actor, tile = idle.pop(), self._next()
                 ref = actor.evaluate.options(name=tile.name).remote(*args_of(tile))
                 running[ref] = (actor, tile)
             refs = list(running) + list(starting)
             if not refs:
-                raise ClusterError(f"no actor is left to evaluate {len(queue)} remaining tile(s); {self.describe_request()}")
+                raise ClusterError(f"no actor is left to evaluate the remaining work; {self.describe_request()}")
             done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
             for ref in done:
                 if ref in starting:
@@ -157,7 +176,7 @@ class TileScheduler:
             _kill(actor)
             if not self._ever_ready and not (self._starting or self._idle or self._running):
                 raise ClusterError(f"the actors failed to start: {_first_line(e)}") from None
-            if self._ever_ready and self._queue and self._restarts_left > 0:
+            if self._ever_ready and self._has_work() and self._restarts_left > 0:
                 self._restarts_left -= 1
                 self._start_actor()
         except RayTaskError as e:  # ready() itself raised (Ray 2.60 reports a failed constructor as above)
@@ -167,7 +186,7 @@ class TileScheduler:
         n = self._attempts[tile.index] = self._attempts.get(tile.index, 0) + 1
         if n >= self.max_attempts:
             raise ClusterError(
-                f"{tile.name} ({_extent(tile)}) failed {n} times "
+                f"{tile.name} ({tile.extent}) failed {n} times "
                 f"(cluster.max_attempts); last error: {_first_line(error)}"
             )
         self.stats.retries += 1

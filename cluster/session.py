@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 from landscape.errors import ClusterError
@@ -29,6 +31,19 @@ def loopback_only() -> None:
 
 
 @contextlib.contextmanager
+def _keep_sigterm_handler():
+    """ray.init installs SIGTERM handlers of its own (sys.exit, and a native one that
+    dumps stacks); put the caller's back, so SIGTERM ends a job the way it chose."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and saved is not None:
+            signal.signal(signal.SIGTERM, saved)
+
+
+@contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None):
     """Yield a connected Ray; start (and stop) a local one when `address` is None."""
     _quiet_local_env()
@@ -38,22 +53,23 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
         yield ray
         return
     try:
-        if address is None:
-            loopback_only()
-            # Local workers import user factories ('pkg.mod:fn') from the caller's cwd.
-            pythonpath = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
-            ray.init(
-                address="local",  # always a new instance: None would join the last `ray start` cluster on this machine
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                logging_level=logging.WARNING,
-                runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0"}},
-            )
-        else:
-            if address.rpartition(":")[0] in ("127.0.0.1", "localhost"):
-                loopback_only()  # else Ray rewrites 127.0.0.1 to the outward address and hangs
-            ray.init(address=address, logging_level=logging.WARNING)
+        with _keep_sigterm_handler():
+            if address is None:
+                loopback_only()
+                # Local workers import user factories ('pkg.mod:fn') from the caller's cwd.
+                pythonpath = os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH", "")] if p)
+                ray.init(
+                    address="local",  # always a new instance: None would join the last `ray start` cluster on this machine
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    logging_level=logging.WARNING,
+                    runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0"}},
+                )
+            else:
+                if address.rpartition(":")[0] in ("127.0.0.1", "localhost"):
+                    loopback_only()  # else Ray rewrites 127.0.0.1 to the outward address and hangs
+                ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot connect to Ray at {address!r}: {str(e).splitlines()[0]}") from e
     try:

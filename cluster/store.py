@@ -1,218 +1,319 @@
-"""The Zarr v3 result store: one group per scan, written only by the driver.
+"""The Zarr v3 result store: one group per job, written by one process at a time.
 
-Layout: `loss`/`accuracy` (dims ("y", "x") or ("x",), one chunk per tile,
-NaN = not evaluated), coordinate arrays `x`/`y`, `tile_done` (1 once a tile's
-data is stored; never inferred from chunk existence), `origin` and
-`directions` (so any grid point's weights can be rebuilt), and the attribute
-`landscape` with the spec, checkpoint positions, versions and timings.
+Layout of a scan: one array per metric (`loss`, `accuracy`, ...; dims ("y", "x")
+or ("x",), one chunk per tile, NaN = not evaluated), coordinate arrays `x`/`y`,
+`tile_done` (1 once a tile's data is stored; never inferred from chunk
+existence), `origin` and `directions` (so any grid point's weights can be
+rebuilt), and the attribute `landscape` with the spec, checkpoint positions,
+versions, timings and `status`:
+  creating -> running -> complete | interrupted | stopped | failed (-> running on resume).
+Other jobs (gradients, learning-rate scans, Hessians) declare their own arrays.
 
-`url` is a local path or an fsspec URL (`s3://bucket/prefix/scan.zarr` with
-s3fs installed). S3 credentials and endpoint come from the standard AWS
-settings (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL or
-AWS_ENDPOINT_URL_S3, AWS_PROFILE), which botocore reads itself; only the
-driver needs them, since Ray actors never touch the store.
+Writing goes through `ResultWriter`: it refuses an output that is not a landscape
+result (whatever --overwrite says), takes the result's lease (cluster/lease.py)
+before writing anything, creates the group with status "creating" and its
+arrays, and only then marks it "running": a driver killed half-way leaves a
+group recognisably unfinished, which the next run replaces. On exit it records
+how the run ended and releases the lease.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import tempfile
+import json
+import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
 
-from landscape.errors import ResultError
+from landscape.errors import ResultError, Terminated
 
-from .tiling import Tile, tile_grid_shape
+from .lease import LEASE_NAME, Lease, take_lease
+from .storage import entries, exists, filesystem, io_errors, is_dir, is_remote, remove, storage_error, storage_errors
+from .tiling import Tile
 
 ATTR = "landscape"
 FORMAT = "landscape-result/1"
+ENDED = ("complete", "interrupted", "stopped", "failed")
 
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _io_errors() -> tuple[type[BaseException], ...]:
-    """What storage trouble raises (not bugs): OSError, which s3fs makes of S3's
-    replies, and botocore's own errors (no credentials, endpoint unreachable)."""
-    try:
-        from botocore.exceptions import BotoCoreError
-    except ImportError:
-        return (OSError,)
-    return (OSError, BotoCoreError)
+@dataclass
+class ArrayDef:
+    """One array of a result: shape and chunks, or the data itself."""
 
-
-def _storage_error(url: str, doing: str, e: BaseException) -> ResultError:
-    """One line saying what failed on which URL, and where the settings come from."""
-    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    hint = ""
-    if url.startswith(("s3://", "s3a://")):
-        hint = (
-            "; create the bucket or correct the URL"
-            if isinstance(e, FileNotFoundError)
-            else "; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and AWS_ENDPOINT_URL"
-        )
-    return ResultError(f"cannot {doing} {url}: {reason}{hint}")
-
-
-@contextlib.contextmanager
-def storage_errors(url: str, doing: str):
-    """Storage trouble inside the block becomes a one-line ResultError naming `url`."""
-    try:
-        yield
-    except _io_errors() as e:
-        raise _storage_error(str(url), doing, e) from None
-
-
-def filesystem(url: str, storage_options: dict | None = None):
-    """(filesystem, path) for a URL, with a fresh listing cache: zarr writes through its own instance."""
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    except ImportError as e:  # fsspec names the package to install, e.g. s3fs
-        extra = " (pip install 'landscape[s3]')" if url.startswith(("s3://", "s3a://")) else ""
-        raise ResultError(f"cannot open {url}: {e}{extra}") from None
-    except ValueError as e:  # unknown protocol
-        raise ResultError(f"cannot open {url}: {e}") from None
-    fs.invalidate_cache()
-    return fs, path
-
-
-def _exists(url: str, storage_options: dict | None) -> bool:
-    if "://" not in url:
-        return Path(url).exists()
-    fs, path = filesystem(url, storage_options)
-    with storage_errors(url, "read"):
-        return fs.exists(path)
-
-
-def check_writable(url: str, storage_options: dict | None = None) -> None:
-    """ResultError now, before any evaluation, if `url` cannot be written:
-    a missing bucket, bad credentials, an unreachable endpoint, a read-only folder."""
-    url = str(url)
-    if "://" not in url:
-        with storage_errors(url, "write"):
-            parent = Path(url).absolute().parent
-            parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=parent):
-                pass
-        return
-    fs, path = filesystem(url, storage_options)
-    with storage_errors(url, "write"):
-        # Object stores have no folders to test: write and remove one small object.
-        probe = f"{path.rstrip('/')}/.landscape-write-check"
-        fs.pipe_file(probe, b"")
-        fs.rm_file(probe)
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...] | None = None
+    dtype: str = "float32"
+    chunks: tuple[int, ...] | None = None
+    fill: Any = None
+    data: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
 
 
 class ResultStore:
-    def __init__(self, group: zarr.Group, url: str | None = None):
+    def __init__(self, group: zarr.Group, url: str | None = None, lease: Lease | None = None):
         self.group = group
         self.url = str(url) if url is not None else str(group.store_path)  # for messages
+        self.lease = lease
 
-    # -- opening -------------------------------------------------------------
+    # -- opening (read) --------------------------------------------------------
     @classmethod
     def open(cls, url: str, mode: str = "r", storage_options: dict | None = None) -> "ResultStore":
         """An existing result; ResultError if there is none or it is not ours."""
-        if not _exists(str(url), storage_options):
-            raise ResultError(f"no result at {str(url)!r}; run `landscape run SPEC --out {url}` first")
+        url = str(url)
+        if not exists(url, storage_options):
+            raise ResultError(f"no result at {url!r}; run `landscape run SPEC --out {url}` first")
+        if not is_dir(url, storage_options):
+            raise ResultError(f"{url!r} is a file, not a result (a result is a Zarr folder)")
         try:
-            group = zarr.open_group(str(url), mode=mode, storage_options=storage_options)
+            group = zarr.open_group(url, mode=mode, storage_options=storage_options)
         except FileNotFoundError as e:  # it exists (checked above) but has no zarr.json
-            raise ResultError(f"{str(url)!r} is not a Zarr group: {str(e).splitlines()[0]}") from e
-        except _io_errors() as e:
-            raise _storage_error(str(url), "read", e) from None
+            raise ResultError(f"{url!r} is not a landscape result (no Zarr group there)") from e
+        except io_errors() as e:
+            raise storage_error(url, "read", e) from None
         except Exception as e:  # metadata zarr does not understand
-            raise ResultError(f"{str(url)!r} is not a Zarr group: {str(e).splitlines()[0]}") from e
-        if group.attrs.get(ATTR, {}).get("format") != FORMAT:
-            raise ResultError(f"{str(url)!r} is not a landscape result (no '{ATTR}' attributes)")
+            raise ResultError(f"{url!r} is not a landscape result: {(str(e).splitlines() or [type(e).__name__])[0]}") from e
+        meta = group.attrs.get(ATTR, {})
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ResultError(f"{url!r} is not a landscape result (a Zarr group without '{ATTR}' attributes)")
+        if meta.get("status") == "creating":
+            raise ResultError(f"{url!r} is an unfinished result: its creation was interrupted; run its job again")
         return cls(group, url)
 
-    @classmethod
-    def probe(cls, url: str, storage_options: dict | None = None) -> "ResultStore | None":
-        """The result at `url`, None if nothing is there; ResultError if something else is."""
-        if not _exists(str(url), storage_options):
-            return None
-        try:
-            return cls.open(url, mode="r+", storage_options=storage_options)
-        except ResultError:
-            raise ResultError(
-                f"output {str(url)!r} exists and is not a landscape result; choose another --out or pass --overwrite"
-            ) from None
+    # -- reading ---------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        return dict(self.group.attrs[ATTR])
 
-    @classmethod
-    def create(
-        cls,
-        url: str,
-        *,
-        grid_shape: tuple[int, ...],
-        tile_shape: tuple[int, ...],
-        x: np.ndarray,
-        y: np.ndarray | None,
-        origin: np.ndarray,
-        directions: np.ndarray,
-        meta: dict,
-        storage_options: dict | None = None,
-    ) -> "ResultStore":
-        """A fresh result (anything at `url` is replaced), status "running"."""
-        with storage_errors(url, "write"):
-            g = zarr.open_group(str(url), mode="w", storage_options=storage_options)
-            dims = ("y", "x") if len(grid_shape) == 2 else ("x",)
-            for name in ("loss", "accuracy"):
-                g.create_array(
-                    name, shape=grid_shape, chunks=tile_shape, dtype="float32", fill_value=np.nan, dimension_names=dims
-                )
-            g.create_array("x", data=np.asarray(x, dtype="float64"), dimension_names=("x",))
-            if y is not None:
-                g.create_array("y", data=np.asarray(y, dtype="float64"), dimension_names=("y",))
-            tdims = ("tile_y", "tile_x") if len(grid_shape) == 2 else ("tile_x",)
-            tshape = tile_grid_shape(grid_shape, tile_shape)
-            g.create_array("tile_done", shape=tshape, dtype="uint8", fill_value=0, dimension_names=tdims)
-            chunk = (min(len(origin), 1 << 20),)
-            g.create_array("origin", data=np.asarray(origin, dtype="float32"), chunks=chunk, dimension_names=("param",))
-            g.create_array(
-                "directions",
-                data=np.asarray(directions, dtype="float32"),
-                chunks=(1, chunk[0]),
-                dimension_names=("direction", "param"),
-            )
-            g.attrs[ATTR] = {**meta, "format": FORMAT, "status": "running", "started_at": now()}
-            store = cls(g, url)
-            store._consolidate()
-            return store
+    @property
+    def metric_names(self) -> list[str]:
+        """The per-point metric arrays (results written before metrics were named hold loss and accuracy)."""
+        return list(self.meta.get("metrics", ["loss", "accuracy"]))
 
+    def done_mask(self) -> np.ndarray:
+        return self.group["tile_done"][...].astype(bool)
+
+    def pending(self, tiles) -> list[Tile]:
+        done = self.done_mask()
+        return [t for t in tiles if not done[t.index]]
+
+    # -- writing (the lease holder only) ---------------------------------------------
     def _consolidate(self) -> None:
         # xarray.open_zarr reads consolidated metadata first: keep it current.
         with warnings.catch_warnings():  # "not yet part of the v3 spec": known, wanted here
             warnings.simplefilter("ignore")
             zarr.consolidate_metadata(self.group.store, path=self.group.path or None)
 
-    # -- reading -------------------------------------------------------------
-    @property
-    def meta(self) -> dict:
-        return dict(self.group.attrs[ATTR])
-
     def update_meta(self, **changes) -> None:
         with storage_errors(self.url, "update"):
             self.group.attrs[ATTR] = {**self.meta, **changes}
             self._consolidate()
 
-    def done_mask(self) -> np.ndarray:
-        return self.group["tile_done"][...].astype(bool)
-
-    def pending(self, tiles: list[Tile]) -> list[Tile]:
-        done = self.done_mask()
-        return [t for t in tiles if not done[t.index]]
-
-    # -- writing (driver only) -----------------------------------------------
     def write_tile(self, tile: Tile, results: dict[str, np.ndarray]) -> None:
         """Store a tile's values, then mark it done; repeating it is harmless."""
+        if self.lease is not None:
+            self.lease.check()
         with storage_errors(self.url, f"write tile {tile.index} to"):  # tiles already done stay done: resumable
-            for name in ("loss", "accuracy"):
+            for name in self.metric_names:
                 self.group[name][tile.slices] = np.asarray(results[name], dtype="float32").reshape(tile.shape)
             self.group["tile_done"][tile.index] = 1
+
+
+# -- what is at an output ------------------------------------------------------------
+
+
+def _root_meta(url: str, storage_options: dict | None) -> dict | None:
+    """The `landscape` attributes of the group at `url`; {} if it is another Zarr group; None if unreadable."""
+    try:
+        if is_remote(url):
+            fs, path = filesystem(url, storage_options)
+            raw = fs.cat_file(f"{path.rstrip('/')}/zarr.json")
+        else:
+            raw = (Path(url) / "zarr.json").read_bytes()
+        doc = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    meta = (doc.get("attributes") or {}).get(ATTR) if isinstance(doc, dict) else None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else {}
+
+
+def _scratch(name: str) -> bool:
+    """Files a killed writer may leave: its lease, zarr's half-written temporaries."""
+    return name == LEASE_NAME or name.endswith(".partial") or name.startswith(".landscape-write-check")
+
+
+@dataclass
+class Output:
+    """What an output location holds: nothing, an unfinished creation, a result, or something else."""
+
+    state: str  # "absent" | "unfinished" | "result" | "foreign"
+    meta: dict = field(default_factory=dict)
+    detail: str = ""
+
+
+def inspect_output(url: str, storage_options: dict | None = None) -> Output:
+    url = str(url)
+    if not exists(url, storage_options):
+        return Output("absent")
+    if not is_dir(url, storage_options):
+        return Output("foreign", detail="it is a file")
+    names = entries(url, storage_options)
+    if "zarr.json" not in names:
+        if all(_scratch(n) for n in names):
+            return Output("absent")  # empty, or only a killed writer's lease
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return Output("foreign", detail=f"it holds {shown}")
+    meta = _root_meta(url, storage_options)
+    if meta is None:  # the root metadata is unreadable: ours only if nothing else was written yet
+        if all(n == "zarr.json" or _scratch(n) for n in names):
+            return Output("unfinished")
+        return Output("foreign", detail="its zarr.json is unreadable")
+    if not meta:
+        return Output("foreign", detail="it is a Zarr group that is not a landscape result")
+    if meta.get("status") == "creating":
+        return Output("unfinished", meta)
+    return Output("result", meta)
+
+
+def _zarr_members(url: str, storage_options: dict | None) -> list[str]:
+    """Entries that belong to the Zarr group (its metadata, its arrays) and scratch files; never a user's file."""
+    out = []
+    for name in entries(url, storage_options):
+        if name == "zarr.json" or (_scratch(name) and name != LEASE_NAME):
+            out.append(name)
+        elif "zarr.json" in entries(_join(url, name), storage_options):
+            out.append(name)
+    return out
+
+
+def _join(url: str, name: str) -> str:
+    return f"{url.rstrip('/')}/{name}" if is_remote(url) else str(Path(url) / name)
+
+
+# -- one run's hold on a result ---------------------------------------------------------
+
+
+def _ended_as(exc: BaseException | None) -> tuple[str, str | None]:
+    if exc is None:
+        return "complete", None
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "interrupted (Ctrl-C); run the same command again to resume"
+    if isinstance(exc, Terminated):
+        return "stopped", "stopped (SIGTERM); run the same command again to resume"
+    return "failed", (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class ResultWriter:
+    """`with ResultWriter(url, identity=..., overwrite=...) as w:` one run's exclusive hold on a result.
+
+    `w.store` is the existing result of the same identity (to resume) or None
+    (call `w.create(arrays, meta)`). Whatever ends the block is recorded in the
+    result's status: complete only via `w.finish()`, else interrupted (Ctrl-C),
+    stopped (SIGTERM) or failed (with the error's first line).
+    """
+
+    def __init__(self, url: str, *, identity: str, overwrite: bool = False, command: str = "landscape run",
+                 what: str = "scan", storage_options: dict | None = None):
+        self.url = str(url)
+        self.identity = identity
+        self.overwrite = overwrite
+        self.command = command
+        self.what = what
+        self.storage_options = storage_options
+        self.store: ResultStore | None = None
+        self.lease: Lease | None = None
+        self._made_dir = False
+        self._finished = False
+
+    def _check(self, out: Output) -> None:
+        if out.state == "foreign":
+            raise ResultError(
+                f"output {self.url!r} exists and is not a landscape result ({out.detail}); it is left alone: choose another --out"
+            )
+        if out.state == "result" and out.meta.get("identity") != self.identity and not self.overwrite:
+            raise ResultError(
+                f"output {self.url!r} holds a different {out.meta.get('job', 'scan')} ({out.meta.get('name')!r}, another spec); "
+                "choose another --out or pass --overwrite to replace it"
+            )
+
+    def __enter__(self) -> "ResultWriter":
+        self._check(inspect_output(self.url, self.storage_options))  # refuse before creating anything
+        self._made_dir = not exists(self.url, self.storage_options)
+        self.lease = take_lease(self.url, self.command, self.storage_options)
+        try:
+            out = inspect_output(self.url, self.storage_options)  # again: it may have changed while we waited
+            self._check(out)
+            if out.state == "result" and out.meta.get("identity") == self.identity and not self.overwrite:
+                with storage_errors(self.url, "open"):
+                    group = zarr.open_group(self.url, mode="r+", storage_options=self.storage_options)
+                self.store = ResultStore(group, self.url, self.lease)
+            elif out.state in ("result", "unfinished"):
+                if out.state == "unfinished":
+                    print(f"note: {self.url} holds an unfinished creation (a killed run); it is replaced", file=sys.stderr)
+                with storage_errors(self.url, "replace"):
+                    for name in _zarr_members(self.url, self.storage_options):
+                        remove(self.url, name, self.storage_options)
+        except BaseException:
+            self._release(created=False)
+            raise
+        return self
+
+    def create(self, arrays: list[ArrayDef], meta: dict) -> ResultStore:
+        """A new result: the group (status "creating"), its arrays, then status "running"."""
+        if self.store is not None:
+            raise RuntimeError("this result exists already")
+        self.lease.check()
+        attrs = {ATTR: {**meta, "format": FORMAT, "job": self.what, "identity": self.identity, "status": "creating",
+                        "started_at": now()}}
+        with storage_errors(self.url, "write"):
+            g = zarr.create_group(store=self.url, attributes=attrs, overwrite=False, storage_options=self.storage_options)
+            for a in arrays:
+                kw = dict(dimension_names=a.dims, attributes=a.attrs or None)
+                if a.data is not None:
+                    g.create_array(a.name, data=np.asarray(a.data, dtype=a.dtype), chunks=a.chunks or "auto", **kw)
+                else:
+                    g.create_array(a.name, shape=a.shape, chunks=a.chunks or a.shape, dtype=a.dtype, fill_value=a.fill, **kw)
+            store = ResultStore(g, self.url, self.lease)
+            store.update_meta(status="running")
+        self.store = store
+        return store
+
+    def resume(self, **changes) -> None:
+        """Mark an existing result as running again (a resumed run)."""
+        self.store.update_meta(status="running", resumed_at=now(), error=None, **changes)
+
+    def finish(self, **changes) -> None:
+        """Record success (and anything else about the run) in the result."""
+        self.store.update_meta(status="complete", finished_at=now(), error=None, **changes)
+        self._finished = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._release(created=self.store is not None, exc=exc)
+
+    def _release(self, created: bool, exc: BaseException | None = None) -> None:
+        try:
+            if created and not self._finished and self.lease is not None and not self.lease.lost:
+                status, why = _ended_as(exc)
+                if status == "complete":  # left the block without finish(): say so rather than claim success
+                    status, why = "interrupted", "the run ended before it finished"
+                try:
+                    self.store.update_meta(status=status, error=why, ended_at=now())
+                except Exception as e:  # storage gone: the lease and the error still matter more
+                    print(f"note: could not record status {status!r} in {self.url}: {e}", file=sys.stderr)
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+            if not created and self._made_dir and not is_remote(self.url):
+                try:
+                    Path(self.url).rmdir()  # nothing was written: leave nothing behind
+                except OSError:
+                    pass

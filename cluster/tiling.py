@@ -27,19 +27,36 @@ class Tile:
     def slices(self) -> tuple[slice, ...]:
         return tuple(slice(a, b) for a, b in self.bounds)
 
+    @property
+    def extent(self) -> str:
+        """Which grid indices it covers, e.g. "y 0:3, x 8:12" (error messages name it)."""
+        axes = ("y", "x") if len(self.bounds) == 2 else ("x",) if len(self.bounds) == 1 else tuple(f"axis{i}" for i in range(len(self.bounds)))
+        return ", ".join(f"{ax} {a}:{b}" for ax, (a, b) in zip(axes, self.bounds))
+
 
 def tile_grid_shape(grid_shape: tuple[int, ...], tile_shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(-(-n // t) for n, t in zip(grid_shape, tile_shape))
 
 
+def tile_at(index: tuple[int, ...], grid_shape: tuple[int, ...], tile_shape: tuple[int, ...]) -> Tile:
+    bounds = tuple((i * t, min((i + 1) * t, n)) for i, t, n in zip(index, tile_shape, grid_shape))
+    return Tile(tuple(int(i) for i in index), bounds)
+
+
+def iter_tiles(grid_shape: tuple[int, ...], tile_shape: tuple[int, ...], done: np.ndarray | None = None):
+    """The tiles not marked in `done` (all without it), row-major, made one at a time."""
+    if done is None:
+        counts = tile_grid_shape(grid_shape, tile_shape)
+        indices = product(*(range(c) for c in counts))
+    else:
+        indices = zip(*np.nonzero(~done))
+    for index in indices:
+        yield tile_at(index, grid_shape, tile_shape)
+
+
 def make_tiles(grid_shape: tuple[int, ...], tile_shape: tuple[int, ...]) -> list[Tile]:
     """All tiles in row-major order; edge tiles are smaller."""
-    counts = tile_grid_shape(grid_shape, tile_shape)
-    tiles = []
-    for index in product(*(range(c) for c in counts)):
-        bounds = tuple((i * t, min((i + 1) * t, n)) for i, t, n in zip(index, tile_shape, grid_shape))
-        tiles.append(Tile(index, bounds))
-    return tiles
+    return list(iter_tiles(grid_shape, tile_shape))
 
 
 def tile_coords(tile: Tile, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:

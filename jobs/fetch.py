@@ -9,7 +9,9 @@ import time
 import uuid
 from pathlib import Path
 
-from cluster.store import ResultStore, filesystem, storage_errors
+from cluster.lease import LEASE_NAME
+from cluster.storage import filesystem, storage_errors
+from cluster.store import ResultStore
 from landscape.errors import ResultError
 
 BATCH = 64  # files per fs.get call: async filesystems (s3fs) fetch a batch concurrently
@@ -72,7 +74,11 @@ def _copy_tree(src: str, dest: Path) -> int:
     with storage_errors(src, "list"):
         listing = fs.find(root, detail=True)  # files only
     files = sorted(
-        ((p[len(root) + 1 :], int(info.get("size") or 0)) for p, info in listing.items() if p.startswith(root + "/")),
+        (
+            (p[len(root) + 1 :], int(info.get("size") or 0))
+            for p, info in listing.items()
+            if p.startswith(root + "/") and p[len(root) + 1 :] != LEASE_NAME  # the writer's lease is not data
+        ),
         key=lambda f: (_first(f[0]), f[0]),
     )
     counter = _Counter(len(files), sum(size for _, size in files))

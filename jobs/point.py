@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import math
+import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cluster.store import ResultStore
-from landscape.errors import SpecError
+from landscape.coefmaps import from_json
+from landscape.errors import ResultError, SpecError
 from landscape.params import StateLayout
 from landscape.slices import combine
 
 
-def point_state(result: str, x: float, y: float | None = None) -> dict[str, torch.Tensor]:
+def _check_coordinate(name: str, value: float, axis: np.ndarray, extrapolate: bool) -> None:
+    if not math.isfinite(value):
+        raise SpecError(f"--{name} {value} is not a finite number")
+    lo, hi = float(axis.min()), float(axis.max())
+    if not extrapolate and not lo <= value <= hi:
+        raise SpecError(f"--{name} {value:g} is outside the grid ({name} runs from {lo:g} to {hi:g}); pass --extrapolate to go beyond it")
+
+
+def point_state(result: str, x: float, y: float | None = None, extrapolate: bool = False) -> dict[str, torch.Tensor]:
     store = ResultStore.open(result)
     meta = store.meta
     dims = meta["dims"]
@@ -20,16 +33,32 @@ def point_state(result: str, x: float, y: float | None = None) -> dict[str, torc
         raise SpecError(f"{result} is a plane: give both --x and --y")
     if dims == 1 and y is not None:
         raise SpecError(f"{result} is a line: give --x only")
+    _check_coordinate("x", x, store.group["x"][...], extrapolate)
+    if y is not None:
+        _check_coordinate("y", y, store.group["y"][...], extrapolate)
     coords = [x] if dims == 1 else [x, y]
     origin = torch.from_numpy(store.group["origin"][...])  # (P,)
     directions = torch.from_numpy(store.group["directions"][...])  # (D, P)
-    state = dict(StateLayout.from_json(meta["layout"]).unflatten(combine(origin, directions, coords)))
+    coefs = from_json(meta.get("coef_map"), directions.shape[0])(np.array([coords]))[0]
+    state = dict(StateLayout.from_json(meta["layout"]).unflatten(combine(origin, directions, coefs)))
     state.update({k: torch.tensor(v) for k, v in meta.get("non_float_state", {}).items()})
     return {k: v.clone() for k, v in state.items()}
 
 
-def write_point(result: str, x: float, y: float | None, out: str | Path) -> Path:
+def write_point(result: str, x: float, y: float | None, out: str | Path, extrapolate: bool = False) -> Path:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(point_state(result, x, y), out)
+    if out.is_dir():
+        raise ResultError(f"-o {str(out)!r} is a directory; give a file name such as {str(out / 'point.pt')!r}")
+    state = point_state(result, x, y, extrapolate)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as f:
+            tmp = Path(f.name)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, out)  # never a half-written .pt under the asked name
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as e:
+        raise ResultError(f"cannot write -o {str(out)!r}: {e.strerror or e}") from None
     return out

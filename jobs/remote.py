@@ -41,7 +41,6 @@ from .bundle import (
     remote_output,
 )
 
-COMMANDS = ("submit", "status", "logs", "stop", "list")
 OUTPUT_KEY = "landscape_output"  # job metadata: the result's path or URL
 NAME_KEY = "landscape_name"
 SPEC_KEY = "landscape_spec"
@@ -192,7 +191,7 @@ def _addr_flag(args: argparse.Namespace) -> str:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from .spec import load_spec
+    from .specs import load_spec
 
     spec_path = Path(args.spec)
     spec = load_spec(spec_path)
@@ -332,7 +331,7 @@ def list_jobs(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """The subcommands of this module, on the CLI's subparsers."""
-    from .cli import _nonneg_float, _positive_int
+    from .cli import nonneg_float, positive_int
 
     addr = dict(help="the Ray dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)")
     s = sub.add_parser("submit", help="run a scan as a Ray job on a cluster; prints the job id")
@@ -340,8 +339,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--address", **addr)
     s.add_argument("--out", help="absolute path on storage the cluster writes, or a URL such as s3://... (default: spec.output)")
     s.add_argument("--wait", action="store_true", help="stream the job's log until it ends; exit 1 if it failed")
-    s.add_argument("--actors", type=_positive_int)
-    s.add_argument("--gpus-per-actor", type=_nonneg_float)
+    s.add_argument("--actors", type=positive_int)
+    s.add_argument("--gpus-per-actor", type=nonneg_float)
     s.add_argument("--overwrite", action="store_true", help="replace a different scan at --out")
     s.add_argument(
         "--remote-checkpoints", action="store_true", help="the spec's checkpoint paths are files on the cluster: do not upload them"
@@ -351,17 +350,20 @@ def add_parsers(sub) -> None:
         help="an environment variable for the job (copied from here without =VALUE), e.g. AWS_ENDPOINT_URL; "
         "the job's runtime env shows it on the dashboard, so prefer credentials the cluster already has",
     )
-    for name, text in [("status", "state and progress of a submitted scan"), ("stop", "stop a submitted scan (its result keeps the finished tiles)")]:
+    s.set_defaults(run=submit)
+    for name, text, fn in [
+        ("status", "state and progress of a submitted scan", status),
+        ("stop", "stop a submitted scan (its result keeps the finished tiles)", stop),
+    ]:
         p = sub.add_parser(name, help=text)
         p.add_argument("id", help="the job id `landscape submit` printed")
         p.add_argument("--address", **addr)
+        p.set_defaults(run=fn)
     lg = sub.add_parser("logs", help="the output of a submitted scan's driver")
     lg.add_argument("id")
     lg.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
     lg.add_argument("--address", **addr)
+    lg.set_defaults(run=logs)
     ls = sub.add_parser("list", help="the landscape scans on a cluster: id, state, name, result")
     ls.add_argument("--address", **addr)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    return {"submit": submit, "status": status, "logs": logs, "stop": stop, "list": list_jobs}[args.command](args)
+    ls.set_defaults(run=list_jobs)

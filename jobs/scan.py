@@ -11,13 +11,14 @@ import torch
 
 from cluster.driver import evaluate_tiles
 from cluster.session import plan_actors, ray_session
-from cluster.store import ResultStore, check_writable, now
-from cluster.tiling import make_tiles
+from cluster.store import ArrayDef, ResultStore, ResultWriter
+from cluster.tiling import iter_tiles, tile_grid_shape
 from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
+from landscape.metrics import ARRAYS, array_names
 
-from .build import build_problem
-from .spec import ScanSpec
+from .build import Built, build_problem
+from .specs import ScanSpec
 
 
 def say(msg: str) -> None:
@@ -55,49 +56,65 @@ def versions() -> dict:
     }
 
 
-def _meta(spec: ScanSpec, problem, extras: dict) -> dict:
+def _batchnorm_note(spec: ScanSpec, problem) -> str:
+    if spec.batchnorm_mode == "recompute":
+        n = len(problem.bn_inputs) if problem.bn_inputs is not None else len(problem.inputs)
+        return f"recompute: statistics re-estimated at every grid point from {n} samples in batches of {spec.batchnorm_batch}, then eval mode"
+    return "eval: eval mode with the running statistics the slice carries"
+
+
+def _meta(spec: ScanSpec, built: Built) -> dict:
+    problem = built.problem
     sl = problem.slice
+    names = array_names(spec.metrics)
     return {
         "name": spec.name,
-        "identity": spec.identity(),
         "spec": spec.model_dump(mode="json"),
         "dims": spec.dims,
         "grid_shape": list(spec.grid_shape),
         "tile_shape": list(spec.tile_shape),
         "loss_kind": spec.loss,
         "slice_kind": sl.kind,
+        "coef_map": sl.coef_map.to_json(),
+        "slice_info": sl.info,
         "checkpoints": sl.checkpoints,
+        "metrics": names,
+        "metric_info": {n: ARRAYS[n].description for n in names},
         "precision": spec.precision,
-        "batchnorm": "eval mode: running statistics",
+        "batchnorm": _batchnorm_note(spec, problem),
+        "notes": built.notes,
         "layout": sl.layout.to_json(),
-        "non_float_state": {k: v.tolist() for k, v in extras.items()},
+        "non_float_state": {k: v.tolist() for k, v in built.extras.items()},
         "data": {"samples": len(problem.inputs), "input_shape": list(problem.inputs.shape[1:])},
         "versions": versions(),
     }
 
 
-def existing_result(spec: ScanSpec, url: str, overwrite: bool) -> ResultStore | None:
-    """The same scan already at `url` (to resume), None; refuses a different one."""
-    existing = None if overwrite else ResultStore.probe(url)
-    if existing is not None and existing.meta.get("identity") != spec.identity():
-        raise ResultError(
-            f"output {url!r} holds a different scan ({existing.meta.get('name')!r}, another spec); "
-            "choose another --out or pass --overwrite to replace it"
-        )
-    return existing
+def scan_arrays(spec: ScanSpec, problem) -> list[ArrayDef]:
+    """A scan's arrays: one per metric, the axes, tile_done, and the slice (origin, directions)."""
+    dims = ("y", "x") if spec.dims == 2 else ("x",)
+    arrays = [
+        ArrayDef(n, dims, spec.grid_shape, "float32", spec.tile_shape, np.nan, attrs={"description": ARRAYS[n].description})
+        for n in array_names(spec.metrics)
+    ]
+    arrays.append(ArrayDef("x", ("x",), data=axis_values(spec.grid.x), dtype="float64"))
+    if spec.dims == 2:
+        arrays.append(ArrayDef("y", ("y",), data=axis_values(spec.grid.y), dtype="float64"))
+    tdims = ("tile_y", "tile_x") if spec.dims == 2 else ("tile_x",)
+    arrays.append(ArrayDef("tile_done", tdims, tile_grid_shape(spec.grid_shape, spec.tile_shape), "uint8", fill=0))
+    origin, directions = problem.slice.origin.numpy(), problem.slice.directions.numpy()
+    chunk = min(len(origin), 1 << 20)
+    arrays.append(ArrayDef("origin", ("param",), data=origin, chunks=(chunk,)))
+    arrays.append(ArrayDef("directions", ("direction", "param"), data=directions, chunks=(1, chunk)))
+    return arrays
 
 
-def create_result(spec: ScanSpec, url: str, problem, extras) -> ResultStore:
-    return ResultStore.create(
-        url,
-        grid_shape=spec.grid_shape,
-        tile_shape=spec.tile_shape,
-        x=axis_values(spec.grid.x),
-        y=axis_values(spec.grid.y) if spec.dims == 2 else None,
-        origin=problem.slice.origin.numpy(),
-        directions=problem.slice.directions.numpy(),
-        meta=_meta(spec, problem, extras),
-    )
+def points_left(spec: ScanSpec, done: np.ndarray | None) -> tuple[int, int]:
+    """(tiles, grid points) not yet marked done, counted without listing tiles."""
+    sizes = [np.diff(np.minimum(np.arange(0, n + t, t), n))[: -(-n // t)] for n, t in zip(spec.grid_shape, spec.tile_shape)]
+    per_tile = np.multiply.outer(*sizes) if len(sizes) == 2 else sizes[0]
+    todo = np.ones(per_tile.shape, bool) if done is None else ~done
+    return int(todo.sum()), int(per_tile[todo].sum())
 
 
 def _distinct(items) -> list:
@@ -128,57 +145,68 @@ def run_scan(
 ) -> str:
     """Run (or resume) the scan; returns the result's path or URL."""
     url = str(out or default_output(spec))
-    problem, extras = build_problem(spec)  # every bad input fails here, before anything is written
-    store = existing_result(spec, url, overwrite)
-    tiles = make_tiles(spec.grid_shape, spec.tile_shape)
-    pending = store.pending(tiles) if store is not None else tiles
-    if pending:
-        check_writable(url)  # a missing bucket or bad credentials fail here, before Ray starts
-    if store is not None:
-        _use_stored_slice(store, problem)
-        say(f"resuming {url}: {len(pending)} of {len(tiles)} tiles left to evaluate")
-    else:
-        say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {len(tiles)} tiles -> {url}")
-    if pending:
-        c = spec.cluster
-        gpus = gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor
-        with ray_session(address):
-            request = plan_actors(actors or c.actors, gpus, c.cpus_per_actor)  # fails before writing anything
-            say(f"{request.actors} actor(s), each CPU {request.cpus:g} GPU {request.gpus:g}")
-            if request.gpus == 0 and spec.precision != "fp32":
-                # CPUs without bf16 matrix units emulate it (BENCHMARKS.md: ~10x slower than fp32).
-                say(f"note: precision {spec.precision} on CPU actors; fp32 is usually faster on CPUs")
-            store = store or create_result(spec, url, problem, extras)
-            x = np.asarray(store.group["x"][...])
-            y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
-            report = evaluate_tiles(
-                problem,
-                Evaluator,
-                store,
-                pending,
-                x,
-                y,
-                request,
-                max_attempts=c.max_attempts,
-                placement_timeout_s=c.placement_timeout_s,
-                label=spec.name,
+    built = build_problem(spec)  # every bad input fails here, before anything is written
+    problem = built.problem
+    for note in built.notes:
+        say(f"note: {note}")
+    with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}") as w:
+        done = None
+        if w.store is not None:
+            _use_stored_slice(w.store, problem)
+            done = w.store.done_mask()
+        tiles_left, todo_points = points_left(spec, done)
+        total_tiles = int(np.prod(tile_grid_shape(spec.grid_shape, spec.tile_shape)))
+        if w.store is not None and tiles_left:
+            say(f"resuming {url}: {tiles_left} of {total_tiles} tiles left to evaluate")
+        elif w.store is None:
+            say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {total_tiles} tiles -> {url}")
+        if tiles_left:
+            c = spec.cluster
+            gpus = gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor
+            with ray_session(address):
+                request = plan_actors(actors or c.actors, gpus, c.cpus_per_actor)  # fails before writing anything
+                say(f"{request.actors} actor(s), each CPU {request.cpus:g} GPU {request.gpus:g}")
+                if request.gpus == 0 and spec.precision != "fp32":
+                    # CPUs without bf16 matrix units emulate it (BENCHMARKS.md: ~10x slower than fp32).
+                    say(f"note: precision {spec.precision} on CPU actors; fp32 is usually faster on CPUs")
+                if w.store is None:
+                    w.create(scan_arrays(spec, problem), _meta(spec, built))
+                else:
+                    w.resume()
+                store = w.store
+                x = np.asarray(store.group["x"][...])
+                y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
+                report = evaluate_tiles(
+                    problem,
+                    Evaluator,
+                    store,
+                    iter_tiles(spec.grid_shape, spec.tile_shape, done),
+                    tiles_left,
+                    todo_points,
+                    x,
+                    y,
+                    request,
+                    max_attempts=c.max_attempts,
+                    placement_timeout_s=c.placement_timeout_s,
+                    label=spec.name,
+                )
+            missing = int((~store.done_mask()).sum())
+            if missing:  # never call a result complete that is not
+                raise ResultError(f"{url}: {missing} tile(s) are not stored after the run; run the same command again")
+            w.finish(
+                evals_per_second=report.evals_per_second,
+                wall_seconds=report.wall_seconds,
+                evaluator_seconds=report.evaluator_seconds,
+                actor_deaths=report.actor_deaths,
+                retries=report.retries,
+                devices=sorted({a["device"] for a in report.actors}),
+                evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
             )
-        store.update_meta(
-            status="complete",
-            finished_at=now(),
-            evals_per_second=report.evals_per_second,
-            wall_seconds=report.wall_seconds,
-            evaluator_seconds=report.evaluator_seconds,
-            actor_deaths=report.actor_deaths,
-            retries=report.retries,
-            devices=sorted({a["device"] for a in report.actors}),
-            evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
-        )
-        say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
-    elif store.meta.get("status") != "complete":
-        store.update_meta(status="complete", finished_at=now())
-    else:
-        say(f"{url} is already complete; nothing to evaluate")
+            say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
+        else:
+            if w.store.meta.get("status") == "complete":
+                say(f"{url} is already complete; nothing to evaluate")
+            w.finish()
     print(f"result: {url}")
     if plot:
         from .plot import plot_result

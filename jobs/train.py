@@ -3,19 +3,54 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 from landscape.checkpoints import save_state
 from landscape.errors import ResultError
+from landscape.evaluator import check_data_fits
 from landscape.training import train
 
-from .build import load_data, model_factory
-from .spec import TrainSpec
+from .build import load_data_noted, model_factory
+from .specs import TrainSpec
+
+_OURS = re.compile(r"^(epoch_\d+|step_\d+(_\d+)?)\.pt(\.tmp)?$|^train\.json$")
 
 
 def _identity(spec: TrainSpec) -> dict:
     return spec.model_dump(mode="json", exclude={"output"})
+
+
+def check_train(spec: TrainSpec):
+    """Data, model and loss fit together (what `validate` and `train` check before writing)."""
+    inputs, targets, notes = load_data_noted(spec.data)
+    factory = model_factory(spec.model, inputs, targets)
+    check_data_fits(factory, inputs, targets, spec.loss)
+    return inputs, targets, factory, notes
+
+
+def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:
+    """True if the folder already holds this spec's finished run; refuses folders with other files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ResultError(f"--out {str(out_dir)!r} is a file; checkpoints go into a folder: choose another --out")
+    record = out_dir / "train.json"
+    if record.exists() and not overwrite:
+        try:
+            previous = json.loads(record.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("spec") == _identity(spec):
+            return True
+        raise ResultError(f"{out_dir} holds a run of a different spec; choose another --out or pass --overwrite")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if not _OURS.match(p.name))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ResultError(
+                f"{out_dir} holds files that are not checkpoints of a run ({shown}); it is left alone: choose another --out"
+            )
+    return False
 
 
 def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) -> Path:
@@ -24,15 +59,14 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
     Skips training when the folder already holds a finished run of the same spec.
     """
     out_dir = Path(out or spec.output or f"runs/{spec.name}")
-    record = out_dir / "train.json"
-    if record.exists() and not overwrite:
-        previous = json.loads(record.read_text())
-        if previous.get("spec") == _identity(spec):
-            print(f"checkpoints: {out_dir} (already trained with this spec; nothing to do)")
-            return out_dir
-        raise ResultError(f"{out_dir} holds a run of a different spec; choose another --out or pass --overwrite")
-    inputs, targets = load_data(spec.data)
-    model = model_factory(spec.model, inputs, targets)()
+    if _check_output(out_dir, spec, overwrite):
+        print(f"checkpoints: {out_dir} (already trained with this spec; nothing to do)")
+        return out_dir
+    inputs, targets, factory, notes = check_train(spec)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    model = factory()
+    (out_dir / "train.json").unlink(missing_ok=True)  # its presence means "finished"
     save_state(out_dir / "epoch_000.pt", model)
     history = []
 
@@ -60,6 +94,9 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
         on_epoch=on_epoch,
     )
     # Written last: its presence means the run finished.
-    record.write_text(json.dumps({"spec": _identity(spec), "history": history}, indent=1))
+    record = out_dir / "train.json"
+    tmp = record.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"spec": _identity(spec), "history": history, "notes": notes}, indent=1))
+    tmp.replace(record)
     print(f"checkpoints: {out_dir} (epoch_000.pt .. epoch_{spec.epochs:03d}.pt)")
     return out_dir

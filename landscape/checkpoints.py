@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -9,23 +11,69 @@ from torch import nn
 
 from .errors import CheckpointError
 
+_EXPECTED = "a state_dict saved with torch.save(model.state_dict(), path)"
 
-def load_state(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """A state_dict from `path`, checked against `model` (keys and shapes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; train one with `landscape train` or fix the path")
+
+def _what_it_is(path: Path) -> str | None:
+    """What an unreadable file looks like, from its first bytes (None: looks like a checkpoint)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "is empty (0 bytes)"
+    if head.startswith(b"PK"):
+        return None if zipfile.is_zipfile(path) else "is truncated or corrupt (an incomplete torch.save archive)"
+    if head.startswith(b"\x80"):  # a legacy (pre-1.6) pickle checkpoint
+        return None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated files, non-tensor payloads
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read as a state_dict: {str(e).splitlines()[0]}") from e
+        head.decode("utf-8")
+        return "is a text file, not a PyTorch checkpoint"
+    except UnicodeDecodeError:
+        return "is not a PyTorch checkpoint (unknown binary format)"
+
+
+def read_checkpoint(path: str | Path, what: str = "checkpoint") -> object:
+    """torch.load(path, weights_only=True), with one-line CheckpointErrors saying what the file is."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {str(path)!r} is a directory; give the checkpoint file inside it")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {str(path)!r} does not exist; train one with `landscape train` or fix the path")
+    try:
+        oddity = _what_it_is(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {what} {str(path)!r}: {e.strerror or e}") from None
+    if oddity:
+        raise CheckpointError(f"{what} {str(path)!r} {oddity}; expected {_EXPECTED}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused a Python object (a whole pickled model, say)
+        raise CheckpointError(
+            f"{what} {str(path)!r} holds Python objects that safe loading (weights_only) refuses, e.g. a whole pickled "
+            f"model; expected {_EXPECTED}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, ImportError) as e:
+        raise CheckpointError(
+            f"{what} {str(path)!r} is truncated or corrupt ({type(e).__name__}); expected {_EXPECTED}"
+        ) from None
+
+
+def state_dict_of(obj: object, path: Path, what: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The state_dict in a loaded checkpoint (also under 'state_dict', 'model' or 'model_state_dict')."""
     if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds no state_dict of tensors")
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        got = type(obj).__name__ if not isinstance(obj, dict) else ("an empty dict" if not obj else "a dict of other things")
+        raise CheckpointError(f"{what} {str(path)!r} holds {got}, not a state_dict of tensors; expected {_EXPECTED}")
+    return obj
+
+
+def load_state(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state_dict from `path`, checked against `model` (keys and shapes)."""
+    path = Path(path)
+    obj = state_dict_of(read_checkpoint(path), path)
     expected = model.state_dict()
     missing = [k for k in expected if k not in obj]
     unexpected = [k for k in obj if k not in expected]
@@ -42,6 +90,11 @@ def load_state(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
             f"checkpoint {str(path)!r} does not fit the model: {'; '.join(bits)}; check model.kind and its options"
         )
     return {k: obj[k].to(expected[k].dtype) for k in expected}
+
+
+def nonfinite_entries(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating tensors holding NaN or inf."""
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def save_state(path: str | Path, model: nn.Module) -> Path:

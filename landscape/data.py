@@ -6,6 +6,8 @@ Everything is generated or ships with a package: nothing is downloaded.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from math import prod
 
 import torch
@@ -48,39 +50,102 @@ def subsample(x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int = 0)
     return x[idx], y[idx]
 
 
-def import_object(path: str):
-    """Resolve 'package.module:attribute'."""
-    module, sep, attr = path.partition(":")
+def import_object(path: str, error: type[Exception] = DataError, field: str = "data.factory"):
+    """Resolve 'package.module:attribute' (the current directory is importable, as on the actors)."""
+    module, sep, attr = str(path).partition(":")
     if not sep or not module or not attr:
-        raise DataError(f"import path {path!r} must look like 'package.module:function'")
+        raise error(f"{field} {path!r} must look like 'package.module:function'")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # `landscape run` from a folder with the factory's module, as the actors see it
     try:
         obj = importlib.import_module(module)
     except ImportError as e:
-        raise DataError(f"cannot import module {module!r} of {path!r}: {e}; is it on PYTHONPATH?") from e
+        raise error(f"{field} {path!r}: cannot import module {module!r} ({e}); is it in the current directory or on PYTHONPATH?") from None
+    except Exception as e:  # the module itself raised on import
+        raise error(f"{field} {path!r}: importing {module!r} raised {type(e).__name__}: {_first_line(e)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise DataError(f"module {module!r} has no attribute {attr!r} (from {path!r})")
+            raise error(f"{field} {path!r}: module {module!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    if not callable(obj):
+        raise error(f"{field} {path!r} is a {type(obj).__name__}, not a function")
     return obj
 
 
-def from_factory(path: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """Call a user's data factory; it returns (inputs, targets) or a map-style Dataset."""
-    made = import_object(path)(**kwargs)
-    if isinstance(made, (tuple, list)) and len(made) == 2:
-        x, y = made
-    elif hasattr(made, "__getitem__") and hasattr(made, "__len__"):
-        pairs = [made[i] for i in range(len(made))]
-        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
-        y = torch.stack([torch.as_tensor(p[1]) for p in pairs])
+_DATA_CONTRACT = "it must return (inputs, targets): two arrays or tensors of equal length, or a map-style Dataset of (input, target) pairs"
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of {len(obj)} item(s)"
+    if isinstance(obj, str):
+        return f"the string {obj[:40]!r}"
+    return f"a {type(obj).__name__}"
+
+
+def _tensor(v, what: str, path: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(v)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise DataError(f"data factory {path!r}: its {what} are not numeric arrays ({_first_line(e)}); {_DATA_CONTRACT}") from None
+
+
+def from_factory(path: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Call a user's data factory: (inputs float32, targets, notes about what was converted)."""
+    fn = import_object(path)
+    try:
+        made = fn(**kwargs)
+    except Exception as e:
+        raise DataError(
+            f"data factory {path!r} raised {type(e).__name__}: {_first_line(e)}; it is called with data.kwargs "
+            f"({', '.join(kwargs) or 'none'}) as keyword arguments; {_DATA_CONTRACT}"
+        ) from None
+    notes = []
+    if isinstance(made, (tuple, list)) and len(made) == 2 and not isinstance(made, str):
+        x, y = (_tensor(v, w, path) for v, w in zip(made, ("inputs", "targets")))
+    elif hasattr(made, "__getitem__") and hasattr(made, "__len__") and not isinstance(made, (str, bytes, tuple, list, dict)):
+        try:
+            pairs = [made[i] for i in range(len(made))]
+            if not pairs:
+                raise DataError(f"data factory {path!r} returned an empty Dataset (0 samples)")
+            x = torch.stack([_tensor(p[0], "inputs", path) for p in pairs])
+            y = torch.stack([_tensor(p[1], "targets", path) for p in pairs])
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(f"data factory {path!r} returned a Dataset whose items are not (input, target) pairs ({_first_line(e)}); {_DATA_CONTRACT}") from None
     else:
-        raise DataError(f"data factory {path!r} must return (inputs, targets) or a Dataset, got {type(made).__name__}")
-    x, y = torch.as_tensor(x), torch.as_tensor(y)
-    if not x.is_floating_point():
-        x = x.float()
+        raise DataError(f"data factory {path!r} returned {_describe(made)}; {_DATA_CONTRACT}")
+    if x.dim() == 0 or y.dim() == 0:
+        raise DataError(f"data factory {path!r} returned a single number, not one row per sample; {_DATA_CONTRACT}")
+    if len(x) == 0:
+        raise DataError(f"data factory {path!r} returned 0 samples; it must return at least one")
     if len(x) != len(y):
-        raise DataError(f"data factory {path!r}: {len(x)} inputs but {len(y)} targets")
-    return x, y
+        raise DataError(f"data factory {path!r}: {len(x)} inputs but {len(y)} targets; they must be of equal length")
+    if x.dtype == torch.bool or x.is_complex():
+        raise DataError(f"data factory {path!r}: inputs of dtype {x.dtype} cannot be fed to a model; return real numbers")
+    if x.is_floating_point() and x.dtype != torch.float32:
+        notes.append(f"inputs cast from {str(x.dtype).removeprefix('torch.')} to float32")
+    x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise DataError(f"data factory {path!r}: the inputs hold {bad} NaN or inf value(s); clean the data")
+    if y.is_floating_point():
+        if y.dtype != torch.float32:
+            notes.append(f"targets cast from {str(y.dtype).removeprefix('torch.')} to float32")
+        y = y.float()
+        if not bool(torch.isfinite(y).all()):
+            raise DataError(f"data factory {path!r}: the targets hold NaN or inf values; clean the data")
+    elif y.dtype == torch.bool or y.is_complex():
+        raise DataError(f"data factory {path!r}: targets of dtype {y.dtype}; return integer labels or float targets")
+    else:
+        y = y.long()
+    return x, y, notes
 
 
 def num_classes(y: torch.Tensor) -> int:

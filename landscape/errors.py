@@ -27,3 +27,14 @@ class ResultError(LandscapeError):
 
 class ClusterError(LandscapeError):
     """Ray cannot place or run the work (resources, dead actors, poison tiles)."""
+
+
+class Terminated(BaseException):
+    """The process got SIGTERM (`landscape stop`, `ray job stop`, an evicted pod): end like Ctrl-C.
+
+    A BaseException, as KeyboardInterrupt is: `except Exception` must not swallow it.
+    """
+
+
+def raise_terminated(signum, frame):  # a signal handler
+    raise Terminated()

@@ -16,11 +16,11 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
 from .errors import DataError
+from .metrics import OutputMetric, PointMetric, build_metrics
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, make_plan, widest_output_elements
 from .precision import PRECISIONS, compute_dtype, matmul_mode
 from .shortcut import PrecomputedLayer, first_layer, layer_basis, layer_input, swap_module
@@ -39,6 +39,9 @@ class ScanProblem:
     targets: torch.Tensor  # (N,) int64 labels, or (N,)/(N, C) float for mse
     loss: LossKind = "cross_entropy"
     options: EvalOptions = field(default_factory=EvalOptions)
+    metrics: tuple[str, ...] = ("loss", "accuracy")  # metric families (landscape.metrics.FAMILIES)
+    metric_options: dict = field(default_factory=dict)  # family -> keyword options of its metric
+    bn_inputs: torch.Tensor | None = None  # samples for batchnorm: recompute (default: inputs)
 
 
 def default_device() -> torch.device:
@@ -47,43 +50,37 @@ def default_device() -> torch.device:
 
 def check_fit(problem: ScanProblem) -> None:
     """Fail early, with a DataError, if the data does not fit the model or the loss."""
-    model = problem.model_factory().eval()
-    x, y = problem.inputs[:2], problem.targets[:2]
+    check_data_fits(problem.model_factory, problem.inputs, problem.targets, problem.loss)
+
+
+def check_data_fits(model_factory: Callable[[], nn.Module], inputs: torch.Tensor, targets: torch.Tensor, loss: str) -> None:
+    """DataError if samples of `inputs` cannot go through the model, or the outputs do not fit `targets` under `loss`."""
+    model = model_factory().eval()
+    x, y = inputs[:2], targets[:2]
     try:
         with torch.no_grad():
             out = model(x)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
         raise DataError(
-            f"data with samples of shape {tuple(problem.inputs.shape[1:])} does not fit the model: "
-            f"{str(e).splitlines()[0]}; pick a model for this input shape"
+            f"data with samples of shape {tuple(inputs.shape[1:])} does not fit the model: "
+            f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}; pick a model for this input shape"
         ) from e
-    if problem.loss == "cross_entropy":
-        if problem.targets.is_floating_point():
+    if not isinstance(out, torch.Tensor):
+        raise DataError(f"the model returns {type(out).__name__}, not a tensor of outputs per sample")
+    if loss == "cross_entropy":
+        if targets.is_floating_point():
             raise DataError("loss cross_entropy needs integer class labels; use loss: mse for float targets")
-        if out.dim() != 2 or int(problem.targets.max()) >= out.shape[1]:
+        if targets.dim() != 1:
+            raise DataError(f"cross_entropy needs one label per sample; the targets have shape {tuple(targets.shape)}")
+        lo, hi = int(targets.min()), int(targets.max())
+        if out.dim() != 2 or hi >= out.shape[1] or lo < 0:
+            width = out.shape[1] if out.dim() == 2 else tuple(out.shape[1:])
             raise DataError(
-                f"the model outputs {tuple(out.shape[1:])} but the labels go up to {int(problem.targets.max())}; "
-                "set the model's number of classes to fit the data"
+                f"the labels run from {lo} to {hi} but the model outputs {width} classes per sample; labels must lie in "
+                f"[0, {width}): fix the data or set the model's number of classes"
             )
     elif y.is_floating_point() and out.numel() != y.numel():
         raise DataError(f"mse: the model outputs {tuple(out.shape[1:])} per sample but targets are {tuple(y.shape[1:])}")
-
-
-def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: LossKind) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per grid point: summed loss and correct predictions over a chunk.
-
-    out (K, n, ...) fp32, target (n, ...) -> ((K,), (K,)); correct is NaN for regression.
-    """
-    k = out.shape[0]
-    if loss == "cross_entropy":
-        logp = out.log_softmax(-1)
-        picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
-        return -picked.sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
-    if target.is_floating_point():
-        err = out - target.reshape(out.shape[1:])
-        return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
-    onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
-    return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
 
 
 class Evaluator:
@@ -99,11 +96,15 @@ class Evaluator:
         self.dtype = compute_dtype(self.precision)
         self.loss = problem.loss
         self.layout = problem.slice.layout
+        self.coef_map = problem.slice.coef_map
         self.origin = problem.slice.origin.to(self.device)  # (P,) fp32
         self.directions = problem.slice.directions.to(self.device)  # (D, P) fp32
         self.n = len(problem.inputs)
         self.model = problem.model_factory().to(self.device).eval()  # eval: BatchNorm uses running stats
         self._names = [e.name for e in self.layout.entries]
+        self._batchnorms = [
+            m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
         self.plan = self._make_plan(problem)
         inputs = problem.inputs.to(self.device).float()
         if self.plan.channels_last:
@@ -111,6 +112,10 @@ class Evaluator:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.inputs = inputs.to(self.dtype)
         self.targets = problem.targets.to(self.device)
+        self.recompute_bn = self.options.batchnorm == "recompute" and bool(self._batchnorms)
+        if self.recompute_bn:
+            bn = problem.bn_inputs if problem.bn_inputs is not None else problem.inputs
+            self._bn_batches = [b.to(self.device).float().to(self.dtype) for b in bn.split(self.options.batchnorm_batch)]
         self.skip: set[str] = set()  # state entries the shortcut replaces
         self.shortcut: PrecomputedLayer | None = None
         self._chunks = [
@@ -127,6 +132,12 @@ class Evaluator:
             # parameters stay inputs of the compiled code, so loading a point in place works.
             self._run_model = torch.compile(self.model, mode="max-autotune-no-cudagraphs", dynamic=False)
         self._graph = None
+        metrics = build_metrics(problem.metrics, problem.metric_options)
+        self.output_metrics: list[OutputMetric] = [m for m in metrics if isinstance(m, OutputMetric)]
+        self.point_metrics: list[PointMetric] = [m for m in metrics if isinstance(m, PointMetric)]
+        for m in metrics:
+            m.bind(self)
+        self.metric_names = [n for m in metrics for n in m.names]
 
     # -- setup ---------------------------------------------------------------
     def _make_plan(self, problem: ScanProblem) -> EvalPlan:
@@ -145,7 +156,12 @@ class Evaluator:
             shortcut_per_sample = (self.directions.shape[0] + 1) * (z[0].numel()) * 4  # fp32
         has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in self.model.modules())
         image = problem.inputs.dim() == 4
-        return make_plan(self.options, self.device, self.n, per_sample, shortcut_per_sample, has_conv, image)
+        options = self.options
+        if options.batchnorm == "recompute" and self._batchnorms:
+            # Train-mode passes over whole batches through the real first layer, one
+            # point at a time; BatchNorm's in-place updates stay outside graphs and compile.
+            options = replace(options, points_per_pass=1, shortcut=False, cuda_graphs=False, compile=False)
+        return make_plan(options, self.device, self.n, per_sample, shortcut_per_sample, has_conv, image)
 
     @torch.no_grad()
     def _install_shortcut(self, inputs: torch.Tensor) -> None:
@@ -190,10 +206,34 @@ class Evaluator:
             self._flat.copy_(self._point[0])
         if self.shortcut is not None:
             self.shortcut.coef.copy_(coefs[0])
+        if self.recompute_bn:
+            self._recompute_batchnorm()
+
+    def _recompute_batchnorm(self) -> None:
+        """Re-estimate BatchNorm statistics at the loaded point, as mode connectivity's `update_bn`.
+
+        Train-mode passes over the batches (BatchNorm layers only: dropout stays off,
+        so the result is deterministic); batch b gets momentum n_b / (n_seen + n_b),
+        so the running statistics end as the sample-weighted mean of the batch
+        statistics. The statistics are views of the flat state: the next point's
+        load overwrites them.
+        """
+        for bn in self._batchnorms:
+            bn.train()
+        seen = 0
+        try:
+            for batch in self._bn_batches:
+                for bn in self._batchnorms:
+                    bn.momentum = len(batch) / (seen + len(batch))
+                self.model(batch)
+                seen += len(batch)
+        finally:
+            for bn in self._batchnorms:
+                bn.eval()
 
     # -- one pass over the data for K points ---------------------------------------
     def _state(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Batched state dict (K, *shape) in the compute dtype for coordinates (K, D)."""
+        """Batched state dict (K, *shape) in the compute dtype for coefficients (K, D)."""
         vec = points_on_slice(self.origin, self.directions, coefs).to(self.dtype)
         parts = torch.split(vec, [e.numel for e in self.layout.entries], dim=1)
         state = {
@@ -208,28 +248,29 @@ class Evaluator:
             return self._run_model(x)[None]
         return vmap(lambda st: functional_call(self.model, st, (x,)), in_dims=(0,), randomness="error")(state)
 
-    def _sums(self, coefs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K,) summed loss and correct predictions over all the data, float64 on the device."""
+    def _sums(self, coefs: torch.Tensor) -> list[torch.Tensor]:
+        """Every output metric's (K,) accumulators over all the data, float64 on the device."""
         k = len(coefs)
         if k == 1:
             self._load_point(coefs)
             state = None
         else:
             state = self._state(coefs)
-        loss = torch.zeros(k, dtype=torch.float64, device=self.device)
-        correct = torch.zeros(k, dtype=torch.float64, device=self.device)
+        accs = [
+            [torch.zeros(k, dtype=torch.float64, device=self.device) for _ in range(m.accumulators)]
+            for m in self.output_metrics
+        ]
         for c, (s, e) in enumerate(self._chunks):
             if self.shortcut is not None:
                 self.shortcut.basis = self._bases[c]
-            out = self._forward(state, self.inputs[s:e]).float()
-            l, r = loss_terms(out, self.targets[s:e], self.loss)
-            loss += l
-            correct += r
-        return loss, correct
+            out = self._forward(state, self.inputs[s:e]).float()  # (K, n, C)
+            for m, acc in zip(self.output_metrics, accs):
+                m.accumulate(acc, out, self.targets[s:e], s, e)
+        return [a for acc in accs for a in acc]
 
     # -- CUDA graph ------------------------------------------------------------------
     def _graphed(self):
-        """Capture one pass for K points as a CUDA graph (once): (graph, its input coords (K, D), its outputs)."""
+        """Capture one pass for K points as a CUDA graph (once): (graph, its input coefs (K, D), its outputs)."""
         if self._graph is None:
             k, d = self.plan.points_per_pass, self.directions.shape[0]
             static = torch.zeros(k, d, device=self.device)
@@ -248,14 +289,27 @@ class Evaluator:
     # -- public ------------------------------------------------------------------------
     @property
     def dims(self) -> int:
-        return self.directions.shape[0]
+        """Coordinates per grid point (the slice's; its coefficient map turns them into D coefficients)."""
+        return self.coef_map.grid_dims
+
+    @property
+    def problem(self) -> ScanProblem:
+        return self._problem
 
     def describe(self) -> dict:
         """The plan this evaluator runs with (recorded in the result)."""
-        return {"device": str(self.device), "precision": self.precision, **self.plan.describe()}
+        return {
+            "device": str(self.device), "precision": self.precision, "batchnorm": "recompute" if self.recompute_bn else "eval",
+            **self.plan.describe(),
+        }
+
+    def state_at(self, coefs) -> dict[str, torch.Tensor]:
+        """The full float state {name: tensor} (fp32, on the device) at coefficients `coefs` (D,)."""
+        c = torch.as_tensor(np.asarray(coefs, dtype=np.float64), dtype=torch.float32, device=self.device).reshape(1, -1)
+        return dict(self.layout.unflatten(points_on_slice(self.origin, self.directions, c)[0]))
 
     def evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
-        """coords (M, D) grid coordinates -> {"loss": (M,), "accuracy": (M,)} float32.
+        """coords (M, dims) grid coordinates -> {metric array name: (M,) float32}.
 
         Out of device memory despite the plan (another process took some): halve
         the points per pass, then the data chunk, rebuild and go on.
@@ -276,27 +330,35 @@ class Evaluator:
 
     @torch.no_grad()
     def _evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
-        coords = np.asarray(coords, dtype=np.float64).reshape(-1, self.dims)
-        m, k = len(coords), self.plan.points_per_pass
+        coefs = self.coef_map(np.asarray(coords, dtype=np.float64).reshape(-1, self.dims))  # (M, D)
+        m, k = len(coefs), self.plan.points_per_pass
         if m == 0:
-            return {"loss": np.empty(0, np.float32), "accuracy": np.empty(0, np.float32)}
+            return {name: np.empty(0, np.float32) for name in self.metric_names}
         # Pad to whole groups of K with copies of the last point: every point is
         # computed in a pass of the same shape, whatever the tile size.
-        padded = np.concatenate([coords, np.repeat(coords[-1:], (-m) % k, axis=0)])
+        padded = np.concatenate([coefs, np.repeat(coefs[-1:], (-m) % k, axis=0)])
         c = torch.from_numpy(padded).float().to(self.device)
-        loss = torch.empty(len(c), dtype=torch.float64, device=self.device)
-        correct = torch.empty(len(c), dtype=torch.float64, device=self.device)
+        n_acc = sum(om.accumulators for om in self.output_metrics)
+        sums = [torch.empty(len(c), dtype=torch.float64, device=self.device) for _ in range(n_acc)]
         with matmul_mode(self.precision):
             if self.plan.cuda_graphs:
-                graph, static, (gl, gc) = self._graphed()
+                graph, static, outs = self._graphed()
                 for g in range(0, len(c), k):
                     static.copy_(c[g : g + k])
                     graph.replay()
-                    loss[g : g + k].copy_(gl)
-                    correct[g : g + k].copy_(gc)
+                    for total, part in zip(sums, outs):
+                        total[g : g + k].copy_(part)
             else:
                 for g in range(0, len(c), k):
-                    loss[g : g + k], correct[g : g + k] = self._sums(c[g : g + k])
-        loss_np = (loss[:m] / self.terms_per_point).cpu().numpy().astype(np.float32)
-        acc_np = (correct[:m] / self.n).cpu().numpy().astype(np.float32)
-        return {"loss": loss_np, "accuracy": acc_np}
+                    for total, part in zip(sums, self._sums(c[g : g + k])):
+                        total[g : g + k] = part
+            results: dict[str, torch.Tensor] = {}
+            i = 0
+            for om in self.output_metrics:
+                results.update(om.finish(sums[i : i + om.accumulators], self))
+                i += om.accumulators
+            host = {name: v[:m].cpu().numpy().astype(np.float32) for name, v in results.items()}
+            for pm in self.point_metrics:
+                rows = [pm.compute(self, c[j]) for j in range(m)]
+                host.update({name: np.array([r[name] for r in rows], dtype=np.float32) for name in pm.names})
+        return host

@@ -9,7 +9,6 @@ from torch import nn
 
 from .data import import_object
 from .errors import SpecError
-from .models import build_model
 
 
 @dataclass(frozen=True)
@@ -29,11 +28,24 @@ class ModelFactory:
     def __call__(self) -> nn.Module:
         torch.manual_seed(self.seed)
         if self.kind == "import":
-            model = import_object(self.factory)(**self.options)
+            fn = import_object(self.factory, SpecError, "model.factory")
+            try:
+                model = fn(**self.options)
+            except Exception as e:
+                raise SpecError(
+                    f"model.factory {self.factory!r} raised {type(e).__name__}: {_first_line(e)}; it is called with "
+                    f"model.options as keyword arguments ({', '.join(self.options) or 'none'}) and must return an nn.Module"
+                ) from None
             if not isinstance(model, nn.Module):
                 raise SpecError(f"model.factory {self.factory!r} returned {type(model).__name__}, not an nn.Module")
             return model
+        from .models import build_model
+
         try:
             return build_model(self.kind, self.input_shape, self.num_classes, **self.options)
-        except ValueError as e:
-            raise SpecError(f"model: {e}") from e
+        except (ValueError, TypeError) as e:
+            raise SpecError(f"model.options: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]

@@ -33,6 +33,8 @@ class EvalOptions:
     channels_last: bool | None = None  # auto: on for image (4-D) inputs, one point per pass
     compile: bool | None = None  # torch.compile (one point per pass); auto: large conv scans on CUDA
     expected_points: int = 0  # grid points in the whole scan: decides whether compiling pays off
+    batchnorm: str = "eval"  # eval: running statistics as the slice carries them; recompute: per point
+    batchnorm_batch: int = 128  # samples per train-mode pass when recomputing
 
 
 @dataclass(frozen=True)

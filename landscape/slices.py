@@ -1,15 +1,19 @@
 """Low-dimensional slices of weight space: origin + sum_i c_i * direction_i.
 
-All vectors use the flat layout of `params.StateLayout`. A slice also records
-where named checkpoints sit in its own coordinates.
+All vectors use the flat layout of `params.StateLayout`. The coefficients c of a
+grid point come from its coordinates through the slice's `coef_map` (the
+identity for lines and planes; see `coefmaps.py`). A slice also records where
+named checkpoints sit in its own coordinates.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from .coefmaps import CoefMap, Identity
 from .directions import Ignore, Normalization, random_directions
 from .errors import SpecError
 from .params import StateLayout
@@ -20,19 +24,30 @@ class Slice:
     kind: str
     layout: StateLayout
     origin: torch.Tensor  # (P,) float32
-    directions: torch.Tensor  # (D, P) float32, D = 1 (line) or 2 (plane)
+    directions: torch.Tensor  # (D, P) float32
     checkpoints: list[dict] = field(default_factory=list)  # {"label", "x", "y"}
+    coef_map: CoefMap | None = None  # grid coordinates -> coefficients; None: the identity
+    info: dict = field(default_factory=dict)  # what the geometry wants recorded in the result
+
+    def __post_init__(self):
+        if self.coef_map is None:
+            self.coef_map = Identity(self.directions.shape[0])
 
     @property
     def dims(self) -> int:
-        return self.directions.shape[0]
+        """Coordinates per grid point: 1 for lines and curves, 2 for planes."""
+        return self.coef_map.grid_dims
+
+    def coefficients(self, coords) -> np.ndarray:
+        """(M, D) float64 coefficients of the grid points `coords` (M, dims)."""
+        return self.coef_map(np.asarray(coords, dtype=np.float64).reshape(-1, self.dims))
 
     def point(self, coords) -> torch.Tensor:
-        """(P,) flat state at grid coordinates `coords` (length D)."""
+        """(P,) flat state at grid coordinates `coords` (length dims)."""
         coords = [float(c) for c in coords]
         if len(coords) != self.dims:
             raise ValueError(f"this slice has {self.dims} coordinate(s), got {len(coords)}")
-        return combine(self.origin, self.directions, coords)
+        return combine(self.origin, self.directions, self.coefficients([coords])[0])
 
 
 def points_on_slice(
@@ -51,9 +66,9 @@ def points_on_slice(
     return acc
 
 
-def combine(origin: torch.Tensor, directions: torch.Tensor, coords) -> torch.Tensor:
-    """(P,) the point at coordinates `coords` (length D), in float32 as the evaluator forms it."""
-    coefs = torch.tensor([[float(c) for c in coords]], dtype=torch.float32, device=origin.device)
+def combine(origin: torch.Tensor, directions: torch.Tensor, coefs) -> torch.Tensor:
+    """(P,) the point with coefficients `coefs` (length D), in float32 as the evaluator forms it."""
+    coefs = torch.tensor([[float(c) for c in coefs]], dtype=torch.float32, device=origin.device)
     return points_on_slice(origin, directions, coefs)[0]
 
 

@@ -50,7 +50,7 @@ TINY_DATA = {"kind": "digits", "subset": 240, "seed": 0}
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A tiny MLP trained 3 epochs on 240 digits: epoch_000.pt .. epoch_003.pt."""
-    from jobs.spec import TrainSpec
+    from jobs.specs import TrainSpec
     from jobs.train import run_train
 
     out = tmp_path_factory.mktemp("run")

@@ -39,9 +39,9 @@ def k8s_docs(kind: str) -> list[tuple[Path, dict]]:
 
 
 def cli_parser() -> argparse.ArgumentParser:
-    from jobs.cli import _parser
+    from jobs.cli import parser
 
-    return _parser()
+    return parser()
 
 
 def subcommands(parser: argparse.ArgumentParser) -> set[str]:

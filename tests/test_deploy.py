@@ -222,7 +222,7 @@ def test_rayjob_spec_files_exist_where_the_head_reads_them():
 
 def test_configmap_scan_specs_are_valid():
     pytest.importorskip("pydantic")
-    from jobs.spec import ScanSpec
+    from jobs.specs import ScanSpec
 
     examples = {}
     for p in (REPO / "jobs" / "examples").glob("*.yaml"):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from landscape.errors import DataError
 from landscape.evaluator import Evaluator, ScanProblem, check_fit
@@ -15,7 +14,7 @@ from .independent import reference_loss, state_at
 
 def _digits_problem(subset=300):
     from jobs.build import load_data
-    from jobs.spec import DigitsData
+    from jobs.specs import DigitsData
 
     x, y = load_data(DigitsData(kind="digits", subset=subset))
     factory = ModelFactory("mlp", tuple(x.shape[1:]), 10, {"widths": [16, 16]}, seed=1)

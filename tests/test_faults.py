@@ -29,7 +29,7 @@ from cluster.metrics import ScanMetrics
 from cluster.store import ResultStore
 from jobs.cli import main
 from jobs.scan import run_scan
-from jobs.spec import ScanSpec
+from jobs.specs import ScanSpec
 
 from .procs import alive, descendants, group, reap
 from .slow_factories import line_checkpoints
@@ -175,7 +175,10 @@ def test_an_evaluator_that_cannot_be_built_on_the_actors_fails_at_once(ray_clust
     t0 = time.monotonic()
     assert main(["run", write_spec(tmp_path, d), "--out", str(tmp_path / "x.zarr"), "--actors", "2", "--no-plot"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("landscape: error: an actor failed to build its evaluator: RuntimeError: cannot build"), err
+    assert err.startswith(
+        "landscape: error: an actor failed to build its evaluator: model.factory 'tests.slow_factories:make_model' "
+        "raised RuntimeError: cannot build"
+    ), err
     assert time.monotonic() - t0 < 60  # no retry loop, no placement timeout
 
 

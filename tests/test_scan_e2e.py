@@ -9,7 +9,7 @@ from matplotlib.image import imread
 from cluster.store import ResultStore
 from jobs.point import point_state
 from jobs.scan import run_scan
-from jobs.spec import ScanSpec
+from jobs.specs import ScanSpec
 from landscape.checkpoints import load_state
 from landscape.factories import ModelFactory
 

@@ -101,14 +101,14 @@ def test_result_equals_an_in_process_evaluation(submitted, tiny_run):
     from cluster.store import ResultStore
     from jobs.build import build_problem, load_data
     from jobs.point import point_state
-    from jobs.spec import ScanSpec
+    from jobs.specs import ScanSpec
     from landscape.factories import ModelFactory
 
     from .independent import reference_loss
 
     _, out, _ = submitted
     spec = ScanSpec.model_validate(scan_spec_dict(tiny_run))
-    problem, _ = build_problem(spec)
+    problem = build_problem(spec).problem
     g = zarr.open_group(str(out), mode="r")
     assert np.array_equal(g["origin"][...], problem.slice.origin.numpy())
     assert np.array_equal(g["directions"][...], problem.slice.directions.numpy())
@@ -236,7 +236,7 @@ def test_bad_input_fails_before_anything_is_sent(tiny_run, tmp_path, capsys):
 def test_the_bundle_carries_code_spec_and_checkpoints(tiny_run, tmp_path):
     """What the job's working_dir holds: the packages, the checkpoint under its own name, a spec naming it."""
     from jobs.bundle import PACKAGES, build_bundle
-    from jobs.spec import ScanSpec, load_spec
+    from jobs.specs import ScanSpec, load_spec
 
     spec_path = _spec_file(tmp_path, tiny_run, "b")
     bundle = build_bundle(spec_path, load_spec(spec_path), tmp_path / "bundle", remote_checkpoints=False)

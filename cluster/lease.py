@@ -1,0 +1,380 @@
+"""One writer per result: a lease file inside it, taken before anything is written.
+
+The lease (`landscape.lease`, JSON: owner host, pid, start time, heartbeat) is
+- on local disk: a file held under an exclusive `flock`. The kernel drops the
+  lock when its holder dies, however it dies, so a dead holder's lease is free;
+  a live one's is refused. The file is checked to be the one at the path after
+  locking (a releasing holder unlinks it), so two processes never both hold it.
+- on S3: an object created with a conditional write (If-None-Match: *), renewed
+  and released only if its ETag is still ours (If-Match). A lease whose last
+  renewal is older than the time-to-live (by the server's clock), or whose holder
+  ran on this host and is dead, is stale and taken over, again by If-Match, so of
+  two takers exactly one wins.
+A background thread renews the heartbeat; a holder that finds its lease taken
+(it was paused beyond the time-to-live) stops before its next write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from landscape.errors import ResultError
+
+from .storage import filesystem, is_remote, is_s3, storage_errors
+
+LEASE_NAME = "landscape.lease"
+TTL_ENV = "LANDSCAPE_LEASE_TTL_S"
+DEFAULT_TTL_S = 120.0
+
+
+def ttl_seconds() -> float:
+    try:
+        return max(float(os.environ.get(TTL_ENV, DEFAULT_TTL_S)), 1.0)
+    except ValueError:
+        return DEFAULT_TTL_S
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LeaseHeld(ResultError):
+    """Another live writer holds the result."""
+
+
+def describe_holder(info: dict, age_s: float | None = None) -> str:
+    who = f"{info.get('command', 'landscape')} (pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('started_at', '?')}"
+    if age_s is not None:
+        who += f", last heartbeat {age_s:.0f} s ago"
+    return who + ")"
+
+
+class Lease:
+    """Base: what every backend records and how it renews in the background."""
+
+    def __init__(self, url: str, command: str):
+        self.url = str(url)
+        self.info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": _now(),
+            "heartbeat_at": _now(),
+            "command": command,
+            "token": uuid.uuid4().hex,
+        }
+        self.taken_over: dict | None = None  # the stale lease we replaced, if any
+        self.lost: str | None = None  # why we no longer hold it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps(self.info, indent=1).encode()
+
+    # -- backend ---------------------------------------------------------------
+    def _acquire(self) -> None:
+        raise NotImplementedError
+
+    def _renew(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    # -- public ----------------------------------------------------------------
+    def acquire(self) -> "Lease":
+        self._acquire()
+        interval = ttl_seconds() / 4
+        self._thread = threading.Thread(target=self._beat, args=(interval,), name="landscape-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.info["heartbeat_at"] = _now()
+                self._renew()
+            except LeaseHeld as e:
+                self.lost = str(e)
+                return
+            except Exception as e:  # storage trouble: try again next beat; the time-to-live covers a few misses
+                print(f"note: could not renew the lease on {self.url}: {e}", file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        """ResultError if another writer has taken the result over; call before each write."""
+        if self.lost:
+            raise ResultError(f"this run lost its lease on {self.url}: {self.lost}; it stops here, its stored tiles are kept")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not self.lost:
+            try:
+                self._release()
+            except Exception:  # a lease left behind is stale and will be taken over; never mask the real outcome
+                pass
+
+
+class LocalLease(Lease):
+    def __init__(self, url: str, command: str):
+        super().__init__(url, command)
+        self.path = Path(url) / LEASE_NAME
+        self._fd: int | None = None
+
+    def _acquire(self) -> None:
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_json(self.path)
+                os.close(fd)
+                age = time.time() - self.path.stat().st_mtime if self.path.exists() else None
+                raise LeaseHeld(
+                    f"{self.url} is being written by {describe_holder(holder, age)}; wait for it to finish or stop it "
+                    "(if that process hangs, end it and run again)"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # its holder released (unlinked) it between our open and our lock
+                os.close(fd)
+                continue
+            previous = os.read(fd, 1 << 16)
+            if previous.strip():
+                self.taken_over = _parse(previous)
+            self._fd = fd
+            self._write()
+            return
+        raise ResultError(f"cannot take the lease on {self.url}: it keeps changing hands; try again")
+
+    def _write(self) -> None:
+        body = self._body()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, body, 0)
+        os.fsync(self._fd)
+
+    def _renew(self) -> None:
+        if self._fd is not None:
+            self._write()
+
+    def _release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)  # while still locked: a waiter then sees a new file
+        finally:
+            os.close(self._fd)  # drops the lock
+            self._fd = None
+
+
+class S3Lease(Lease):
+    def __init__(self, url: str, command: str, storage_options: dict | None = None):
+        super().__init__(url, command)
+        self.fs, path = filesystem(url, storage_options)
+        self.bucket, _, prefix = path.rstrip("/").partition("/")
+        self.key = f"{prefix}/{LEASE_NAME}" if prefix else LEASE_NAME
+        self.etag: str | None = None
+
+    def _put(self, **condition) -> str:
+        resp = self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key, Body=self._body(), **condition)
+        return resp["ETag"]
+
+    def _get(self) -> tuple[dict, str, float]:
+        """(holder's info, ETag, seconds since its last write by the server's clock), from one GET."""
+        from fsspec.asyn import sync
+
+        async def fetch():
+            resp = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=self.key)
+            async with resp["Body"] as stream:
+                return resp, await stream.read()
+
+        resp, body = sync(self.fs.loop, fetch)
+        headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        server_now = _http_date(headers.get("date")) or time.time()
+        modified = resp.get("LastModified")
+        age = server_now - modified.timestamp() if modified is not None else 0.0
+        return _parse(body), resp["ETag"], max(age, 0.0)
+
+    def _stale(self, info: dict, age: float) -> bool:
+        if age > ttl_seconds():
+            return True
+        return info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"])
+
+    def _acquire(self) -> None:
+        with storage_errors(self.url, "take the lease on"):
+            try:
+                self.etag = self._put(IfNoneMatch="*")
+                return
+            except OSError as e:
+                if not _precondition_failed(e):
+                    raise
+            for _ in range(3):
+                try:
+                    info, etag, age = self._get()
+                except FileNotFoundError:  # released meanwhile: try to create it again
+                    try:
+                        self.etag = self._put(IfNoneMatch="*")
+                        return
+                    except OSError as e:
+                        if not _precondition_failed(e):
+                            raise
+                        continue
+                if not self._stale(info, age):
+                    raise LeaseHeld(
+                        f"{self.url} is being written by {describe_holder(info, age)}; wait for it to finish or stop it "
+                        f"(a lease not renewed for {ttl_seconds():.0f} s is taken over)"
+                    )
+                try:
+                    self.etag = self._put(IfMatch=etag)
+                    self.taken_over = info
+                    return
+                except OSError as e:
+                    if not _precondition_failed(e):
+                        raise
+            raise LeaseHeld(f"cannot take the lease on {self.url}: another writer took it first")
+
+    def _renew(self) -> None:
+        try:
+            self.etag = self._put(IfMatch=self.etag)
+        except OSError as e:
+            if _precondition_failed(e) or isinstance(e, FileNotFoundError):
+                try:
+                    info, _, age = self._get()
+                    raise LeaseHeld(f"taken over by {describe_holder(info, age)}") from None
+                except FileNotFoundError:
+                    raise LeaseHeld("the lease was deleted") from None
+            raise
+
+    def _release(self) -> None:
+        try:
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
+        except OSError as e:
+            if not _precondition_failed(e):
+                raise
+
+
+class AdvisoryLease(LocalLease):
+    """Other fsspec file systems: a lease file written without an atomic create (best effort)."""
+
+    def __init__(self, url: str, command: str, storage_options: dict | None = None):
+        Lease.__init__(self, url, command)
+        self.fs, path = filesystem(url, storage_options)
+        self.target = f"{path.rstrip('/')}/{LEASE_NAME}"
+
+    def _acquire(self) -> None:
+        with storage_errors(self.url, "take the lease on"):
+            if self.fs.exists(self.target):
+                info = _parse(self.fs.cat_file(self.target))
+                age = time.time() - _http_date_iso(info.get("heartbeat_at"))
+                if age <= ttl_seconds():
+                    raise LeaseHeld(f"{self.url} is being written by {describe_holder(info, age)}")
+                self.taken_over = info
+            print(f"note: {self.url}: this storage has no atomic create; the lease is advisory", file=sys.stderr)
+            self.fs.pipe_file(self.target, self._body())
+
+    def _renew(self) -> None:
+        self.fs.pipe_file(self.target, self._body())
+
+    def _release(self) -> None:
+        self.fs.rm_file(self.target)
+
+
+def take_lease(url: str, command: str, storage_options: dict | None = None) -> Lease:
+    """The lease on the result at `url` (its folder is created); LeaseHeld naming the holder if taken."""
+    url = str(url)
+    if not is_remote(url):
+        with storage_errors(url, "create"):
+            Path(url).mkdir(parents=True, exist_ok=True)
+        lease: Lease = LocalLease(url, command)
+    elif is_s3(url):
+        lease = S3Lease(url, command, storage_options)
+    else:
+        lease = AdvisoryLease(url, command, storage_options)
+    lease.acquire()
+    if lease.taken_over:
+        print(
+            f"note: took over the stale lease of {describe_holder(lease.taken_over)} on {url} (its holder is gone)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return lease
+
+
+def read_lease(url: str, storage_options: dict | None = None) -> dict | None:
+    """Who holds (or last held) the result's lease, for status displays; None if nobody."""
+    try:
+        if not is_remote(url):
+            p = Path(url) / LEASE_NAME
+            return _read_json(p) if p.exists() else None
+        fs, path = filesystem(url, storage_options)
+        target = f"{path.rstrip('/')}/{LEASE_NAME}"
+        return _parse(fs.cat_file(target)) if fs.exists(target) else None
+    except OSError:
+        return None
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _parse(raw: bytes | str) -> dict:
+    try:
+        d = json.loads(raw)
+        return d if isinstance(d, dict) else {}
+    except (ValueError, TypeError):
+        return {}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return _parse(path.read_bytes())
+    except OSError:
+        return {}
+
+
+def _precondition_failed(e: BaseException) -> bool:
+    """A conditional S3 write lost (412, or 409 for two racing conditional writes)."""
+    if isinstance(e, FileExistsError):
+        return True
+    cause = e.__cause__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
+    return code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _http_date_iso(value: str | None) -> float:
+    try:
+        return dt.datetime.fromisoformat(value).timestamp() if value else 0.0
+    except ValueError:
+        return 0.0
+

@@ -1,0 +1,146 @@
+"""The local commands: validate, schema, run, train, plot, point, fetch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def _validate(args) -> int:
+    from .specs import ScanSpec, TrainSpec, load_any_spec
+
+    spec = load_any_spec(args.spec)
+    if isinstance(spec, ScanSpec):
+        from .build import build_problem
+
+        built = build_problem(spec)  # checkpoints exist and fit, data fits
+        for note in built.notes:
+            print(f"note: {note}")
+        print(
+            f"{args.spec}: valid scan {spec.name!r}: {spec.slice.kind}, grid {spec.grid_shape}, "
+            f"{len(built.problem.inputs)} samples"
+        )
+    elif isinstance(spec, TrainSpec):
+        from .train import check_train
+
+        check_train(spec)
+        print(f"{args.spec}: valid training spec {spec.name!r}: {spec.model.kind} for {spec.epochs} epochs")
+    else:
+        print(f"{args.spec}: valid {type(spec).__name__} {getattr(spec, 'name', '')!r}")
+    return 0
+
+
+def _schema(args) -> int:
+    from .specs import spec_class
+
+    print(json.dumps(spec_class(args.kind).model_json_schema(), indent=2))
+    return 0
+
+
+def _run(args) -> int:
+    from .scan import run_scan
+    from .specs import load_spec
+
+    run_scan(
+        load_spec(args.spec),
+        out=args.out,
+        address=args.address,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        overwrite=args.overwrite,
+        plot=not args.no_plot,
+        fmt=args.format,
+    )
+    return 0
+
+
+def _train(args) -> int:
+    from .specs import TrainSpec, load_spec
+    from .train import run_train
+
+    run_train(load_spec(args.spec, TrainSpec), out=args.out, overwrite=args.overwrite)
+    return 0
+
+
+def _plot(args) -> int:
+    from cluster.store import ResultStore
+
+    from .plot import plot_result
+    from .scan import plots_dir_for
+
+    name = ResultStore.open(args.result).meta["name"]
+    for path in plot_result(args.result, args.out or plots_dir_for(args.result, name), args.format):
+        print(f"plot: {path}")
+    return 0
+
+
+def _point(args) -> int:
+    from .point import write_point
+
+    print(f"weights: {write_point(args.result, args.x, args.y, args.output, extrapolate=args.extrapolate)}")
+    return 0
+
+
+def _fetch(args) -> int:
+    from .fetch import fetch_result
+
+    dest = fetch_result(args.source, args.output, overwrite=args.overwrite, address=args.address)
+    print(f"result: {dest}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from .cli import finite_float, nonneg_float, positive_int
+    from .specs import SPEC_KINDS
+
+    v = sub.add_parser("validate", help="check a spec and the files it names")
+    v.add_argument("spec")
+    v.set_defaults(run=_validate)
+
+    s = sub.add_parser("schema", help="print the JSON schema of a spec")
+    s.add_argument("--kind", choices=[name for name, _, _ in SPEC_KINDS], default="scan")
+    s.set_defaults(run=_schema)
+
+    r = sub.add_parser("run", help="run (or resume) a scan")
+    r.add_argument("spec")
+    r.add_argument("--out", help="result path or URL (default: spec.output or results/<name>.zarr)")
+    r.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one)")
+    r.add_argument("--actors", type=positive_int)
+    r.add_argument("--gpus-per-actor", type=nonneg_float)
+    r.add_argument("--overwrite", action="store_true", help="replace a different scan's result at --out (never other files)")
+    r.add_argument("--no-plot", action="store_true")
+    r.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    r.set_defaults(run=_run)
+
+    t = sub.add_parser("train", help="train a built-in model, a checkpoint per epoch")
+    t.add_argument("spec")
+    t.add_argument("--out", help="checkpoint folder (default: spec.output or runs/<name>)")
+    t.add_argument("--overwrite", action="store_true", help="retrain over a different spec's checkpoints in --out")
+    t.set_defaults(run=_train)
+
+    pl = sub.add_parser("plot", help="plot a (possibly partial) result")
+    pl.add_argument("result")
+    pl.add_argument("--out", help="folder for the figures (default: beside the result)")
+    pl.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    pl.set_defaults(run=_plot)
+
+    pt = sub.add_parser("point", help="write the weights at a grid point as a state_dict")
+    pt.add_argument("result")
+    pt.add_argument("--x", type=finite_float, required=True)
+    pt.add_argument("--y", type=finite_float)
+    pt.add_argument("--extrapolate", action="store_true", help="allow a point outside the grid's range")
+    pt.add_argument("-o", "--output", required=True)
+    pt.set_defaults(run=_point)
+
+    fe = sub.add_parser("fetch", help="copy a result (path, s3:// URL or Ray job id) into a local Zarr folder")
+    fe.add_argument("source", help="result path or URL, or the id of a Ray job that ran `landscape run`")
+    fe.add_argument("-o", "--output", required=True, help="local folder to create, e.g. results/scan.zarr")
+    fe.add_argument("--overwrite", action="store_true", help="replace --output if it is a landscape result")
+    fe.add_argument(
+        "--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster, for a job id (default: $RAY_ADDRESS)"
+    )
+    fe.set_defaults(run=_fetch)
+
+
+__all__ = ["add_parsers", "argparse"]

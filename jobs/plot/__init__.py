@@ -1,0 +1,109 @@
+"""Figures for a landscape result (Zarr v3 group), finished or still running.
+
+A scan's plane: contour, heatmap and 3D surface of the loss and a heatmap per
+other metric; a line or curve: loss and accuracy along it. Points not evaluated
+yet and points that diverged (NaN or inf, told apart by `tile_done`) are masked
+out of every colour scale and drawn as what they are.
+
+Extension points (each new geometry or job adds to them, nothing else changes):
+- maps.OVERLAYS[slice_kind] = draw(ax, ls): drawn on every map of such planes.
+- FIGURES: functions (ls) -> {name: builder}, extra figures for some scans.
+- JOBS[job] = figures(group) -> {name: builder}, for results of other jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import zarr
+
+from landscape.metrics import ARRAYS
+
+from .data import Landscape, load
+from .lines import curve
+from .maps import OVERLAYS, contour, heatmap, message_figure, surface
+from .style import levels as _levels  # noqa: F401 (tests reach these through jobs.plot)
+from .style import metric_norm
+from .style import title as _title  # noqa: F401
+from .style import value_range as _range  # noqa: F401
+
+FORMATS = ("png", "pdf", "svg")
+
+FIGURES: list[Callable[[Landscape], dict]] = []
+JOBS: dict[str, Callable[[zarr.Group], dict]] = {}
+
+
+def grid_image(result):
+    """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at
+    y[i] and column j at x[j], extent (xmin, xmax, ymin, ymax))."""
+    ls = result if isinstance(result, Landscape) else load(result)
+    if ls.loss.ndim != 2:
+        raise ValueError(f"grid_image needs a 2D result, got shape {ls.loss.shape}")
+    return ls.loss, ls.extent
+
+
+def _scan_builders(ls: Landscape) -> dict:
+    """name -> callable building that figure; lazy so plot_result holds one at a time."""
+    names = ["contour", "heatmap", "surface"] if ls.loss.ndim == 2 else ["curve"]
+    empty = ("no finished points yet" if ls.finished == 0 else
+             "no finite loss values (all finished points diverged)" if ls.loss.count() == 0 else None)
+    if empty is not None:  # keep the usual file names so viewers find something
+        return {n: (lambda: message_figure(ls, empty)) for n in names}
+    if ls.loss.ndim == 1:
+        b = {"curve": lambda: curve(ls)}
+    else:
+        b = {"contour": lambda: contour(ls), "heatmap": lambda: heatmap(ls, ls.loss, "loss", metric_norm("loss", ls.loss)),
+             "surface": lambda: surface(ls)}
+    for name, z in ls.metrics.items():
+        if name == "loss" or not z.count() or (ls.loss.ndim == 1 and name == "accuracy"):
+            continue
+        label = ARRAYS[name].description if name in ARRAYS else name
+        if ls.loss.ndim == 2:
+            b[name] = lambda z=z, name=name, label=label: heatmap(ls, z, f"{name}: {label}", metric_norm(name, z))
+        else:
+            from .lines import metric_line
+
+            b[name] = lambda z=z, name=name: metric_line(ls, name, z)
+    for extra in FIGURES:
+        b.update(extra(ls))
+    return b
+
+
+def _builders(result) -> dict:
+    g = result if isinstance(result, zarr.Group) else zarr.open_group(str(result), mode="r")
+    job = dict(g.attrs.get("landscape", {})).get("job", "scan")
+    if job in JOBS:
+        return JOBS[job](g)
+    return _scan_builders(load(g))
+
+
+def figures(result) -> dict:
+    """Build all figures (name -> matplotlib Figure) without saving them.
+    The caller owns them and must plt.close() each."""
+    b = _scan_builders(result) if isinstance(result, Landscape) else _builders(result)
+    return {name: build() for name, build in b.items()}
+
+
+def plot_result(result: str | os.PathLike, out_dir: str | os.PathLike, fmt: str = "png") -> list[pathlib.Path]:
+    """Write the figures for `result` into `out_dir` as `<name>.<fmt>`; return their paths."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported figure format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    b = _scan_builders(result) if isinstance(result, Landscape) else _builders(result)
+    paths = []
+    for name, build in b.items():
+        path = out / f"{name}.{fmt}"
+        fig = build()
+        try:
+            fig.savefig(path, dpi=120)
+        finally:
+            plt.close(fig)  # long-running services would otherwise leak figures
+        paths.append(path)
+    return paths
+
+
+__all__ = ["FIGURES", "FORMATS", "JOBS", "OVERLAYS", "Landscape", "figures", "grid_image", "load", "plot_result"]

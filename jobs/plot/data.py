@@ -1,0 +1,62 @@
+"""A result read for plotting: every metric as a masked array, and which points are not evaluated yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import zarr
+
+
+@dataclass
+class Landscape:
+    loss: np.ma.MaskedArray  # (ny, nx) or (nx,), row 0 <-> y[0]
+    accuracy: np.ma.MaskedArray
+    x: np.ndarray
+    y: np.ndarray | None
+    meta: dict
+    unfinished: np.ndarray  # not evaluated yet (its tile is not marked done)
+    diverged: np.ndarray  # evaluated, but the loss is NaN or inf
+    metrics: dict[str, np.ma.MaskedArray] = field(default_factory=dict)  # every metric array, loss included
+
+    @property
+    def finished(self) -> int:  # a diverged point is finished too
+        return int(self.loss.size - np.count_nonzero(self.unfinished))
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        y = self.y if self.y is not None else np.zeros(1)
+        return float(self.x.min()), float(self.x.max()), float(y.min()), float(y.max())
+
+    @property
+    def has_batchnorm(self) -> bool:
+        return any(str(row[0]).endswith("running_var") for row in self.meta.get("layout", []) or [])
+
+
+def _evaluated(g: zarr.Group, raw: np.ndarray, meta: dict) -> np.ndarray:
+    """Per point: was it evaluated? From tile_done (a NaN in a done tile diverged); older results: finite = done."""
+    if "tile_done" not in g or not meta.get("tile_shape"):
+        return np.isfinite(raw) | np.isinf(raw) if meta.get("status") != "complete" else np.ones(raw.shape, bool)
+    done = np.asarray(g["tile_done"][...], dtype=bool)
+    tile = tuple(meta["tile_shape"])
+    for axis, t in enumerate(tile):
+        done = np.repeat(done, t, axis=axis)
+    return done[tuple(slice(0, n) for n in raw.shape)]
+
+
+def load(result) -> Landscape:
+    """Read a result group (path or open zarr.Group) into masked arrays."""
+    g = result if isinstance(result, zarr.Group) else zarr.open_group(str(result), mode="r")
+    meta = dict(g.attrs.get("landscape", {}))
+    raw = np.asarray(g["loss"][...], dtype=np.float64)
+    names = [n for n in meta.get("metrics", ["loss", "accuracy"]) if n in g]
+    metrics = {n: np.ma.masked_invalid(np.asarray(g[n][...], dtype=np.float64)) for n in names}
+    metrics.setdefault("loss", np.ma.masked_invalid(raw))
+    acc = metrics.get("accuracy", np.ma.masked_invalid(np.full_like(raw, np.nan)))
+    evaluated = _evaluated(g, raw, meta)
+    y = np.asarray(g["y"][...], dtype=np.float64) if raw.ndim == 2 else None
+    return Landscape(
+        loss=metrics["loss"], accuracy=acc,
+        x=np.asarray(g["x"][...], dtype=np.float64), y=y, meta=meta,
+        unfinished=~evaluated, diverged=evaluated & ~np.isfinite(raw), metrics=metrics,
+    )

@@ -1,0 +1,47 @@
+"""Validated job specs (pydantic v2): one config type per job kind, one module each.
+
+Unknown fields are rejected (extra="forbid"); slice and data kinds are
+discriminated unions, so a typo names the field and the valid choices. YAML
+keys given twice are refused. `SPEC_KINDS` says how `landscape validate` tells
+the kinds apart: the first whose marker field is in the file wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .base import Strict, format_validation_error, read_yaml, validate
+from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
+from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
+from .train import TrainSpec
+
+# (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
+SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
+    ("scan", ScanSpec, "slice"),
+    ("train", TrainSpec, "epochs"),
+]
+
+
+def spec_class(kind: str) -> type[BaseModel]:
+    return {name: cls for name, cls, _ in SPEC_KINDS}[kind]
+
+
+def load_spec(path: str | Path, cls: type[BaseModel] = ScanSpec):
+    """Read and validate a YAML spec; SpecError with one line per problem."""
+    return validate(cls, read_yaml(path), str(path))
+
+
+def load_any_spec(path: str | Path):
+    """Whatever kind of spec the file holds, told apart by SPEC_KINDS' marker fields (a scan by default)."""
+    raw = read_yaml(path)
+    cls = next((cls for _, cls, marker in SPEC_KINDS if marker in raw), ScanSpec)
+    return validate(cls, raw, str(path))
+
+
+__all__ = [
+    "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
+    "EvaluatorSpec", "Grid", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
+    "TrainSpec", "format_validation_error", "load_any_spec", "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
+]

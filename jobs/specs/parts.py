@@ -1,0 +1,135 @@
+"""Spec parts shared by several job kinds: grid axes, model, data, cluster, evaluator."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from landscape.models import MODEL_KINDS
+
+from .base import UNION_TAGS, Strict
+
+# Grid coordinates are applied in float32 to weights of order 1: beyond this they
+# overflow or drown every weight; no landscape of interest lies that far out.
+COORD_LIMIT = 1e6
+MAX_POINTS = 100_000_000  # default limit of a scan's grid points (grid.max_points raises it)
+
+
+class Axis(Strict):
+    """One grid axis: `num` evenly spaced points from `min` to `max` inclusive."""
+
+    min: float = Field(description=f"first coordinate (finite, |min| <= {COORD_LIMIT:g})")
+    max: float = Field(description=f"last coordinate (finite, |max| <= {COORD_LIMIT:g})")
+    num: int = Field(gt=0, description="number of points (>= 1; 1 needs min == max)")
+
+    @field_validator("min", "max")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v}")
+        if abs(v) > COORD_LIMIT:
+            raise ValueError(f"{v:g} is beyond +-{COORD_LIMIT:g}; grid coordinates that far out overflow float32 weights")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.num == 1 and self.max != self.min:
+            raise ValueError(f"num: 1 is one point, but min {self.min} != max {self.max}; set min == max or num >= 2")
+        if self.num > 1 and self.max < self.min:
+            raise ValueError(f"reversed range: min {self.min} > max {self.max}; swap them")
+        if self.num > 1 and self.max == self.min:
+            raise ValueError(f"empty range: min == max == {self.min} with num {self.num}; widen it or set num: 1")
+        return self
+
+
+class Grid(Strict):
+    x: Axis = Field(description="horizontal axis (first direction)")
+    y: Axis | None = Field(None, description="vertical axis (second direction); only for planes")
+    max_points: int = Field(
+        MAX_POINTS, gt=0, description="refuse grids with more points than this (a guard against typos; raise it on purpose)"
+    )
+
+    @model_validator(mode="after")
+    def _size(self):
+        points = self.x.num * (self.y.num if self.y is not None else 1)
+        if points > self.max_points:
+            shape = f"{self.x.num:,} x {self.y.num:,}" if self.y is not None else f"{self.x.num:,}"
+            raise ValueError(
+                f"the grid has {points:,} points ({shape}), more than grid.max_points = {self.max_points:,}; "
+                "use fewer points, or raise grid.max_points if you mean it"
+            )
+        return self
+
+    @property
+    def points(self) -> int:
+        return self.x.num * (self.y.num if self.y is not None else 1)
+
+
+class ModelSpec(Strict):
+    kind: str = Field(description=f"one of {', '.join(MODEL_KINDS)}, or 'import' with `factory`")
+    options: dict = Field(default_factory=dict, description="keyword options of the model (e.g. widths: [64, 64])")
+    factory: str | None = Field(None, description="'package.module:function' returning an nn.Module (kind: import)")
+    seed: int = Field(0, description="seed of the initial weights (training)")
+
+    @model_validator(mode="after")
+    def _kind(self):
+        if self.kind == "import":
+            if not self.factory:
+                raise ValueError("kind 'import' needs factory: 'package.module:function'")
+        elif self.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; expected one of {', '.join(MODEL_KINDS)} or 'import'")
+        elif self.factory:
+            raise ValueError("factory is only used with kind: import")
+        return self
+
+
+class DigitsData(Strict):
+    kind: Literal["digits"]
+    subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples")
+    seed: int = Field(0, description="seed of the subsample")
+
+
+class SyntheticData(Strict):
+    kind: Literal["synthetic"]
+    n: int = Field(gt=0, le=10_000_000, description="number of samples")
+    shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, description="one sample's shape, e.g. [3, 32, 32]")
+    classes: int = Field(10, gt=1, description="classes (or regression outputs)")
+    task: Literal["classification", "regression"] = "classification"
+    seed: int = 0
+    subset: int | None = Field(None, gt=0)
+
+
+class ImportData(Strict):
+    kind: Literal["import"]
+    factory: str = Field(description="'package.module:function' returning (inputs, targets) or a Dataset")
+    kwargs: dict = Field(default_factory=dict)
+    subset: int | None = Field(None, gt=0)
+    seed: int = 0
+
+
+DataSpec = Annotated[Union[DigitsData, SyntheticData, ImportData], Field(discriminator="kind")]
+UNION_TAGS.update({"digits", "synthetic", "import"})
+
+
+class ClusterSpec(Strict):
+    actors: int | None = Field(None, gt=0, description="number of actors (default: one per GPU, else one per CPU)")
+    gpus_per_actor: float | None = Field(None, ge=0, description="GPU fraction per actor (default 1 with GPUs, else 0)")
+    cpus_per_actor: float = Field(1, gt=0)
+    max_attempts: int = Field(3, gt=0, description="tries per tile before the job fails")
+    placement_timeout_s: float = Field(60, gt=0, description="how long to wait for actors to be placed")
+
+
+class EvaluatorSpec(Strict):
+    """How the evaluator runs; the defaults pick what measured fastest on the device."""
+
+    points_per_pass: int | None = Field(
+        None, gt=0, description="grid points evaluated together (vmap); default: 1 on CPU, 128 on GPU for models without convolutions"
+    )
+    shortcut: bool = Field(True, description="exact first-layer shortcut when its precomputed outputs fit in memory")
+    cuda_graphs: bool | None = Field(None, description="replay each pass as a CUDA graph (default: on for GPUs)")
+    channels_last: bool | None = Field(None, description="channels-last memory format (default: on for image inputs)")
+    compile: bool | None = Field(
+        None, description="torch.compile the model (default: on for conv nets on GPU in scans of >= 50,000 points)"
+    )

@@ -1,0 +1,147 @@
+"""The scan spec: a slice of weight space, a grid on it, and how to evaluate it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from math import prod
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from landscape.metrics import METRIC_FAMILIES
+
+from .base import UNION_TAGS, Strict, check_name
+from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
+
+Normalization = Literal["filter", "layer", "weight", "none"]
+MAX_TILES = 1_000_000  # the driver keeps a done-mask and a queue per tile
+
+
+class RandomPlane(Strict):
+    """Two filter-normalized Gaussian directions around a checkpoint (Li et al.)."""
+
+    dims: ClassVar[int] = 2
+    kind: Literal["random_plane"]
+    checkpoint: Path = Field(description="the center (a state_dict file)")
+    seed: int = Field(0, description="seed of the random directions")
+    normalization: Normalization = "filter"
+    ignore: Literal["biasbn", "none"] = Field("biasbn", description="biasbn: zero 1-D parameters in the directions")
+
+
+class RandomLine(RandomPlane):
+    dims: ClassVar[int] = 1
+    kind: Literal["random_line"]
+
+
+class LineBetween(Strict):
+    """w(alpha) = a + alpha * (b - a): a at 0, b at 1."""
+
+    dims: ClassVar[int] = 1
+    kind: Literal["line_between"]
+    checkpoints: tuple[Path, Path]
+
+
+class PlaneThrough(Strict):
+    """Plane through three checkpoints; Gram-Schmidt basis, Euclidean coordinates."""
+
+    dims: ClassVar[int] = 2
+    kind: Literal["plane_through"]
+    checkpoints: tuple[Path, Path, Path]
+
+
+SliceSpec = Annotated[Union[RandomPlane, RandomLine, LineBetween, PlaneThrough], Field(discriminator="kind")]
+UNION_TAGS.update({"random_plane", "random_line", "line_between", "plane_through"})
+
+
+def slice_checkpoints(s) -> list[Path]:
+    """Every checkpoint file a slice spec names (for validation and for shipping with a job)."""
+    one = getattr(s, "checkpoint", None)
+    return [Path(one)] if one is not None else [Path(p) for p in getattr(s, "checkpoints", None) or ()]
+
+
+class ScanSpec(Strict):
+    """A loss-landscape scan."""
+
+    name: str = Field(description="names the default output results/<name>.zarr")
+    model: ModelSpec
+    data: DataSpec
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    slice: SliceSpec
+    grid: Grid
+    metrics: list[str] = Field(
+        ["loss", "accuracy"], description=f"per-point metrics; loss and accuracy always, plus any of {', '.join(METRIC_FAMILIES)}"
+    )
+    tile: int | tuple[int, int] = Field(32, description="tile = Zarr chunk, in points per axis ([rows, cols] or one int)")
+    precision: Literal["fp32", "tf32", "bf16"] = Field("fp32", description="arithmetic of the forward passes")
+    data_chunk: int | None = Field(None, gt=0, description="samples per forward pass (default: from the device's memory)")
+    batchnorm: Literal["eval", "recompute"] | None = Field(
+        None,
+        description="eval: BatchNorm uses the running statistics the slice carries; recompute: re-estimate them at every "
+        "grid point from the data (update_bn), then evaluate. Default: eval",
+    )
+    batchnorm_samples: int | None = Field(None, gt=0, description="recompute from a seeded subset of this many samples")
+    batchnorm_batch: int = Field(128, gt=0, description="samples per train-mode pass when recomputing statistics")
+    allow_nonfinite: bool = Field(False, description="scan checkpoints holding NaN or inf weights instead of refusing them")
+    evaluator: EvaluatorSpec = Field(default_factory=EvaluatorSpec)
+    output: str | None = Field(None, description="result path or URL (default results/<name>.zarr)")
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+
+    _name = field_validator("name")(check_name)
+
+    @field_validator("tile")
+    @classmethod
+    def _tile(cls, v):
+        sizes = (v, v) if isinstance(v, int) else v
+        if any(s <= 0 for s in sizes):
+            raise ValueError("tile sizes must be positive")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[str]) -> list[str]:
+        unknown = [m for m in v if m not in METRIC_FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; expected any of {', '.join(METRIC_FAMILIES)}")
+        # loss and accuracy come with every pass over the data; keep the user's order otherwise.
+        return ["loss", "accuracy"] + [m for m in dict.fromkeys(v) if m not in ("loss", "accuracy")]
+
+    @model_validator(mode="after")
+    def _grid_fits_slice(self):
+        plane = self.dims == 2
+        if plane and self.grid.y is None:
+            raise ValueError(f"slice {self.slice.kind} is a plane: grid.y is required")
+        if not plane and self.grid.y is not None:
+            raise ValueError(f"slice {self.slice.kind} is a line: remove grid.y")
+        tiles = prod(-(-n // t) for n, t in zip(self.grid_shape, self.tile_shape))
+        if tiles > MAX_TILES:
+            raise ValueError(
+                f"tile {list(self.tile_shape)} cuts the grid into {tiles:,} tiles, more than {MAX_TILES:,}; use a larger tile"
+            )
+        if self.batchnorm_samples is not None and self.batchnorm != "recompute":
+            raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
+        return self
+
+    @property
+    def dims(self) -> int:
+        return self.slice.dims
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        t = (self.tile, self.tile) if isinstance(self.tile, int) else tuple(self.tile)
+        return t if self.dims == 2 else (t[-1],)
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """Result array shape: (ny, nx), or (nx,) for lines."""
+        return (self.grid.y.num, self.grid.x.num) if self.dims == 2 else (self.grid.x.num,)
+
+    @property
+    def batchnorm_mode(self) -> str:
+        return self.batchnorm or "eval"
+
+    def identity(self) -> str:
+        """Hash of what determines the numbers (not where they go or who computes)."""
+        d = self.model_dump(mode="json", exclude={"output", "cluster"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,28 @@
+"""The training spec: a built-in (or imported) model trained with seeded SGD."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import Strict, check_name
+from .parts import DataSpec, ModelSpec
+
+
+class TrainSpec(Strict):
+    """Train a model and save a checkpoint per epoch."""
+
+    name: str
+    model: ModelSpec
+    data: DataSpec
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    epochs: int = Field(10, gt=0, le=100_000)
+    lr: float = Field(0.1, gt=0, allow_inf_nan=False)
+    momentum: float = Field(0.9, ge=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    batch_size: int = Field(64, gt=0)
+    seed: int = Field(0, description="seed of the shuffling")
+    output: str | None = Field(None, description="checkpoint folder (default runs/<name>)")
+
+    _name = field_validator("name")(check_name)

@@ -1,0 +1,60 @@
+"""Maps from grid coordinates to slice coefficients.
+
+A slice is an origin and directions d_1..d_D; a grid point with coordinates
+(x[, y]) is origin + sum_i c_i d_i. For planes and lines the coefficients are
+the coordinates (Identity). A curve over the same basis has coefficients that
+are functions of its parameter t (a quadratic Bezier curve w1, theta, w2 is
+w1 + 2t(1-t)(theta - w1) + t^2 (w2 - w1)), so every geometry shares the one
+evaluator, which only ever sees coefficients. Maps run on the host in float64
+and are named in the result (to_json), so `landscape point` rebuilds any point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CoefMap:
+    kind: ClassVar[str] = ""
+    grid_dims: ClassVar[int] = 0  # coordinates per grid point
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        """coords (M, grid_dims) -> coefficients (M, D), float64."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, **self.__dict__}
+
+
+@dataclass(frozen=True)
+class Identity(CoefMap):
+    """Coefficients are the coordinates: lines (D = 1) and planes (D = 2)."""
+
+    kind: ClassVar[str] = "identity"
+    dims: int = 2
+
+    @property
+    def grid_dims(self) -> int:  # type: ignore[override]
+        return self.dims
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        return np.asarray(coords, dtype=np.float64).reshape(-1, self.dims)
+
+
+# Every map a result may name; a new geometry's map is defined in this module and listed here.
+MAPS: dict[str, type[CoefMap]] = {"identity": Identity}
+
+
+def from_json(d: dict | None, directions: int) -> CoefMap:
+    """The map a result recorded; results without one are lines or planes."""
+    if not d:
+        return Identity(directions)
+    d = dict(d)
+    kind = d.pop("kind")
+    if kind not in MAPS:
+        raise ValueError(f"unknown coefficient map {kind!r}")
+    return MAPS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -1,0 +1,123 @@
+"""Per-point metrics: each is a named array of the result (same dims, same chunks).
+
+A *family* (what a spec lists under `metrics:`) fills one or more arrays. Two kinds:
+- OutputMetric: accumulated from the model's outputs chunk by chunk inside the
+  evaluator's pass over the data (fused with it, captured in its CUDA graph);
+  loss and accuracy are one.
+- PointMetric: computed per grid point by passes of its own (e.g. Hessian extremes).
+Families are looked up by name in FAMILIES and built lazily (by import path), so a
+metric's module is imported only by scans that use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """How a metric array is described in the result and drawn in plots."""
+
+    description: str
+    log_scale: bool = False  # colour scale and contour levels in log space (positive values)
+    unit_range: bool = False  # values in [0, 1] (accuracies)
+
+
+# family -> (its array names, "module:Class" that computes them)
+FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "loss": (("loss",), "landscape.metrics:LossAccuracy"),
+    "accuracy": (("accuracy",), "landscape.metrics:LossAccuracy"),
+}
+METRIC_FAMILIES = tuple(FAMILIES)
+
+ARRAYS: dict[str, ArrayInfo] = {
+    "loss": ArrayInfo("mean loss over the data", log_scale=True),
+    "accuracy": ArrayInfo("fraction of samples whose largest output is the label (NaN for regression)", unit_range=True),
+}
+
+
+def array_names(families) -> list[str]:
+    """The result's metric arrays for these families, in order, without repeats."""
+    return list(dict.fromkeys(n for f in families for n in FAMILIES[f][0]))
+
+
+def build_metrics(families, options: dict | None = None) -> list:
+    """One metric object per distinct implementation; `options[family]` are its keyword arguments."""
+    options = options or {}
+    made: dict[str, object] = {}
+    for f in families:
+        path = FAMILIES[f][1]
+        if path not in made:
+            module, _, cls = path.partition(":")
+            made[path] = getattr(importlib.import_module(module), cls)(**options.get(f, {}))
+    return list(made.values())
+
+
+class OutputMetric:
+    """Accumulated over data chunks from the outputs of K grid points at once."""
+
+    names: tuple[str, ...] = ()
+    accumulators: int = 0  # (K,) float64 sums it keeps
+
+    def bind(self, evaluator) -> None:
+        """Once per evaluator, after its data are on the device (precompute here)."""
+
+    def accumulate(self, acc: list[torch.Tensor], out: torch.Tensor, target: torch.Tensor, start: int, stop: int) -> None:
+        """Add a chunk: out (K, n, C) fp32 for samples start:stop, target (n, ...)."""
+        raise NotImplementedError
+
+    def finish(self, acc: list[torch.Tensor], evaluator) -> dict[str, torch.Tensor]:
+        """(M,) values per array name from the summed accumulators (M,)."""
+        raise NotImplementedError
+
+
+class PointMetric:
+    """Computed for one grid point at a time by its own passes over the data."""
+
+    names: tuple[str, ...] = ()
+
+    def bind(self, evaluator) -> None:
+        """Once per evaluator."""
+
+    def compute(self, evaluator, coefs: torch.Tensor) -> dict[str, float]:
+        """Values at the point with slice coefficients coefs (D,)."""
+        raise NotImplementedError
+
+
+def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per grid point: summed loss and correct predictions over a chunk.
+
+    out (K, n, ...) fp32, target (n, ...) -> ((K,), (K,)); correct is NaN for regression.
+    """
+    k = out.shape[0]
+    if loss == "cross_entropy":
+        logp = out.log_softmax(-1)
+        picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
+        return -picked.sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+    if target.is_floating_point():
+        err = out - target.reshape(out.shape[1:])
+        return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
+    onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
+    return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+
+
+class LossAccuracy(OutputMetric):
+    """Mean loss (cross-entropy per sample, or MSE per output element) and accuracy."""
+
+    names = ("loss", "accuracy")
+    accumulators = 2
+
+    def bind(self, evaluator) -> None:
+        self.loss = evaluator.loss
+
+    def accumulate(self, acc, out, target, start, stop) -> None:
+        l, c = loss_terms(out, target, self.loss)
+        acc[0] += l
+        acc[1] += c
+
+    def finish(self, acc, evaluator) -> dict[str, torch.Tensor]:
+        return {"loss": acc[0] / evaluator.terms_per_point, "accuracy": acc[1] / evaluator.n}
