@@ -32,6 +32,7 @@ from landscape.errors import ResultError
 from .storage import filesystem, is_remote, is_s3, storage_errors
 
 LEASE_NAME = "landscape.lease"
+TAKEOVER_NAME = "landscape.lease.takeover"
 TTL_ENV = "LANDSCAPE_LEASE_TTL_S"
 DEFAULT_TTL_S = 120.0
 
@@ -118,8 +119,16 @@ class Lease:
             except Exception as e:  # storage trouble: try again next beat; the time-to-live covers a few misses
                 print(f"note: could not renew the lease on {self.url}: {e}", file=sys.stderr, flush=True)
 
+    def _verify(self) -> None:
+        """LeaseHeld if the lease is no longer ours (cheap: one stat or one HEAD)."""
+
     def check(self) -> None:
         """ResultError if another writer has taken the result over; call before each write."""
+        if not self.lost:
+            try:
+                self._verify()
+            except LeaseHeld as e:
+                self.lost = str(e)
         if self.lost:
             raise ResultError(f"this run lost its lease on {self.url}: {self.lost}; it stops here, its stored tiles are kept")
 
@@ -138,6 +147,7 @@ class LocalLease(Lease):
     def __init__(self, url: str, command: str):
         super().__init__(url, command)
         self.path = Path(url) / LEASE_NAME
+        self._guard = Path(url) / TAKEOVER_NAME  # serializes takeovers of a silent holder
         self._fd: int | None = None
 
     def _acquire(self) -> None:
@@ -146,27 +156,54 @@ class LocalLease(Lease):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _read_json(self.path)
-                os.close(fd)
-                age = time.time() - self.path.stat().st_mtime if self.path.exists() else None
-                raise LeaseHeld(
-                    f"{self.url} is being written by {describe_holder(holder, age)}; wait for it to finish or stop it "
-                    "(if that process hangs, end it and run again)"
-                ) from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # its holder released (unlinked) it between our open and our lock
+                if self._take_over_silent(fd):
+                    return
+                continue
+            if not self._at_path(fd):  # its holder released (unlinked) it between our open and our lock
                 os.close(fd)
                 continue
             previous = os.read(fd, 1 << 16)
-            if previous.strip():
+            if previous.strip():  # a holder that died without releasing: the kernel dropped its lock
                 self.taken_over = _parse(previous)
             self._fd = fd
             self._write()
             return
         raise ResultError(f"cannot take the lease on {self.url}: it keeps changing hands; try again")
+
+    def _take_over_silent(self, fd: int) -> bool:
+        """The lock is held. If its holder has not renewed within the time-to-live (it hangs, or was
+        stopped), put a fresh lease file in its place; it notices before its next write. Else refuse."""
+        try:
+            age = time.time() - os.fstat(fd).st_mtime
+            holder = _parse(os.pread(fd, 1 << 16, 0))
+            if age <= ttl_seconds():
+                raise LeaseHeld(
+                    f"{self.url} is being written by {describe_holder(holder, age)}; wait for it to finish or stop it "
+                    f"(a lease not renewed for {ttl_seconds():.0f} s is taken over)"
+                )
+            guard = os.open(self._guard, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX)  # one taker at a time; held for microseconds
+                if not self._at_path(fd):
+                    return False  # someone else replaced it first: look again
+                new = f"{self.path}.{uuid.uuid4().hex}"
+                self._fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._write()
+                os.replace(new, self.path)
+                self.taken_over = holder
+                return True
+            finally:
+                os.close(guard)
+        finally:
+            os.close(fd)
+
+    def _at_path(self, fd: int) -> bool:
+        """Is the file behind `fd` still the one at the lease's path?"""
+        try:
+            return os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
 
     def _write(self) -> None:
         body = self._body()
@@ -174,7 +211,13 @@ class LocalLease(Lease):
         os.pwrite(self._fd, body, 0)
         os.fsync(self._fd)
 
+    def _verify(self) -> None:
+        if self._fd is not None and not self._at_path(self._fd):
+            holder = _read_json(self.path)
+            raise LeaseHeld(f"taken over by {describe_holder(holder)}" if holder else "its lease file was removed")
+
     def _renew(self) -> None:
+        self._verify()
         if self._fd is not None:
             self._write()
 
@@ -182,7 +225,8 @@ class LocalLease(Lease):
         if self._fd is None:
             return
         try:
-            self.path.unlink(missing_ok=True)  # while still locked: a waiter then sees a new file
+            if self._at_path(self._fd):
+                self.path.unlink(missing_ok=True)  # while still locked: a waiter then sees a new file
         finally:
             os.close(self._fd)  # drops the lock
             self._fd = None
@@ -254,6 +298,15 @@ class S3Lease(Lease):
                         raise
             raise LeaseHeld(f"cannot take the lease on {self.url}: another writer took it first")
 
+    def _verify(self) -> None:
+        try:
+            etag = self.fs.call_s3("head_object", Bucket=self.bucket, Key=self.key)["ETag"]
+        except FileNotFoundError:
+            raise LeaseHeld("the lease was deleted") from None
+        if etag != self.etag:
+            info, _, age = self._get()
+            raise LeaseHeld(f"taken over by {describe_holder(info, age)}")
+
     def _renew(self) -> None:
         try:
             self.etag = self._put(IfMatch=self.etag)
@@ -274,7 +327,7 @@ class S3Lease(Lease):
                 raise
 
 
-class AdvisoryLease(LocalLease):
+class AdvisoryLease(Lease):
     """Other fsspec file systems: a lease file written without an atomic create (best effort)."""
 
     def __init__(self, url: str, command: str, storage_options: dict | None = None):

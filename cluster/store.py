@@ -147,8 +147,12 @@ def _root_meta(url: str, storage_options: dict | None) -> dict | None:
 
 
 def _scratch(name: str) -> bool:
-    """Files a killed writer may leave: its lease, zarr's half-written temporaries."""
-    return name == LEASE_NAME or name.endswith(".partial") or name.startswith(".landscape-write-check")
+    """Files a killed writer may leave: its lease files, zarr's half-written temporaries."""
+    return _lease_file(name) or name.endswith(".partial")
+
+
+def _lease_file(name: str) -> bool:
+    return name.startswith(LEASE_NAME)
 
 
 @dataclass
@@ -188,7 +192,7 @@ def _zarr_members(url: str, storage_options: dict | None) -> list[str]:
     """Entries that belong to the Zarr group (its metadata, its arrays) and scratch files; never a user's file."""
     out = []
     for name in entries(url, storage_options):
-        if name == "zarr.json" or (_scratch(name) and name != LEASE_NAME):
+        if name == "zarr.json" or (_scratch(name) and not _lease_file(name)):
             out.append(name)
         elif "zarr.json" in entries(_join(url, name), storage_options):
             out.append(name)

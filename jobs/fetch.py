@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cluster.lease import LEASE_NAME
 from cluster.storage import filesystem, storage_errors
-from cluster.store import ResultStore
+from cluster.store import ResultStore, inspect_output
 from landscape.errors import ResultError
 
 BATCH = 64  # files per fs.get call: async filesystems (s3fs) fetch a batch concurrently
@@ -77,7 +77,7 @@ def _copy_tree(src: str, dest: Path) -> int:
         (
             (p[len(root) + 1 :], int(info.get("size") or 0))
             for p, info in listing.items()
-            if p.startswith(root + "/") and p[len(root) + 1 :] != LEASE_NAME  # the writer's lease is not data
+            if p.startswith(root + "/") and not p[len(root) + 1 :].startswith(LEASE_NAME)  # the writer's lease is not data
         ),
         key=lambda f: (_first(f[0]), f[0]),
     )
@@ -100,8 +100,12 @@ def fetch_result(src: str, dest: str | os.PathLike, *, overwrite: bool = False, 
     opens as a landscape result, so an interrupted fetch never leaves a DEST
     that looks complete."""
     dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise ResultError(f"{dest} already exists; pass --overwrite to replace it, or choose another -o")
+    if dest.exists() or dest.is_symlink():
+        there = inspect_output(str(dest))
+        if there.state == "foreign":  # a user's folder or file: never replaced, whatever --overwrite says
+            raise ResultError(f"{dest} exists and is not a landscape result ({there.detail}); it is left alone: choose another -o")
+        if there.state == "result" and not overwrite:
+            raise ResultError(f"{dest} already holds a result; pass --overwrite to replace it, or choose another -o")
     url = resolve_source(str(src), address)
     source = ResultStore.open(url)  # fails clearly if it is not a result, before anything is copied
     if "://" not in url and Path(url).resolve() == dest.resolve():

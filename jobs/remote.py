@@ -243,8 +243,19 @@ def _follow(jobs: Jobs, job_id: str, url: str, a: str) -> int:
     if state == "SUCCEEDED":
         say(f"job {job_id} SUCCEEDED; result: {url}")
         return 0
-    say(f"landscape: job {job_id} {state}: {_reason(info.message or '')}; see `landscape logs {job_id}{a}`")
+    why = _landscape_error(jobs, job_id) or _reason(info.message or "")
+    say(f"landscape: error: job {job_id} {state}: {why} (the whole log: `landscape logs {job_id}{a}`)")
     return 1
+
+
+def _landscape_error(jobs: Jobs, job_id: str) -> str | None:
+    """The driver's own one-line error (`landscape: error: ...`) from the job's log, if it printed one."""
+    try:
+        lines = jobs.logs(job_id).splitlines()
+    except ClusterError:
+        return None
+    mine = [ln for ln in lines if ln.startswith("landscape: ")]
+    return mine[-1].removeprefix("landscape: error: ").removeprefix("landscape: ") if mine else None
 
 
 def _when(ms: int | None) -> str:

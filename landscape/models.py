@@ -149,6 +149,19 @@ _OPTIONS.update({k: ("width",) for k in _RESNETS})
 MODEL_KINDS: Tuple[str, ...] = ("linear", "mlp", "cnn") + tuple(_RESNETS)
 
 
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_ints(name: str, value, count: int | None = None) -> list[int]:
+    if not isinstance(value, (list, tuple)) or (count is not None and len(value) != count):
+        size = f"{count} " if count is not None else ""
+        raise ValueError(f"{name} must be a list of {size}positive integers, got {value!r}")
+    return [_positive_int(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
 def build_model(kind: str, input_shape: Tuple[int, ...], num_classes: int,
                 **options) -> nn.Module:
     """Build a model of `kind` for samples of `input_shape` (no batch dim)."""
@@ -167,14 +180,14 @@ def build_model(kind: str, input_shape: Tuple[int, ...], num_classes: int,
     if kind == "linear":
         return LinearModel(in_features, num_classes)
     if kind == "mlp":
-        return MLP(in_features, options.get("widths", [64, 64]), num_classes)
+        return MLP(in_features, _positive_ints("widths", options.get("widths", [64, 64])), num_classes)
     if len(input_shape) != 3:
         raise ValueError(
             f"model kind {kind!r} needs image input of shape (C, H, W), "
             f"got input_shape {input_shape}")
     c, h, w = input_shape
     if kind == "cnn":
-        return SmallCNN(c, (h, w), num_classes, options.get("channels", (16, 32)))
+        return SmallCNN(c, (h, w), num_classes, _positive_ints("channels", options.get("channels", [16, 32]), 2))
     depth, shortcut = _RESNETS[kind]
     return ResNetCifar(depth, num_classes, in_channels=c, shortcut=shortcut,
-                       width=int(options.get("width", 16)))
+                       width=_positive_int("width", options.get("width", 16)))

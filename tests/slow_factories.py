@@ -29,6 +29,7 @@ class FaultyModel(nn.Module):
         die_at: tuple[float, float] | None = None,
         raise_at: tuple[float, float] | None = None,
         only_in_pid: int | None = None,
+        hold: str | None = None,
     ):
         super().__init__()
         if only_in_pid is not None and os.getpid() != only_in_pid:  # builds in the driver, fails in actors
@@ -36,6 +37,7 @@ class FaultyModel(nn.Module):
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(4, hidden), nn.Tanh(), nn.Linear(hidden, 3))
         self.where = nn.Parameter(torch.tensor([math.nan]))
         self.delay, self.mark_dir, self.die_at, self.raise_at = delay, mark_dir, die_at, raise_at
+        self.hold = hold  # while this file exists, grid points wait (a test holds the scan mid-way)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_coord = float(self.where)  # a plain tensor here: the evaluator calls one point at a time on CPU
@@ -47,6 +49,8 @@ class FaultyModel(nn.Module):
             if self.raise_at and self.raise_at[0] <= x_coord <= self.raise_at[1]:
                 raise RuntimeError(f"poisoned grid point x={x_coord:g}")
             time.sleep(self.delay)
+            while self.hold and os.path.exists(self.hold):
+                time.sleep(0.02)
         return self.net(x)
 
 

@@ -1,7 +1,5 @@
 """Results on S3 (moto's S3 server on 127.0.0.1): run, resume, read, plot, point, fetch, clear errors."""
 
-import logging
-import types
 import urllib.request
 
 import numpy as np
@@ -18,40 +16,14 @@ from jobs.scan import run_scan
 from jobs.specs import ScanSpec
 
 from .conftest import scan_spec_dict
+from .s3_server import BUCKET, s3  # noqa: F401 (s3: a module fixture)
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")  # moto[server]: flask, werkzeug
 
 pytestmark = pytest.mark.ray
 
-BUCKET = "landscape-test"
 ARRAYS = ("loss", "accuracy", "x", "y", "tile_done", "origin", "directions")
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """moto's S3 on a free port; the AWS settings point at it for this module only."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = pytest.MonkeyPatch()
-    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-        env.delenv(k, raising=False)
-    env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    env.setenv("AWS_ENDPOINT_URL", endpoint)  # botocore reads it; nothing in landscape passes it on
-    import s3fs
-
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    fs.mkdir(BUCKET)
-    yield types.SimpleNamespace(endpoint=endpoint, fs=fs)
-    env.undo()
-    server.stop()
 
 
 @pytest.fixture(scope="module")
