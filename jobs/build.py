@@ -10,7 +10,7 @@ import torch
 from landscape import data as datasets
 from landscape.checkpoints import load_state, nonfinite_entries
 from landscape.errors import CheckpointError, SpecError
-from landscape.evaluator import ScanProblem, check_fit
+from landscape.evaluator import ScanProblem, check_data_fits
 from landscape.factories import ModelFactory
 from landscape.plan import EvalOptions
 from landscape.params import StateLayout, non_float_state
@@ -106,6 +106,7 @@ def build_problem(spec: ScanSpec) -> Built:
     """Everything the actors need, checked (data fits model) before any work starts."""
     inputs, targets, notes = load_data_noted(spec.data)
     factory = model_factory(spec.model, inputs, targets)
+    check_data_fits(factory, inputs, targets, spec.loss)  # data problems first: they say more than a checkpoint mismatch
     sl, extras = build_slice(spec, factory, notes)
     options = EvalOptions(
         precision=spec.precision,
@@ -119,7 +120,6 @@ def build_problem(spec: ScanSpec) -> Built:
         factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
         bn_inputs=bn_subset(spec, inputs, targets),
     )
-    check_fit(problem)
     if spec.batchnorm_mode == "recompute" and not _has_batchnorm(factory):
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     return Built(problem, extras, notes)

@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, raise_terminated)  # `landscape stop`, `ray job stop`: end like Ctrl-C
     try:
-        args = parser().parse_args(argv)
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit as e:  # usage errors (one line, printed), --help, --version
+            return int(e.code or 0)
         return int(args.run(args) or 0)
     except LandscapeError as e:
         print(f"landscape: error: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> object:
     if oddity:
         raise CheckpointError(f"{what} {str(path)!r} {oddity}; expected {_EXPECTED}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own remarks on odd files: our error says what the file is
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused a Python object (a whole pickled model, say)
         raise CheckpointError(
             f"{what} {str(path)!r} holds Python objects that safe loading (weights_only) refuses, e.g. a whole pickled "

@@ -29,18 +29,41 @@ def check_name(v: str) -> str:
 UNION_TAGS: set[str] = set()
 
 
+def _is_branch(part) -> bool:
+    """A location part that names a union branch or validator, not a field (`int`, `tuple[int, int]`, ...)."""
+    p = str(part)
+    return p in UNION_TAGS or "[" in p or p.startswith("function-") or p in _TYPE_NAMES
+
+
+_TYPE_NAMES = {"int", "float", "str", "bool", "list", "dict", "tuple", "none", "literal"}
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line per problem: where (dotted field path) and what to do."""
-    lines = []
+    """One line: each problem's field (dotted path) and what to do, '; '-separated.
+
+    A field that accepts several forms fails once per form; it is reported once, at
+    the field, with the first form's complaint.
+    """
+    seen: dict[str, str] = {}
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if p not in UNION_TAGS and not str(p).startswith("function-"))
+        loc: list[str] = []
+        for part in e["loc"]:
+            if _is_branch(part):
+                if str(part) not in UNION_TAGS:  # a union of forms: the problem is the field itself
+                    break
+                continue
+            loc.append(str(part))
+        where = ".".join(loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field; check its spelling against `landscape schema`"
         elif e["type"] == "missing":
             msg = "required field is missing"
-        lines.append(f"{source}: {loc or '(top level)'}: {msg}")
-    return "\n".join(lines)
+        if where not in seen:
+            seen[where] = msg
+        elif msg != seen[where] and not seen[where].endswith("(or another accepted form)"):
+            seen[where] += " (or another accepted form)"
+    return f"{source}: " + "; ".join(f"{where}: {msg}" for where, msg in seen.items())
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
