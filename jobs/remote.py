@@ -264,17 +264,26 @@ def _when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def progress_line(url: str, width: int = 30) -> str:
-    """A bar from the result's tile_done array, or why there is none (yet)."""
+def progress_lines(url: str, width: int = 30) -> list[str]:
+    """A bar from the result's tile_done array and the result's own status (and writer), or why there is none (yet)."""
+    from cluster.lease import describe_holder, read_lease
     from cluster.store import ResultStore
 
     try:
-        done = ResultStore.open(url).done_mask()
+        store = ResultStore.open(url)
+        done = store.done_mask()
     except ResultError as e:
-        return f"no progress to show: {e}"
+        return [f"progress: none to show: {e}"]
     n, total = int(done.sum()), int(done.size)
     filled = width * n // max(total, 1)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {n}/{total} tiles ({100 * n // max(total, 1)}%)"
+    meta = store.meta
+    status = meta.get("status", "?") + (f" ({meta['error']})" if meta.get("error") else "")
+    holder = read_lease(url)
+    lines = [f"progress: [{'#' * filled}{'.' * (width - filled)}] {n}/{total} tiles ({100 * n // max(total, 1)}%)",
+             f"result status: {status}"]
+    if holder:
+        lines.append(f"written by: {describe_holder(holder)}")
+    return lines
 
 
 def status(args: argparse.Namespace) -> int:
@@ -291,7 +300,8 @@ def status(args: argparse.Namespace) -> int:
         return 0
     print(f"scan: {meta.get(NAME_KEY, '?')}")
     print(f"result: {url}")
-    print(f"progress: {progress_line(url)}")
+    for line in progress_lines(url):
+        print(line)
     if state == "FAILED":
         say(f"the driver's output: `landscape logs {args.id}{_addr_flag(args)}`")
     return 0

@@ -197,3 +197,49 @@ def test_all_diverged(tmp_path):
     finally:
         for f in figs.values():
             plt.close(f)
+
+
+def test_tile_done_tells_unevaluated_from_diverged(tmp_path):
+    """A NaN in a finished tile diverged (e.g. BatchNorm past line_between's endpoints); elsewhere it is not done yet."""
+    loss = asym_loss()
+    loss[:, 24:] = np.nan  # tiles in columns 24.. are not done
+    loss[1, 2] = np.nan  # diverged to NaN inside a done tile
+    loss[2, 3] = np.inf  # diverged to inf
+    res = write_result(tmp_path / "r.zarr", loss, status="running", tile_shape=[8, 8],
+                       layout=[["bn.running_var", [4], False]], batchnorm="eval: eval mode")
+    g = zarr.open_group(str(res), mode="r+")
+    done = np.ones((2, 4), dtype="uint8")
+    done[:, 3] = 0  # columns 24..30
+    g.create_array("tile_done", data=done, dimension_names=("tile_y", "tile_x"))
+    ls = plot.load(res)
+    assert ls.unfinished[:, 24:].all() and not ls.unfinished[:, :24].any()
+    assert ls.diverged[1, 2] and ls.diverged[2, 3] and int(ls.diverged.sum()) == 2
+    figs = plot.figures(res)
+    try:
+        labels = [t.get_text() for t in figs["heatmap"].axes[0].get_legend().get_texts()]
+        assert labels == ["not evaluated yet", "diverged: NaN/inf (BatchNorm statistics out of range? try batchnorm: recompute)"]
+        assert "(partial: %d/%d points)" % (NY * 24, NY * NX) in figs["heatmap"].axes[0].get_title()
+    finally:
+        for f in figs.values():
+            plt.close(f)
+    paths = plot.plot_result(res, tmp_path / "out")
+    for p in paths:
+        assert_nonblank(p)
+
+
+def test_a_line_marks_unevaluated_and_diverged_points_apart(tmp_path):
+    x = np.linspace(-0.5, 1.5, 24)
+    loss = (0.2 + (x * (x - 1)) ** 2).astype(np.float32)
+    loss[:3] = np.nan  # diverged (tile 0 is done)
+    loss[16:] = np.nan  # not evaluated (tiles 2 is not done)
+    res = write_result(tmp_path / "r.zarr", loss, x=x, status="running", tile_shape=[8],
+                       checkpoints=[{"label": "A", "x": 0.0, "y": None}, {"label": "B", "x": 1.0, "y": None}])
+    zarr.open_group(str(res), mode="r+").create_array("tile_done", data=np.array([1, 1, 0], dtype="uint8"), dimension_names=("tile_x",))
+    figs = plot.figures(res)
+    try:
+        labels = [t.get_text() for t in figs["curve"].legends[0].get_texts()]
+        assert "not evaluated yet" in labels and "diverged: NaN/inf loss" in labels, labels
+    finally:
+        for f in figs.values():
+            plt.close(f)
+    plot.plot_result(res, tmp_path / "out")

@@ -176,6 +176,9 @@ def test_stop_ends_a_running_scan_and_keeps_its_finished_tiles(cluster, tiny_run
     assert "state: STOPPED" in r.stdout
     done = ResultStore.open(str(out)).done_mask()
     assert 0 < done.sum() < done.size and f"/{done.size} tiles" in r.stdout
+    meta = ResultStore.open(str(out)).meta
+    assert meta["status"] == "stopped", meta  # the driver got SIGTERM and said so in the result
+    assert "result status: stopped" in r.stdout
 
 
 def test_wait_exits_1_when_the_job_fails_and_says_why(jobs_run):
@@ -183,7 +186,10 @@ def test_wait_exits_1_when_the_job_fails_and_says_why(jobs_run):
     assert r.returncode == 1, r.stdout + r.stderr
     job = _job_id(r.stdout)
     assert "landscape: error: no actor can be placed" in r.stdout  # the driver's own error, streamed
-    assert f"landscape: job {job} FAILED" in r.stderr and f"landscape logs {job}" in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"landscape: error: job {job} FAILED: no actor can be placed"), r.stderr  # its line, not Ray's
+    assert f"landscape logs {job}" in last
+    assert not [ln for ln in r.stderr.splitlines() if " INFO " in ln or ln.startswith("INFO")], r.stderr  # Ray stays quiet
 
 
 def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
