@@ -26,6 +26,7 @@ from jobs.scan import run_scan
 from jobs.specs import ScanSpec
 
 from .procs import descendants, reap
+from .s3_server import BUCKET, s3  # noqa: F401 (s3: a module fixture)
 from .slow_factories import line_checkpoints
 from .test_faults import TILES, arrays, assert_same, spec_dict, subprocess_env, tiles_done, wait_for, write_spec
 
@@ -251,3 +252,34 @@ def test_a_failed_run_says_failed_and_why(ray_cluster, ckpts, tmp_path, capsys):
     meta = _status(out)
     assert meta["status"] == "failed" and "tile-5" in meta["error"] and "poisoned grid point" in meta["error"], meta
     assert int(ResultStore.open(str(out)).done_mask().sum()) < TILES
+
+
+def test_two_drivers_racing_into_one_s3_result_exactly_one_writes(s3, ckpts, baseline, address, tmp_path):
+    url = f"s3://{BUCKET}/race/one.zarr"
+    spec = write_spec(tmp_path, spec_dict(ckpts, delay=0.03))
+    procs = [driver([spec, "--out", url], tmp_path / f"s{i}.log", address) for i in range(2)]
+    codes = [finish(p) for p in procs]
+    assert sorted(codes) == [0, 2], [(c, last_line(tmp_path / f"s{i}.log")) for i, c in enumerate(codes)]
+    loser = codes.index(2)
+    assert "is being written by landscape run faulty" in last_line(tmp_path / f"s{loser}.log")
+    assert ResultStore.open(url).meta["status"] == "complete"
+    assert not s3.fs.exists(f"{BUCKET}/race/one.zarr/{LEASE_NAME}")
+    assert_same(url, baseline)
+
+
+def test_allow_nonfinite_scans_a_nan_checkpoint_and_says_so(ray_cluster, tiny_run, tmp_path, capsys):
+    import torch
+
+    from .conftest import scan_spec_dict
+
+    state = torch.load(tiny_run / "epoch_003.pt", weights_only=True)
+    state["net.2.bias"][0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    d = scan_spec_dict(tiny_run, allow_nonfinite=True, grid={"x": {"min": -1, "max": 1, "num": 3}, "y": {"min": 0, "max": 1, "num": 2}})
+    d["slice"]["checkpoint"] = str(tmp_path / "nan.pt")
+    out = tmp_path / "nan.zarr"
+    assert main(["run", write_spec(tmp_path, d), "--out", str(out), "--no-plot"]) == 0
+    assert "holds NaN or inf in net.2.bias (allow_nonfinite: true)" in capsys.readouterr().err
+    meta = ResultStore.open(str(out)).meta
+    assert meta["status"] == "complete" and any("allow_nonfinite" in n for n in meta["notes"])
+    assert np.isnan(arrays(out)["loss"]).all()  # the garbage is there, and said to be
