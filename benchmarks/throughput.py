@@ -5,11 +5,17 @@
     loss.item() per batch, as the MPI reference implementation does (its data
     come from a host DataLoader; ours are already on the device, which only
     makes the reference faster, so our ratios are conservative);
-(b) our evaluator (landscape.evaluator.Evaluator) in each precision, with and
+(b) the strong baseline, what a competent user writes today: for each grid
+    point, copy the weights into a model that sits on the device with the whole
+    data set, in the row's precision, channels-last for images, compiled with
+    torch.compile (default mode), the loss summed on the device and read once per
+    call (--no-strong skips it: compiling takes a minute per model);
+(c) our evaluator (landscape.evaluator.Evaluator) in each precision, with and
     without the first-layer shortcut (and, with --explore, other K / graph
     settings).
 
-Per row: evaluations/s (median of repeats), ratio to the reference, achieved
+Per row: evaluations/s (median of repeats), ratio to the reference and to the
+strong baseline of the same precision, achieved
 GFLOP/s (full forward FLOPs from torch.utils.flop_counter, so the shortcut's
 saved work still counts as done), fraction of this device's measured matmul
 peak in that precision, max relative deviation of the loss from our fp32
@@ -45,6 +51,7 @@ from landscape.evaluator import Evaluator, ScanProblem  # noqa: E402
 from landscape.factories import ModelFactory  # noqa: E402
 from landscape.params import StateLayout  # noqa: E402
 from landscape.plan import EvalOptions  # noqa: E402
+from landscape.precision import compute_dtype, matmul_mode  # noqa: E402
 from landscape.slices import combine, random_slice  # noqa: E402
 
 
@@ -133,6 +140,37 @@ class Reference:
         return {"loss": np.array(losses, dtype=np.float32)}
 
 
+class StrongBaseline:
+    """Per point: copy the weights into a compiled model on the device; whole data set, one read per call."""
+
+    def __init__(self, problem: ScanProblem, device: torch.device, precision: str):
+        self.precision, dtype = precision, compute_dtype(precision)
+        model = problem.model_factory().to(device).eval()
+        inputs = problem.inputs.to(device)
+        if inputs.dim() == 4:  # images: channels-last, as a tuned user would
+            model = model.to(memory_format=torch.channels_last)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        self.model = model.to(dtype)
+        self.inputs, self.targets = inputs.to(dtype), problem.targets.to(device)
+        self.params = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+        self.layout = problem.slice.layout
+        self.origin = problem.slice.origin.to(device)
+        self.directions = problem.slice.directions.to(device)
+        self.device = device
+        self.compiled = torch.compile(self.model)  # default mode
+
+    @torch.no_grad()
+    def evaluate(self, coords: np.ndarray) -> dict:
+        losses = torch.empty(len(coords), device=self.device)
+        with matmul_mode(self.precision):
+            for i, c in enumerate(coords):
+                for name, value in self.layout.unflatten(combine(self.origin, self.directions, c)).items():
+                    self.params[name].copy_(value)
+                out = self.compiled(self.inputs).float()
+                losses[i] = F.cross_entropy(out, self.targets, reduction="sum")
+        return {"loss": (losses / len(self.inputs)).cpu().numpy()}  # one read per call
+
+
 def _proc_status_mib(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -216,11 +254,14 @@ def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict
     coords = np.random.default_rng(0).uniform(-1, 1, (max(args.points, 1), 2))
     ref_coords = coords[: max(1, min(args.ref_points, len(coords)))]
     contenders = []  # (mode, precision, evaluator, coords to time, losses on ref_coords, peak MiB)
-    for mode, opts in [("reference (batch 128, fp32)", None), *modes(device, args.explore, case, args.precisions, args.chunks)]:
+    strong = [] if args.no_strong else [(f"strong baseline ({p}, compiled)", p) for p in args.precisions]
+    for mode, opts in [("reference (batch 128, fp32)", None), *strong, *modes(device, args.explore, case, args.precisions, args.chunks)]:
         try:
             mark = memory_mark(device)
             if opts is None:
                 ev, timed_coords, precision = Reference(problem, device), ref_coords, "fp32"
+            elif isinstance(opts, str):
+                ev, timed_coords, precision = StrongBaseline(problem, device, opts), coords[: min(args.batch, len(coords))], opts
             else:
                 ev, precision = Evaluator(problem, device=device, options=opts), opts.precision
                 k = ev.plan.points_per_pass
@@ -235,6 +276,7 @@ def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict
             c[6].append(rate_once(c[2], c[3], args.seconds, device))
     label = case.label if n == case.n else f"{case.label.split(' (')[0]} (N={n:,})"
     ref_rate = statistics.median(contenders[0][6])
+    strong_rate = {c[1]: statistics.median(c[6]) for c in contenders if c[0].startswith("strong baseline")}
     base = next((c[4] for c in contenders if c[0] == "fp32"), contenders[0][4])
     rows = []
     for mode, precision, ev, _, losses, mem, rates in contenders:
@@ -246,6 +288,7 @@ def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict
                 "mode": mode,
                 "evals_per_s": rate,
                 "ratio": rate / ref_rate,
+                "ratio_strong": rate / strong_rate[precision] if precision in strong_rate else float("nan"),
                 "gflops": rate * flops / 1e9,
                 "peak_frac": rate * flops / 1e9 / peaks[precision],
                 "max_dev": float(np.nanmax(dev)),
@@ -259,11 +302,12 @@ def run_case(name: str, case: Case, device, args, peaks: dict, log) -> list[dict
 
 
 def table(rows: list[dict]) -> str:
-    head = "| model | mode | evals/s | x reference | GFLOP/s | of matmul peak | max rel. dev. from fp32 | peak MiB added |"
-    lines = [head, "|" + "---|" * 8]
+    head = ("| model | mode | evals/s | x reference | x strong baseline (same precision) | GFLOP/s | of matmul peak | "
+            "max rel. dev. from fp32 | peak MiB added |")
+    lines = [head, "|" + "---|" * 9]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['mode']} | {r['evals_per_s']:,.1f} | {r['ratio']:.2f} | {r['gflops']:,.1f} | "
+            f"| {r['model']} | {r['mode']} | {r['evals_per_s']:,.1f} | {r['ratio']:.2f} | {r['ratio_strong']:.2f} | {r['gflops']:,.1f} | "
             f"{r['peak_frac']:.1%} | {r['max_dev']:.1e} | {r['peak_mib']:,.0f} |"
         )
     return "\n".join(lines)
@@ -286,6 +330,7 @@ def main(argv=None) -> int:
         "--explore", nargs="?", const="all", default="", choices=["all", "compile"],
         help="also time other K / graph / chunk / compile settings (compile: only bf16 +compile)",
     )
+    p.add_argument("--no-strong", action="store_true", help="skip the strong (compiled) baseline rows")
     p.add_argument("--out", help="write the table and environment as markdown here")
     p.add_argument("--jsonl", help="append every row as JSON here as it is measured")
     args = p.parse_args(argv)

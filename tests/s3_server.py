@@ -2,6 +2,7 @@
 
 import logging
 import types
+import urllib.request
 
 import pytest
 
@@ -18,6 +19,8 @@ def s3():
     server.start()
     _, port = server.get_host_and_port()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps S3's state per process, across servers: start every module from an empty S3.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
     env = pytest.MonkeyPatch()
     for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         env.delenv(k, raising=False)
@@ -27,8 +30,10 @@ def s3():
     env.setenv("AWS_ENDPOINT_URL", endpoint)  # botocore reads it; nothing in landscape passes it on
     import s3fs
 
+    s3fs.S3FileSystem.clear_instance_cache()  # cached instances would still talk to an earlier module's server
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     fs.mkdir(BUCKET)
     yield types.SimpleNamespace(endpoint=endpoint, fs=fs)
     env.undo()
     server.stop()
+    s3fs.S3FileSystem.clear_instance_cache()

@@ -118,17 +118,23 @@ def test_fetch_copies_an_s3_result_to_a_local_folder(s3_result, tmp_path, capsys
     assert [p.name for p in dest.parent.iterdir()] == ["plane.zarr"]  # no .partial-* left behind
 
 
-def test_fetch_refuses_to_overwrite_unless_asked(s3_result, tmp_path, capsys):
+def test_fetch_replaces_only_a_result_and_only_when_asked(s3_result, local_result, tmp_path, capsys):
+    mine = tmp_path / "mine.zarr"
+    mine.mkdir()
+    (mine / "mine.txt").write_text("keep")
+    for extra in ([], ["--overwrite"]):  # a user's folder: never replaced
+        assert main(["fetch", s3_result, "-o", str(mine), *extra]) == 2
+        err = _one_error_line(capsys, [str(mine), "not a landscape result", "left alone"])
+        assert "--overwrite" not in err
+    assert sorted(p.name for p in mine.iterdir()) == ["mine.txt"]
     dest = tmp_path / "plane.zarr"
-    dest.mkdir()
-    (dest / "mine.txt").write_text("keep")
-    assert main(["fetch", s3_result, "-o", str(dest)]) == 2
+    assert main(["fetch", str(local_result), "-o", str(dest)]) == 0
+    capsys.readouterr()
+    assert main(["fetch", s3_result, "-o", str(dest)]) == 2  # a result: only with --overwrite
     _one_error_line(capsys, [str(dest), "--overwrite"])
-    assert (dest / "mine.txt").read_text() == "keep"
     assert main(["fetch", s3_result, "-o", str(dest), "--overwrite"]) == 0
-    assert not (dest / "mine.txt").exists()
     _same_arrays(dest, s3_result)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["plane.zarr"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.zarr", "plane.zarr"]
 
 
 def test_an_interrupted_fetch_leaves_nothing_that_looks_like_a_result(s3_result, tmp_path, monkeypatch, capsys):
