@@ -279,11 +279,29 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
     meta = store.meta
     status = meta.get("status", "?") + (f" ({meta['error']})" if meta.get("error") else "")
     holder = read_lease(url)
+    if meta.get("status") == "running" and (not holder or writer_gone(holder)):
+        status += " (no live writer: the run was killed; run it again to resume)"
     lines = [f"progress: [{'#' * filled}{'.' * (width - filled)}] {n}/{total} tiles ({100 * n // max(total, 1)}%)",
              f"result status: {status}"]
-    if holder:
+    if holder and not writer_gone(holder):
         lines.append(f"written by: {describe_holder(holder)}")
     return lines
+
+
+def writer_gone(holder: dict) -> bool:
+    """A lease left by a process of this host that no longer exists (other hosts: unknown, so not gone)."""
+    import socket
+
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def status(args: argparse.Namespace) -> int:

@@ -347,6 +347,9 @@ def test_a_killed_driver_resumes_only_the_missing_tiles(ray_cluster, ckpts, base
     n_done = int(done.sum())
     assert 2 <= n_done < TILES, n_done
     before = _chunk_mtimes(out, done)
+    from jobs.remote import progress_lines
+
+    assert "result status: running (no live writer: the run was killed; run it again to resume)" in progress_lines(str(out))
 
     # Another spec into the same output is refused, and leaves it alone.
     other = write_spec(tmp_path, {**spec_dict(ckpts, delay=0.2), "grid": {"x": {"min": -0.5, "max": 1.5, "num": 25}}}, "other.yaml")
