@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import numpy as np
 
 from .actor import TileWorker
 from .metrics import ScanMetrics
@@ -19,7 +18,6 @@ from .progress import Progress
 from .scheduler import SchedulerStats, TileScheduler
 from .session import ActorRequest
 from .store import ResultStore
-from .tiling import Tile, tile_coords
 
 
 @dataclass
@@ -76,43 +74,45 @@ def evaluate_tiles(
     problem: Any,
     make_evaluator: Callable[[Any], Any],
     store: ResultStore,
-    tiles: Iterable[Tile],
+    items: Iterable,
     count: int,
     points: int,
-    x: np.ndarray,
-    y: np.ndarray | None,
+    args_of: Callable[[Any], tuple],
+    write: Callable[[Any, dict], int],
     request: ActorRequest,
     *,
     max_attempts: int = 3,
     placement_timeout_s: float = 60.0,
     label: str = "scan",
+    unit: str = "tiles",
 ) -> DriverReport:
-    """Evaluate `count` tiles (`points` grid points); each finished tile is written and marked done at once."""
+    """Evaluate `count` work items (`points` grid points) of a scan; each result is stored at once.
+
+    `args_of(item)` gives the evaluator's arguments (the item's coordinates);
+    `write(item, result)` stores it and returns how many tiles it completed.
+    """
     t0 = time.monotonic()
-    progress = Progress(count, points, label=label)
+    progress = Progress(count, points, label=label, unit=unit)
     # The metrics count the whole scan: tiles stored by an earlier (interrupted) run too.
     done_mask = store.done_mask()
-    stored_before = int(done_mask.sum())
+    tiles_done = [int(done_mask.sum())]
     metrics = ScanMetrics(label)
-    metrics.update(tiles_done=stored_before, tiles_total=done_mask.size, evals_per_second=0, actor_deaths=0, tile_retries=0)
+    metrics.update(tiles_done=tiles_done[0], tiles_total=done_mask.size, evals_per_second=0, actor_deaths=0, tile_retries=0)
 
-    def on_result(tile: Tile, result: dict, stats: SchedulerStats) -> None:
-        store.write_tile(tile, result)
-        n = int(np.prod(tile.shape))
+    def on_result(item, result: dict, stats: SchedulerStats) -> None:
+        tiles_done[0] += write(item, result)
+        n = len(next(iter(result.values())))
         progress.update(points=n)
         metrics.add_points(n)
         metrics.update(
-            tiles_done=stored_before + progress.tiles,
+            tiles_done=tiles_done[0],
             evals_per_second=progress.rate,
             actor_deaths=stats.actor_deaths,
             tile_retries=stats.retries,
         )
 
-    def args_of(t: Tile) -> tuple:
-        return (tile_coords(t, x, y),)
-
     stats = run_work(
-        problem, make_evaluator, tiles, count, args_of, on_result, request,
+        problem, make_evaluator, items, count, args_of, on_result, request,
         max_attempts=max_attempts, placement_timeout_s=placement_timeout_s,
     )
     return DriverReport(

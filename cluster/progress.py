@@ -14,8 +14,9 @@ def _hms(seconds: float) -> str:
 class Progress:
     """Redraws one line on a terminal; prints a line every `every` seconds otherwise."""
 
-    def __init__(self, total_tiles: int, total_points: int, label: str = "scan", stream=None, every: float = 5.0):
-        self.total_tiles, self.total_points, self.label = total_tiles, total_points, label
+    def __init__(self, total_tiles: int, total_points: int, label: str = "scan", stream=None, every: float = 5.0,
+                 unit: str = "tiles"):
+        self.total_tiles, self.total_points, self.label, self.unit = total_tiles, total_points, label, unit
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = 0.2 if self.tty else every
@@ -40,7 +41,7 @@ class Progress:
         eta = (self.total_points - self.points) / rate if rate > 0 else float("nan")
         pct = 100.0 * self.tiles / max(self.total_tiles, 1)
         line = (
-            f"[{self.label}] tiles {self.tiles}/{self.total_tiles} ({pct:.0f}%) | "
+            f"[{self.label}] {self.unit} {self.tiles}/{self.total_tiles} ({pct:.0f}%) | "
             f"{rate:,.0f} evals/s | elapsed {_hms(now - self.t0)} | "
             f"ETA {_hms(eta) if eta == eta else '?'}"
         )

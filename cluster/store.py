@@ -127,6 +127,23 @@ class ResultStore:
                 self.group[name][tile.slices] = np.asarray(results[name], dtype="float32").reshape(tile.shape)
             self.group["tile_done"][tile.index] = 1
 
+    def write_points(self, tile: Tile, mask: np.ndarray, results: dict[str, np.ndarray], pair: tuple[int, ...]) -> bool:
+        """Store values at `mask` (tile shape) of a tile, mark the (level, tile) `pair` in `preview_done`;
+        once all its levels are stored, mark the tile done. True if the tile is now complete."""
+        if self.lease is not None:
+            self.lease.check()
+        with storage_errors(self.url, f"write tile {tile.index} to"):
+            for name in self.metric_names:
+                block = np.asarray(self.group[name][tile.slices])  # read-modify-write: we are the only writer
+                block[mask] = np.asarray(results[name], dtype="float32")
+                self.group[name][tile.slices] = block
+            levels = self.group["preview_done"]
+            levels[pair] = 1
+            if np.asarray(levels[(slice(None), *tile.index)]).all():
+                self.group["tile_done"][tile.index] = 1
+                return True
+        return False
+
 
 # -- what is at an output ------------------------------------------------------------
 

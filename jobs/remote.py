@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from landscape.errors import ClusterError, ResultError
 
 from .bundle import (
@@ -283,6 +285,11 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
         status += " (no live writer: the run was killed; run it again to resume)"
     lines = [f"progress: [{'#' * filled}{'.' * (width - filled)}] {n}/{total} tiles ({100 * n // max(total, 1)}%)",
              f"result status: {status}"]
+    if meta.get("preview") and "preview_done" in store.group:
+        passes = np.asarray(store.group["preview_done"][...]).reshape(len(meta["preview"]), -1)
+        lines.append("preview: " + ", ".join(
+            f"{'every ' + str(s) + 'th' if s > 1 else 'the rest'} {100 * int(p.sum()) // p.size}%" for s, p in zip(meta["preview"], passes)
+        ))
     if holder and not writer_gone(holder):
         lines.append(f"written by: {describe_holder(holder)}")
     return lines

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -12,7 +14,8 @@ import torch
 from cluster.driver import evaluate_tiles
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultStore, ResultWriter
-from cluster.tiling import iter_tiles, tile_grid_shape
+from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
+from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
 from landscape.metrics import ARRAYS, array_names
@@ -81,6 +84,7 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "metrics": names,
         "metric_info": {n: ARRAYS[n].description for n in names},
         "precision": spec.precision,
+        "preview": strides_of(spec.preview) if spec.preview else None,
         "batchnorm": _batchnorm_note(spec, problem),
         "notes": built.notes,
         "layout": sl.layout.to_json(),
@@ -102,6 +106,11 @@ def scan_arrays(spec: ScanSpec, problem) -> list[ArrayDef]:
         arrays.append(ArrayDef("y", ("y",), data=axis_values(spec.grid.y), dtype="float64"))
     tdims = ("tile_y", "tile_x") if spec.dims == 2 else ("tile_x",)
     arrays.append(ArrayDef("tile_done", tdims, tile_grid_shape(spec.grid_shape, spec.tile_shape), "uint8", fill=0))
+    if spec.preview:
+        strides = strides_of(spec.preview)
+        arrays.append(ArrayDef("preview_stride", ("preview_stride",), data=np.array(strides), dtype="int32"))
+        empty = empty_pairs(spec.grid_shape, spec.tile_shape, strides)  # pairs without points: done from the start
+        arrays.append(ArrayDef("preview_done", ("preview_stride", *tdims), data=empty.astype("uint8"), dtype="uint8"))
     origin, directions = problem.slice.origin.numpy(), problem.slice.directions.numpy()
     chunk = min(len(origin), 1 << 20)
     arrays.append(ArrayDef("origin", ("param",), data=origin, chunks=(chunk,)))
@@ -115,6 +124,44 @@ def points_left(spec: ScanSpec, done: np.ndarray | None) -> tuple[int, int]:
     per_tile = np.multiply.outer(*sizes) if len(sizes) == 2 else sizes[0]
     todo = np.ones(per_tile.shape, bool) if done is None else ~done
     return int(todo.sum()), int(per_tile[todo].sum())
+
+
+@dataclass
+class Work:
+    """What is left of a scan: the queue's items and how to evaluate and store each."""
+
+    items: Iterator
+    count: int
+    points: int
+    total: int  # items of the whole scan
+    args_of: Callable
+    write: Callable
+    unit: str
+
+
+def pending_work(spec: ScanSpec, store: ResultStore | None, x: np.ndarray, y: np.ndarray | None) -> Work:
+    """Whole tiles in order, or with `preview`, (level, tile) pairs level by level (cluster/preview.py)."""
+    if not spec.preview:
+        done = store.done_mask() if store is not None else None
+        count, points = points_left(spec, done)
+        total = int(np.prod(tile_grid_shape(spec.grid_shape, spec.tile_shape)))
+
+        def write(tile, result) -> int:
+            store.write_tile(tile, result)
+            return 1
+
+        return Work(iter_tiles(spec.grid_shape, spec.tile_shape, done), count, points, total,
+                    lambda t: (tile_coords(t, x, y),), write, "tiles")
+    strides = strides_of(spec.preview)
+    empty = empty_pairs(spec.grid_shape, spec.tile_shape, strides)
+    done = np.asarray(store.group["preview_done"][...], bool) if store is not None else empty
+    points = int((~evaluated_points(done, spec.grid_shape, spec.tile_shape, strides)).sum())
+    return Work(
+        preview_items(spec.grid_shape, spec.tile_shape, strides, done), int((~done).sum()), points, int((~empty).sum()),
+        lambda it: (item_coords(it, strides, x, y),),
+        lambda it, r: int(store.write_points(it.tile, it.mask(strides), r, it.index)),
+        "tile passes",
+    )
 
 
 def _distinct(items) -> list:
@@ -150,17 +197,15 @@ def run_scan(
     for note in built.notes:
         say(f"note: {note}")
     with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}") as w:
-        done = None
         if w.store is not None:
             _use_stored_slice(w.store, problem)
-            done = w.store.done_mask()
-        tiles_left, todo_points = points_left(spec, done)
-        total_tiles = int(np.prod(tile_grid_shape(spec.grid_shape, spec.tile_shape)))
-        if w.store is not None and tiles_left:
-            say(f"resuming {url}: {tiles_left} of {total_tiles} tiles left to evaluate")
+        left = pending_work(spec, w.store, None, None)  # counts only; the items are made below
+        if w.store is not None and left.count:
+            say(f"resuming {url}: {left.count} of {left.total} {left.unit} left to evaluate")
         elif w.store is None:
-            say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {total_tiles} tiles -> {url}")
-        if tiles_left:
+            passes = f", every {spec.preview}th point first" if spec.preview else ""
+            say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {left.total} {left.unit}{passes} -> {url}")
+        if left.count:
             c = spec.cluster
             gpus = gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor
             with ray_session(address):
@@ -176,19 +221,21 @@ def run_scan(
                 store = w.store
                 x = np.asarray(store.group["x"][...])
                 y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
+                work = pending_work(spec, store, x, y)
                 report = evaluate_tiles(
                     problem,
                     Evaluator,
                     store,
-                    iter_tiles(spec.grid_shape, spec.tile_shape, done),
-                    tiles_left,
-                    todo_points,
-                    x,
-                    y,
+                    work.items,
+                    work.count,
+                    work.points,
+                    work.args_of,
+                    work.write,
                     request,
                     max_attempts=c.max_attempts,
                     placement_timeout_s=c.placement_timeout_s,
                     label=spec.name,
+                    unit=work.unit,
                 )
             missing = int((~store.done_mask()).sum())
             if missing:  # never call a result complete that is not

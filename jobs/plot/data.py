@@ -34,7 +34,13 @@ class Landscape:
 
 
 def _evaluated(g: zarr.Group, raw: np.ndarray, meta: dict) -> np.ndarray:
-    """Per point: was it evaluated? From tile_done (a NaN in a done tile diverged); older results: finite = done."""
+    """Per point: was it evaluated? From tile_done (a NaN in a done tile diverged), or per preview pass;
+    older results: finite = done."""
+    if meta.get("preview") and "preview_done" in g:
+        from cluster.preview import evaluated_points
+
+        done = np.asarray(g["preview_done"][...])
+        return evaluated_points(done, raw.shape, tuple(meta["tile_shape"]), list(meta["preview"]))
     if "tile_done" not in g or not meta.get("tile_shape"):
         return np.isfinite(raw) | np.isinf(raw) if meta.get("status") != "complete" else np.ones(raw.shape, bool)
     done = np.asarray(g["tile_done"][...], dtype=bool)
@@ -55,8 +61,26 @@ def load(result) -> Landscape:
     acc = metrics.get("accuracy", np.ma.masked_invalid(np.full_like(raw, np.nan)))
     evaluated = _evaluated(g, raw, meta)
     y = np.asarray(g["y"][...], dtype=np.float64) if raw.ndim == 2 else None
-    return Landscape(
+    ls = Landscape(
         loss=metrics["loss"], accuracy=acc,
         x=np.asarray(g["x"][...], dtype=np.float64), y=y, meta=meta,
         unfinished=~evaluated, diverged=evaluated & ~np.isfinite(raw), metrics=metrics,
+    )
+    return _preview_view(ls, evaluated)
+
+
+def _preview_view(ls: Landscape, evaluated: np.ndarray) -> Landscape:
+    """While a preview scan runs, the whole plane on the finest sub-grid that is complete (every s-th point)."""
+    strides = ls.meta.get("preview") or []
+    if evaluated.all() or not strides:
+        return ls
+    complete = [s for s in strides if evaluated[tuple(slice(None, None, s) for _ in range(evaluated.ndim))].all()]
+    if not complete or complete[-1] == 1:
+        return ls
+    s = complete[-1]
+    sub = tuple(slice(None, None, s) for _ in range(evaluated.ndim))
+    return Landscape(
+        loss=ls.loss[sub], accuracy=ls.accuracy[sub], x=ls.x[::s], y=None if ls.y is None else ls.y[::s],
+        meta={**ls.meta, "preview_view": s, "points_evaluated": int(evaluated.sum())},
+        unfinished=ls.unfinished[sub], diverged=ls.diverged[sub], metrics={k: v[sub] for k, v in ls.metrics.items()},
     )

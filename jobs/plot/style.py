@@ -24,7 +24,11 @@ UNFINISHED, DIVERGED = "0.85", "#8b1a1a"
 def title(ls: Landscape) -> str:
     m = ls.meta
     t = f"{m.get('name', 'landscape')} - {m.get('slice_kind', '?')}, {m.get('precision', '?')}"
-    if m.get("status", "complete") != "complete":
+    if m.get("preview_view"):
+        s = m["preview_view"]
+        total = int(np.prod(m.get("grid_shape") or [ls.loss.size * s ** ls.loss.ndim]))
+        t += f" (preview: every {s}th point; {m.get('points_evaluated', 0):,}/{total:,} evaluated)"
+    elif m.get("status", "complete") != "complete":
         t += f" (partial: {ls.finished}/{ls.loss.size} points)"
     return t
 

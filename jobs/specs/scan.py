@@ -74,6 +74,11 @@ class ScanSpec(Strict):
         ["loss", "accuracy"], description=f"per-point metrics; loss and accuracy always, plus any of {', '.join(METRIC_FAMILIES)}"
     )
     tile: int | tuple[int, int] = Field(32, description="tile = Zarr chunk, in points per axis ([rows, cols] or one int)")
+    preview: int | None = Field(
+        None,
+        description="progressive preview: evaluate every p-th row and column first (p a power of two, 2..256), "
+        "then every p/2-th, ..., then the rest; the same values, no point evaluated twice",
+    )
     precision: Literal["fp32", "tf32", "bf16"] = Field("fp32", description="arithmetic of the forward passes")
     data_chunk: int | None = Field(None, gt=0, description="samples per forward pass (default: from the device's memory)")
     batchnorm: Literal["eval", "recompute"] | None = Field(
@@ -96,6 +101,13 @@ class ScanSpec(Strict):
         sizes = (v, v) if isinstance(v, int) else v
         if any(s <= 0 for s in sizes):
             raise ValueError("tile sizes must be positive")
+        return v
+
+    @field_validator("preview")
+    @classmethod
+    def _preview(cls, v):
+        if v is not None and (v < 2 or v > 256 or v & (v - 1)):
+            raise ValueError(f"must be a power of two from 2 to 256 (e.g. 8: every 8th row and column first), got {v}")
         return v
 
     @field_validator("metrics")
