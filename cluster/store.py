@@ -38,7 +38,6 @@ from .tiling import Tile
 
 ATTR = "landscape"
 FORMAT = "landscape-result/1"
-ENDED = ("complete", "interrupted", "stopped", "failed")
 
 
 def now() -> str:
@@ -101,10 +100,6 @@ class ResultStore:
 
     def done_mask(self) -> np.ndarray:
         return self.group["tile_done"][...].astype(bool)
-
-    def pending(self, tiles) -> list[Tile]:
-        done = self.done_mask()
-        return [t for t in tiles if not done[t.index]]
 
     # -- writing (the lease holder only) ---------------------------------------------
     def _consolidate(self) -> None:
