@@ -15,7 +15,8 @@ def _gradients(args) -> int:
 
 
 def _lr_scan(args) -> int:
-    from .lr_scan import run_bisect, run_lr_scan
+    from .lr_bisect import run_bisect
+    from .lr_scan import run_lr_scan
     from .specs import LRScanSpec, load_spec
 
     run = run_bisect if args.bisect else run_lr_scan

@@ -5,8 +5,9 @@ an actor builds `LRRun(problem)` once and trains one rate per item, from the
 same initial weights and batch order. A finished rate is written (whole chunks)
 and then marked in `lr_done`, so a killed driver resumes with the rates left and
 a killed actor's rate is redone elsewhere; the numbers do not depend on which
-actor trained which rate. `--bisect` narrows the breakthrough down, one
-`run_work` per round. The range test is one more work item beside either.
+actor trained which rate. `--bisect` (jobs/lr_bisect.py) narrows the breakthrough
+down round by round through the same queue. The range test is one more work item
+beside either.
 
 Result (dims lr, epoch): `median_log10_grad` (the tracked weight matrix, on the
 probe samples; epoch 0 = initialization), its 10th/90th percentiles, `loss`,
@@ -292,107 +293,4 @@ def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None
     print(f"result: {url}")
     if plot:
         _plots(url, spec, "scan", fmt)
-    return url
-
-
-LR_DIM = [*ROW_ARRAYS, "lr", "diverged", "collapsed", "lr_done"]  # the arrays along the lr dimension
-
-
-class _Bisection:
-    """Rows filled round by round in the order probed; a rate stored by an earlier (interrupted) run is not trained again.
-
-    The arrays are made for the most rows the bisection can need and trimmed when it
-    ends: resizing while running would leave Zarr's consolidated metadata (what
-    xarray and every later open read) behind the arrays.
-    """
-
-    def __init__(self, store, spec: LRScanSpec):
-        self.store, self.spec = store, spec
-        g = store.group
-        lrs, done = g["lr"][...], g["lr_done"][...].astype(bool)
-        self.rows = {float(lr): i for i, lr in enumerate(lrs) if np.isfinite(lr)}
-        self.next_row = len(self.rows)  # rows are assigned in order: the used ones are a prefix
-        self.result = {float(lr): bool(c) for lr, c, d in zip(lrs, g["collapsed"][...], done) if d}
-
-    @staticmethod
-    def capacity(spec: LRScanSpec) -> int:
-        return 2 + spec.bisect.probes * spec.bisect.max_rounds
-
-    def probe(self, problem, lrs: list[float], request, writer: _Rows) -> float:
-        g = self.store.group
-        for lr in lrs:
-            if lr not in self.rows:
-                self.rows[lr] = self.next_row
-                g["lr"][self.next_row] = lr
-                self.next_row += 1
-        items = [RateItem(self.rows[lr], lr) for lr in lrs if lr not in self.result]
-        wall, _ = _train_rates(problem, items, writer, request, self.spec)
-        for it in items:
-            self.result[it.lr] = bool(g["collapsed"][it.index])
-        return wall
-
-    def trim(self) -> None:
-        """Drop the rows never used (called last: the store's handles keep the old shape)."""
-        g = self.store.group
-        for name in LR_DIM:
-            g[name].resize((self.next_row, *g[name].shape[1:]))
-
-
-def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None = None, actors: int | None = None,
-               gpus_per_actor: float | None = None, overwrite: bool = False, plot: bool = True, fmt: str = "png") -> str:
-    """Find the breakthrough by bisection in log space, `bisect.probes` rates per round; returns the result's URL."""
-    url = str(out or default_output(spec, "bisect"))
-    problem, notes = build_lr_problem(spec)
-    b, r = spec.bisect, spec.learning_rates
-    span = math.log10(r.hi / r.lo)
-    rounds_needed = max(1, math.ceil(math.log(span / b.tolerance) / math.log(b.probes + 1)))  # (probes+1)-fold per round
-    say(f"bisection {spec.name!r}: [{r.lo:.3g}, {r.hi:.3g}] ({span:.2f} decades) to {b.tolerance:g} decades, {b.probes} rate(s) "
-        f"per round: {min(rounds_needed, b.max_rounds)} round(s) -> {url}")
-    for note in notes:
-        say(f"note: {note}")
-    with _writer(url, spec, "bisect", overwrite) as w:
-        with ray_session(address):
-            request = _request(spec, actors, gpus_per_actor)
-            if w.store is None:
-                w.create(_arrays(spec, problem, np.zeros(_Bisection.capacity(spec))), _meta(spec, problem, "bisect", notes))
-            else:
-                w.resume()
-            store = w.store
-            bis, rows = _Bisection(store, spec), _Rows(store, spec, spec.name)
-            lrs = [float(r.lo), *interior(r.lo, r.hi, b.probes), float(r.hi)]
-            rounds, total_wall = [], 0.0
-            for k in range(1, b.max_rounds + 1):
-                wall = bis.probe(problem, lrs, request, rows)
-                total_wall += wall
-                t = transition(list(bis.result), list(bis.result.values()))
-                hit = [lr for lr in lrs if bis.result[lr]]
-                width = math.log10(t.first_collapse / t.breakthrough) if t.breakthrough and t.first_collapse else None
-                rounds.append({"round": k, "lrs": lrs, "collapsed": [bis.result[lr] for lr in lrs], "breakthrough": t.breakthrough,
-                               "first_collapse": t.first_collapse, "wall_seconds": wall})
-                say(f"round {k}: {len(lrs)} rate(s) {', '.join(f'{lr:.4g}' for lr in lrs)} -> "
-                    f"collapse at {', '.join(f'{lr:.4g}' for lr in hit) or 'none'}; "
-                    + (f"bracket [{t.breakthrough:.4g}, {t.first_collapse:.4g}] = {width:.3f} decades" if width is not None else t.describe())
-                    + f" ({wall:.1f} s)")
-                if width is None or width <= b.tolerance:
-                    break
-                lrs = interior(t.breakthrough, t.first_collapse, b.probes)
-            store.update_meta(rounds=rounds, bisect_wall_seconds=total_wall, actors=request.actors, actor_deaths=rows.deaths,
-                              retries=rows.retries)
-            _range_test(spec, problem, store, request)
-        g = store.group
-        runs = int(g["lr_done"][...].sum())
-        converged = width is not None and width <= b.tolerance
-        best = best_gain(g["lr"][: bis.next_row], g["accuracy"][: bis.next_row], g["diverged"][: bis.next_row])
-        bis.trim()
-        w.finish(breakthrough=t.breakthrough, first_collapse=t.first_collapse, converged=converged, best_gain_lr=best)
-    if width is None:
-        say(f"bisection: {t.describe()} ({runs} runs, {total_wall:.1f} s)")
-    else:
-        state = f"within {b.tolerance:g} decades" if converged else f"not within {b.tolerance:g} decades after bisect.max_rounds = {b.max_rounds}"
-        say(f"bisection: breakthrough {t.breakthrough:.4g} ({state}: collapse from {t.first_collapse:.4g}), "
-            f"{runs} runs in {len(rounds)} round(s), {total_wall:.1f} s wall on {request.actors} actor(s)")
-    _say_range(store)
-    print(f"result: {url}")
-    if plot:
-        _plots(url, spec, "bisect", fmt)
     return url
