@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--log", help="write the jobs' progress lines here")
     args = ap.parse_args()
     log = []
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp, ray_session(None, num_cpus=2):
         one, wall_cmd1, e1 = quiet(run_lr_scan, spec(args), out=f"{tmp}/one.zarr", actors=1, plot=False)
         two, wall_cmd2, e2 = quiet(run_lr_scan, spec(args, range_test={"enabled": True}), out=f"{tmp}/two.zarr", actors=2, plot=False)
@@ -86,36 +87,32 @@ def main() -> None:
     per_run = m1["scan_train_seconds"] / args.rates  # one rate's training, measured on 1 actor
     w1, w2 = m1["scan_wall_seconds"], m2["scan_wall_seconds"]
     rt = m2["range_test"]
-    runs_b = sum(len(r["lrs"]) for r in mb["rounds"])
-    ideal_b = sum(math.ceil(len(r["lrs"]) / 2) for r in mb["rounds"]) * per_run
+    sizes = [len(r["lrs"]) for r in mb["rounds"]]
+    # (method, work, wall, training summed, runs, trainings in a row on the busiest actor)
     rows = [
-        ("scan, 1 actor", f"{args.rates} runs", w1, m1["scan_train_seconds"], args.rates * per_run),
-        ("scan, 2 actors", f"{args.rates} runs", w2, m2["scan_train_seconds"], math.ceil(args.rates / 2) * per_run),
-        (f"bisection, 2 actors, {args.probes} rates/round, to {args.tolerance:g} decades",
-         f"{runs_b} runs in {len(mb['rounds'])} rounds", mb["bisect_wall_seconds"], None, ideal_b),
-        ("range test, 1 actor", f"1 run, {rt['steps_run']} steps", rt["wall_seconds"], rt["train_seconds"], None),
+        ("scan, 1 actor", f"{args.rates} runs", w1, m1["scan_train_seconds"], args.rates, args.rates),
+        ("scan, 2 actors", f"{args.rates} runs", w2, m2["scan_train_seconds"], args.rates, math.ceil(args.rates / 2)),
+        (f"bisection, 2 actors, {args.probes} rates/round, to {args.tolerance:g} decades", f"{sum(sizes)} runs in {len(sizes)} rounds",
+         mb["bisect_wall_seconds"], mb["bisect_train_seconds"], sum(sizes), sum(math.ceil(k / 2) for k in sizes)),
+        ("range test, 1 actor", f"1 run, {rt['steps_run']} steps", rt["wall_seconds"], rt["train_seconds"], 1, 1),
     ]
     print(f"# learning-rate search: {dt.date.today()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, fp32, "
-          f"1 thread per actor")
+          f"{os.cpu_count()} CPUs shared (load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), "
+          f"torch {torch.__version__}, fp32, 1 thread per actor")
     print(f"model deep_mlp depth {args.depth} width {args.width} tanh init_gain 1.8, digits (1,797 samples), batch 64, "
           f"{args.epochs} epochs per rate, SGD momentum 0.9, rates 1e-4..10")
     print()
-    print("| method | work | wall s | training s (summed) | ideal s (ceil(L/A) x one training) | wall / ideal |")
-    print("|---|---|---|---|---|---|")
-    for name, work, wall, train, ideal in rows:
-        tr = f"{train:.1f}" if train is not None else "-"
-        idl = f"{ideal:.1f}" if ideal is not None else "-"
-        ratio = f"{wall / ideal:.2f}" if ideal else "-"
-        print(f"| {name} | {work} | {wall:.1f} | {tr} | {idl} | {ratio} |")
+    print("| method | work | wall s | training s (summed over actors) | one run here s | ideal s = trainings in a row x one run | wall / ideal |")
+    print("|---|---|---|---|---|---|---|")
+    for name, work, wall, train, runs, in_row in rows:
+        one = train / runs
+        print(f"| {name} | {work} | {wall:.1f} | {train:.1f} | {one:.2f} | {in_row} x {one:.2f} = {in_row * one:.1f} | {wall / (in_row * one):.2f} |")
     print()
-    print(f"- one rate's training (mean, 1 actor): {per_run:.2f} s; parallel efficiency of 2 actors "
-          f"wall(1) / (2 wall(2)) = {w1 / (2 * w2):.2f}; speed-up {w1 / w2:.2f}x")
-    print(f"- 1 and 2 actors bit-identical: {identical}; breakthrough scan {m1['breakthrough']:.3g} "
-          f"(collapse from {m1['first_collapse']:.3g}), bisection {mb['breakthrough']:.4g} "
-          f"(collapse from {mb['first_collapse']:.4g}); largest accuracy gain at {m1['best_gain_lr']:.3g}; "
-          f"range test suggests {rt['suggestion']:.3g}" if m1.get("breakthrough") and mb.get("breakthrough") else
-          f"- 1 and 2 actors bit-identical: {identical}; scan {m1.get('breakthrough')}, bisection {mb.get('breakthrough')}")
+    print(f"- parallel efficiency of 2 actors, wall(1) / (2 wall(2)) = {w1 / (2 * w2):.2f} (speed-up {w1 / w2:.2f}x); one run took "
+          f"{m2['scan_train_seconds'] / args.rates / per_run:.2f}x as long with 2 actors running as with 1")
+    print(f"- 1 and 2 actors bit-identical: {identical}; breakthrough scan {m1.get('breakthrough')} (collapse from "
+          f"{m1.get('first_collapse')}), bisection {mb.get('breakthrough')} (collapse from {mb.get('first_collapse')}); "
+          f"largest accuracy gain at {m1.get('best_gain_lr')}; range test suggests {rt.get('suggestion')}")
     print(f"- whole commands (Ray already up): {wall_cmd1:.1f} s, {wall_cmd2:.1f} s (with the range test), {wall_cmdb:.1f} s")
     if args.log:
         Path(args.log).write_text("\n".join(log))

@@ -153,16 +153,16 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
             store = w.store
             rows = _Rows(store, spec, spec.name)
             rounds = Rounds(store, spec, rows)
-            t0 = time.monotonic()
+            t0, train_s = time.monotonic(), 0.0
             if rounds.pending:
                 c = spec.cluster
                 stats = run_work(problem, LRRun, rounds, len(rounds.pending), lambda it: (it.lr,), rounds.on_result, request,
                                  max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s)
-                rows.deaths, rows.retries = stats.actor_deaths, stats.retries
+                rows.deaths, rows.retries, train_s = stats.actor_deaths, stats.retries, stats.evaluator_seconds
             if not rounds.finished:  # the queue ran dry with a round unfinished: never report a half answer
                 raise ResultError(f"{url}: the bisection stopped in round {len(rounds.rounds) + 1}; run the same command again")
             wall = time.monotonic() - t0
-            store.update_meta(rounds=rounds.rounds, bisect_wall_seconds=wall, actors=request.actors,
+            store.update_meta(rounds=rounds.rounds, bisect_wall_seconds=wall, bisect_train_seconds=train_s, actors=request.actors,
                               actor_deaths=rows.deaths, retries=rows.retries)
             _range_test(spec, problem, store, request)
         g, n = store.group, rounds.used

@@ -75,3 +75,12 @@ def test_schema_lists_the_new_kinds(capsys):
     for kind, field in (("gradients", "record"), ("lr-scan", "learning_rates")):
         assert main(["schema", "--kind", kind]) == 0
         assert f'"{field}"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["gradients_deep_tanh", "gradients_tanh116_init", "lr_scan_tanh116"])
+def test_example_specs_validate(name, capsys):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "jobs" / "examples" / f"{name}.yaml"
+    assert main(["validate", str(path)]) == 0
+    assert "valid " + ("lr-scan" if name.startswith("lr") else "gradients") + " spec" in capsys.readouterr().out

@@ -56,6 +56,8 @@ def diagram(run: GradientRun):
     if z.count():
         im = ax.imshow(z, aspect="auto", origin="lower", extent=extent, cmap=CMAP, interpolation="nearest")
         fig.colorbar(im, ax=ax, label="median log10|grad|")
+    if len(steps) <= 12:
+        ax.set_xticks(run.step)
     ticks = run.picks()
     ax.set_yticks(ticks, labels=[run.weights[i] for i in ticks], fontsize=8)
     ax.set(xlabel="step (optimizer steps taken)", ylabel="weight matrix (input side at the bottom)")
