@@ -110,9 +110,10 @@ def main() -> None:
     print()
     print(f"- parallel efficiency of 2 actors, wall(1) / (2 wall(2)) = {w1 / (2 * w2):.2f} (speed-up {w1 / w2:.2f}x); one run took "
           f"{m2['scan_train_seconds'] / args.rates / per_run:.2f}x as long with 2 actors running as with 1")
-    print(f"- 1 and 2 actors bit-identical: {identical}; breakthrough scan {m1.get('breakthrough')} (collapse from "
-          f"{m1.get('first_collapse')}), bisection {mb.get('breakthrough')} (collapse from {mb.get('first_collapse')}); "
-          f"largest accuracy gain at {m1.get('best_gain_lr')}; range test suggests {rt.get('suggestion')}")
+    g3 = lambda v: f"{v:.3g}" if v is not None else "none"  # noqa: E731
+    print(f"- 1 and 2 actors bit-identical: {identical}; breakthrough: scan {g3(m1.get('breakthrough'))} (collapse from "
+          f"{g3(m1.get('first_collapse'))}), bisection {g3(mb.get('breakthrough'))} (collapse from {g3(mb.get('first_collapse'))}); "
+          f"largest accuracy gain at {g3(m1.get('best_gain_lr'))}; range test suggests {g3(rt.get('suggestion'))}")
     print(f"- whole commands (Ray already up): {wall_cmd1:.1f} s, {wall_cmd2:.1f} s (with the range test), {wall_cmdb:.1f} s")
     if args.log:
         Path(args.log).write_text("\n".join(log))

@@ -85,24 +85,26 @@ def _arrays(spec, names, model, steps, steps_per_epoch: int) -> list[ArrayDef]:
 
 
 class _RowWriter:
-    """Rows go to the result at each epoch's end (and at the end), marked done after their values."""
+    """Rows go to the result at each epoch's end (and at the end), marked done after their values; then they are
+    dropped from memory (a long run records steps x parameters x 5 numbers)."""
 
     def __init__(self, store, steps: np.ndarray):
-        self.store, self.index, self.written = store, {int(s): i for i, s in enumerate(steps)}, 0
+        self.store, self.index = store, {int(s): i for i, s in enumerate(steps)}
 
-    def write(self, rows) -> None:
-        new = rows[self.written :]
-        if not new:
+    def write(self, rows: list) -> None:
+        if not rows:
             return
+        if self.store.lease is not None:
+            self.store.lease.check()  # still ours: another writer never interleaves rows
         g = self.store.group
-        i0, i1 = self.index[new[0].step], self.index[new[-1].step] + 1
-        stats = np.stack([r.stats for r in new])  # (R, P, 5)
+        i0, i1 = self.index[rows[0].step], self.index[rows[-1].step] + 1  # recorded steps are consecutive rows
+        stats = np.stack([r.stats for r in rows])  # (R, P, 5)
         for k, name in enumerate(STATS):
             g[name][i0:i1] = stats[:, :, k]
-        g["loss"][i0:i1] = np.array([r.loss for r in new])
-        g["lr"][i0:i1] = np.array([r.lr for r in new])
+        g["loss"][i0:i1] = np.array([r.loss for r in rows])
+        g["lr"][i0:i1] = np.array([r.lr for r in rows])
         g["row_done"][i0:i1] = 1
-        self.written = len(rows)
+        rows.clear()  # after on_epoch: the last step's update ratio is already in its row
 
 
 def _writer(url: str, spec: GradientsSpec, overwrite: bool) -> ResultWriter:

@@ -40,6 +40,7 @@ from .lr_scan import (
     _request,
     _Rows,
     _say_range,
+    _work_left,
     _writer,
     build_lr_problem,
     default_output,
@@ -144,27 +145,33 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
     for note in notes:
         say(f"note: {note}")
     with _writer(url, spec, "bisect", overwrite) as w:
-        with ray_session(address):
-            request = _request(spec, actors, gpus_per_actor)  # fails before writing anything
-            if w.store is None:
-                w.create(_arrays(spec, problem, np.zeros(capacity(spec))), _meta(spec, problem, "bisect", notes))
-            else:
-                w.resume()
-            store = w.store
-            rows = _Rows(store, spec, spec.name)
-            rounds = Rounds(store, spec, rows)
-            t0, train_s = time.monotonic(), 0.0
-            if rounds.pending:
-                c = spec.cluster
-                stats = run_work(problem, LRRun, rounds, len(rounds.pending), lambda it: (it.lr,), rounds.on_result, request,
-                                 max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s)
-                rows.deaths, rows.retries, train_s = stats.actor_deaths, stats.retries, stats.evaluator_seconds
-            if not rounds.finished:  # the queue ran dry with a round unfinished: never report a half answer
-                raise ResultError(f"{url}: the bisection stopped in round {len(rounds.rounds) + 1}; run the same command again")
-            wall = time.monotonic() - t0
-            store.update_meta(rounds=rounds.rounds, bisect_wall_seconds=wall, bisect_train_seconds=train_s, actors=request.actors,
-                              actor_deaths=rows.deaths, retries=rows.retries)
-            _range_test(spec, problem, store, request)
+        if w.store is not None and w.store.meta.get("status") == "complete" and not _work_left(w.store, spec):
+            say(f"{url} is already complete; its rounds:")  # the rounds replay from the stored rates
+            store, rows = w.store, _Rows(w.store, spec, spec.name)
+            rounds, request = Rounds(store, spec, rows), None
+            wall = store.meta.get("bisect_wall_seconds", 0.0)
+        else:
+            with ray_session(address):
+                request = _request(spec, actors, gpus_per_actor)  # fails before writing anything
+                if w.store is None:
+                    w.create(_arrays(spec, problem, np.zeros(capacity(spec))), _meta(spec, problem, "bisect", notes))
+                else:
+                    w.resume()
+                store = w.store
+                rows = _Rows(store, spec, spec.name)
+                rounds = Rounds(store, spec, rows)
+                t0, train_s = time.monotonic(), 0.0
+                if rounds.pending:
+                    c = spec.cluster
+                    stats = run_work(problem, LRRun, rounds, len(rounds.pending), lambda it: (it.lr,), rounds.on_result, request,
+                                     max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s)
+                    rows.deaths, rows.retries, train_s = stats.actor_deaths, stats.retries, stats.evaluator_seconds
+                if not rounds.finished:  # the queue ran dry with a round unfinished: never report a half answer
+                    raise ResultError(f"{url}: the bisection stopped in round {len(rounds.rounds) + 1}; run the same command again")
+                wall = time.monotonic() - t0
+                store.update_meta(rounds=rounds.rounds, bisect_wall_seconds=wall, bisect_train_seconds=train_s,
+                                  actors=request.actors, actor_deaths=rows.deaths, retries=rows.retries)
+                _range_test(spec, problem, store, request)
         g, n = store.group, rounds.used
         t, width = rounds.t, rounds.width
         converged = width is not None and width <= b.tolerance
@@ -177,7 +184,7 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
     else:
         state = f"within {b.tolerance:g} decades" if converged else f"not within {b.tolerance:g} decades after bisect.max_rounds = {b.max_rounds}"
         say(f"bisection: breakthrough {t.breakthrough:.4g} ({state}: collapse from {t.first_collapse:.4g}), "
-            f"{runs} runs in {len(rounds.rounds)} round(s), {wall:.1f} s wall on {request.actors} actor(s)")
+            f"{runs} runs in {len(rounds.rounds)} round(s), {wall:.1f} s wall on {store.meta.get('actors')} actor(s)")
     _say_range(store)
     print(f"result: {url}")
     if plot:

@@ -235,6 +235,13 @@ def _say_range(store) -> None:
         f"({rt['train_seconds']:.1f} s training)")
 
 
+def _work_left(store, spec: LRScanSpec) -> bool:
+    """Rates not stored yet, or a range test not run yet: something needs the actors."""
+    if not store.group["lr_done"][...].all():
+        return True
+    return spec.range_test.enabled and not store.meta.get("range_test", {}).get("done")
+
+
 def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool) -> ResultWriter:
     return ResultWriter(url, identity=spec.identity(method), overwrite=overwrite,
                         command=f"landscape lr-scan {spec.name}{' --bisect' if method == 'bisect' else ''}", what="lr_scan")
@@ -257,25 +264,29 @@ def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None
     for note in notes:
         say(f"note: {note}")
     with _writer(url, spec, "scan", overwrite) as w:
-        with ray_session(address):
-            request = _request(spec, actors, gpus_per_actor)  # fails before writing anything
-            if w.store is None:
-                w.create(_arrays(spec, problem, lrs), _meta(spec, problem, "scan", notes))
-                w.store.group["lr"][...] = lrs
-            else:
-                w.resume()
+        if w.store is not None and not _work_left(w.store, spec):
+            say(f"{url} is already complete; nothing to train")
             store = w.store
-            done = store.group["lr_done"][...].astype(bool)
-            items = [RateItem(i, float(lr)) for i, lr in enumerate(lrs) if not done[i]]
-            if done.any() and items:
-                say(f"resuming {url}: {len(items)} of {len(lrs)} rates left to train")
-            say(f"lr scan {spec.name!r}: {len(items)} rates x {spec.epochs} epoch(s) on {request.actors} actor(s) -> {url}")
-            rows = _Rows(store, spec, spec.name)
-            wall, train_s = _train_rates(problem, items, rows, request, spec)
-            if items:
-                store.update_meta(scan_wall_seconds=wall, scan_train_seconds=train_s, actors=request.actors,
-                                  actor_deaths=rows.deaths, retries=rows.retries)
-            _range_test(spec, problem, store, request)
+        else:
+            with ray_session(address):
+                request = _request(spec, actors, gpus_per_actor)  # fails before writing anything
+                if w.store is None:
+                    w.create(_arrays(spec, problem, lrs), _meta(spec, problem, "scan", notes))
+                    w.store.group["lr"][...] = lrs
+                else:
+                    w.resume()
+                store = w.store
+                done = store.group["lr_done"][...].astype(bool)
+                items = [RateItem(i, float(lr)) for i, lr in enumerate(lrs) if not done[i]]
+                if done.any() and items:
+                    say(f"resuming {url}: {len(items)} of {len(lrs)} rates left to train")
+                say(f"lr scan {spec.name!r}: {len(items)} rates x {spec.epochs} epoch(s) on {request.actors} actor(s) -> {url}")
+                rows = _Rows(store, spec, spec.name)
+                wall, train_s = _train_rates(problem, items, rows, request, spec)
+                if items:
+                    store.update_meta(scan_wall_seconds=wall, scan_train_seconds=train_s, actors=request.actors,
+                                      actor_deaths=rows.deaths, retries=rows.retries)
+                _range_test(spec, problem, store, request)
         missing = int((~store.group["lr_done"][...].astype(bool)).sum())
         if missing:  # never call a result complete that is not
             raise ResultError(f"{url}: {missing} rate(s) are not stored after the run; run the same command again")
