@@ -26,6 +26,10 @@ def _validate(args) -> int:
 
         check_train(spec)
         print(f"{args.spec}: valid training spec {spec.name!r}: {spec.model.kind} for {spec.epochs} epochs")
+    elif type(spec).__name__ in ("GradientsSpec", "LRScanSpec"):
+        from .health_commands import check_spec
+
+        print(f"{args.spec}: {check_spec(spec)}")
     else:
         print(f"{args.spec}: valid {type(spec).__name__} {getattr(spec, 'name', '')!r}")
     return 0

@@ -136,6 +136,67 @@ class LinearModel(nn.Module):
         return self.linear(x.flatten(1))
 
 
+class DeepMLP(nn.Module):
+    """`depth` hidden layers Linear(width)-activation and a Linear head: the deep nets of gradient-health studies.
+
+    Parameters are named hidden.0.weight .. hidden.{depth-1}.bias, head.weight, head.bias
+    (depth + 1 weight matrices, input side first). `init` re-initializes every Linear:
+    default = PyTorch's own; xavier_* = Glorot & Bengio (gain 1); kaiming_* = He et al.
+    (fan_in, gain of the activation: sqrt 2 relu, 5/3 tanh, 1 sigmoid); orthogonal (gain 1);
+    non-default inits zero the biases. Then every parameter is multiplied by `init_gain`
+    (the source's `p.data *= 1.8` that keeps a 116-layer tanh net's gradients alive).
+    """
+
+    def __init__(self, in_features: int, num_classes: int, depth: int, width: int,
+                 activation: str, init: str, init_gain: float):
+        super().__init__()
+        self.activation = activation
+        self.act = _ACTIVATIONS[activation]
+        dims = [in_features] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.head = nn.Linear(width, num_classes)
+        if init != "default":
+            for m in [*self.hidden, self.head]:
+                _INITS[init](m.weight, activation)
+                nn.init.zeros_(m.bias)
+        if init_gain != 1.0:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(init_gain)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)  # (N, in_features)
+        for layer in self.hidden:
+            x = self.act(layer(x))  # (N, width)
+        return self.head(x)  # (N, num_classes)
+
+
+_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+_INITS = {
+    "xavier_uniform": lambda w, act: nn.init.xavier_uniform_(w),
+    "xavier_normal": lambda w, act: nn.init.xavier_normal_(w),
+    "kaiming_uniform": lambda w, act: nn.init.kaiming_uniform_(w, nonlinearity=act),
+    "kaiming_normal": lambda w, act: nn.init.kaiming_normal_(w, nonlinearity=act),
+    "orthogonal": lambda w, act: nn.init.orthogonal_(w),
+}
+DEEP_MLP_INITS = ("default",) + tuple(_INITS)
+
+
+def _deep_mlp(in_features: int, num_classes: int, depth=8, width=64, activation="tanh",
+              init="default", init_gain=1.0) -> DeepMLP:
+    """Check deep_mlp's options (one line naming the option) and build it."""
+    for name, v in (("depth", depth), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"deep_mlp option {name} must be an integer >= 1, got {v!r}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"deep_mlp option activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
+    if init not in DEEP_MLP_INITS:
+        raise ValueError(f"deep_mlp option init must be one of {', '.join(DEEP_MLP_INITS)}, got {init!r}")
+    if isinstance(init_gain, bool) or not isinstance(init_gain, (int, float)) or not (0 < init_gain < math.inf):
+        raise ValueError(f"deep_mlp option init_gain must be a finite number > 0, got {init_gain!r}")
+    return DeepMLP(in_features, num_classes, depth, width, activation, init, float(init_gain))
+
+
 _RESNETS = {
     "resnet20": (20, True), "resnet56": (56, True), "resnet110": (110, True),
     "resnet20_noshort": (20, False), "resnet56_noshort": (56, False),
@@ -145,8 +206,10 @@ _RESNETS = {
 # Allowed options per kind: unknown options are an error, not silently ignored.
 _OPTIONS = {"mlp": ("widths",), "cnn": ("channels",), "linear": ()}
 _OPTIONS.update({k: ("width",) for k in _RESNETS})
+_OPTIONS["deep_mlp"] = ("depth", "width", "activation", "init", "init_gain")
 
 MODEL_KINDS: Tuple[str, ...] = ("linear", "mlp", "cnn") + tuple(_RESNETS)
+MODEL_KINDS += ("deep_mlp",)
 
 
 def _positive_int(name: str, value) -> int:
@@ -181,6 +244,8 @@ def build_model(kind: str, input_shape: Tuple[int, ...], num_classes: int,
         return LinearModel(in_features, num_classes)
     if kind == "mlp":
         return MLP(in_features, _positive_ints("widths", options.get("widths", [64, 64])), num_classes)
+    if kind == "deep_mlp":
+        return _deep_mlp(in_features, num_classes, **options)
     if len(input_shape) != 3:
         raise ValueError(
             f"model kind {kind!r} needs image input of shape (C, H, W), "

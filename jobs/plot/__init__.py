@@ -107,3 +107,10 @@ def plot_result(result: str | os.PathLike, out_dir: str | os.PathLike, fmt: str 
 
 
 __all__ = ["FIGURES", "FORMATS", "JOBS", "OVERLAYS", "Landscape", "figures", "grid_image", "load", "plot_result"]
+
+# Results of other job kinds (each module registers its figures in JOBS).
+from . import gradients as _gradients  # noqa: E402
+from . import lr_scan as _lr_scan  # noqa: E402
+
+JOBS["gradients"] = _gradients.figures
+JOBS["lr_scan"] = _lr_scan.figures

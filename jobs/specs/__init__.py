@@ -16,10 +16,14 @@ from .base import Strict, format_validation_error, read_yaml, validate
 from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
 from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
 from .train import TrainSpec
+from .gradients import GradientsSpec
+from .lr_scan import LRScanSpec
 
 # (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
     ("scan", ScanSpec, "slice"),
+    ("gradients", GradientsSpec, "record"),  # before train: these files have `epochs` too
+    ("lr-scan", LRScanSpec, "learning_rates"),
     ("train", TrainSpec, "epochs"),
 ]
 

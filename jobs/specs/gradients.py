@@ -1,0 +1,44 @@
+"""The gradient-health spec: train (or only look at initialization) and record per-parameter gradient statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import Strict, check_name
+from .parts import DataSpec, ModelSpec
+
+
+class GradientsSpec(Strict):
+    """`landscape gradients`: per named parameter and recorded step, log10|grad| quantiles, |grad| and |dw|/|w|."""
+
+    name: str
+    model: ModelSpec
+    data: DataSpec
+    record: Literal["step", "epoch"] = Field(
+        description="step: every `every`-th training step, from that step's mini-batch gradient and its update; "
+        "epoch: at initialization and after each epoch, from the gradient of the probe samples (no step taken)"
+    )
+    every: int = Field(1, gt=0, description="with record: step, record every N-th step (step 0 always)")
+    epochs: int = Field(1, ge=0, le=100_000, description="training epochs; 0 = only the gradient at initialization")
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.01, gt=0, allow_inf_nan=False)
+    momentum: float = Field(0.9, ge=0, allow_inf_nan=False, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    batch_size: int = Field(64, gt=0)
+    seed: int = Field(0, description="seed of the shuffling")
+    probe_samples: int | None = Field(
+        None, gt=0, description="with record: epoch, a seeded subset of this many training samples (default: all)"
+    )
+    output: str | None = Field(None, description="result path or URL (default results/<name>-gradients.zarr)")
+
+    _name = field_validator("name")(check_name)
+
+    def identity(self) -> str:
+        """Hash of what determines the numbers (not where they go)."""
+        d = self.model_dump(mode="json", exclude={"output"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
