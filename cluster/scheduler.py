@@ -7,6 +7,10 @@ Items are scan tiles, animation frames' tiles, learning rates of a scan, ...:
 anything with `index` (hashable, unique), `name` (the Ray task's name) and
 `extent` (what error messages say it covers). They are drawn lazily from an
 iterable, so a queue of a million tiles is never a list of a million objects.
+The iterable may be a live producer: whenever the queue is empty it is asked
+again, so `on_result` may make new items (the learning-rate bisection queues
+each round when the last result of the one before arrives); the run ends when
+it has nothing more and nothing is running.
 """
 
 from __future__ import annotations
