@@ -35,7 +35,7 @@ def load_data_full(spec: DataSpec) -> Loaded:
     else:
         x, y, notes = datasets.from_factory(spec.factory, **spec.kwargs)
     x, y = datasets.subsample(x, y, spec.subset, spec.seed)
-    check_data_memory(len(x), tuple(x.shape[1:]), f"data {spec.kind}", bytes_per_value=4)
+    check_data_memory(len(x), tuple(x.shape[1:]), f"data {spec.kind}", bytes_per_value=max(4, x.element_size()))
     return Loaded(x, y, None, notes)
 
 
