@@ -8,19 +8,25 @@ import numpy as np
 import torch
 
 from landscape import data as datasets
+from landscape.adapters import fit_input_dtype
 from landscape.checkpoints import load_state, nonfinite_entries
+from landscape.datasets import Loaded, load_dataset
 from landscape.errors import CheckpointError, SpecError
 from landscape.evaluator import ScanProblem, check_data_fits
 from landscape.factories import ModelFactory
+from landscape.memory import check_data_memory
 from landscape.plan import EvalOptions
 from landscape.params import StateLayout, non_float_state
 from landscape.slices import Slice, line_between, plane_through, random_slice
 
 from .specs import DataSpec, ModelSpec, ScanSpec, slice_checkpoints
+from .specs.datasets import FILE_DATA_KINDS
 
 
-def load_data_noted(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(inputs, targets, notes on conversions), subsampled when asked."""
+def load_data_full(spec: DataSpec) -> Loaded:
+    """The data of a spec (subsampled when asked), with notes on conversions and, for file data sets, their class count."""
+    if spec.kind in FILE_DATA_KINDS:  # subset (stratified) and memory check inside, before decoding
+        return load_dataset(spec.kind, **spec.load_kwargs())
     notes: list[str] = []
     if spec.kind == "digits":
         x, y = datasets.digits()
@@ -29,7 +35,14 @@ def load_data_noted(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor, list[st
     else:
         x, y, notes = datasets.from_factory(spec.factory, **spec.kwargs)
     x, y = datasets.subsample(x, y, spec.subset, spec.seed)
-    return x, y, notes
+    check_data_memory(len(x), tuple(x.shape[1:]), f"data {spec.kind}", bytes_per_value=max(4, x.element_size()))
+    return Loaded(x, y, None, notes)
+
+
+def load_data_noted(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(inputs, targets, notes on conversions), subsampled when asked."""
+    d = load_data_full(spec)
+    return d.inputs, d.targets, d.notes
 
 
 def load_data(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,18 +51,45 @@ def load_data(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def model_factory(spec: ModelSpec, inputs: torch.Tensor, targets: torch.Tensor) -> ModelFactory:
-    """A picklable factory sized to the data (input shape, number of outputs)."""
+def model_factory(spec: ModelSpec, inputs: torch.Tensor, targets: torch.Tensor, classes: int | None = None) -> ModelFactory:
+    """A picklable factory sized to the data (input shape, number of outputs: the data set's classes when known)."""
     factory = ModelFactory(
         kind=spec.kind,
         input_shape=tuple(inputs.shape[1:]),
-        num_classes=datasets.num_classes(targets),
-        options=dict(spec.options),
+        num_classes=classes or datasets.num_classes(targets),
+        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}),
         factory=spec.factory,
         seed=spec.seed,
     )
     factory()  # fail now, with a SpecError, on bad options
     return factory
+
+
+@dataclass
+class Prepared:
+    """Data and a model factory that fit together (checked by `check_prepared`)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    factory: ModelFactory
+    classes: int | None  # the data set's class count, when it has one
+    notes: list[str]
+
+
+def prepare(data: DataSpec, model: ModelSpec) -> Prepared:
+    """Load the data, size the model to it, and keep integer inputs integer if the model reads them (token ids)."""
+    d = load_data_full(data)
+    factory = model_factory(model, d.inputs, d.targets, d.classes)
+    inputs, notes = d.inputs, list(d.notes)
+    if not inputs.is_floating_point():
+        inputs, note = fit_input_dtype(factory(), inputs)
+        notes.append(note)
+    return Prepared(inputs, d.targets, factory, d.classes, notes)
+
+
+def check_prepared(p: Prepared, loss: str) -> None:
+    """DataError if the data does not go through the model, or its outputs do not fit the labels or the data set's classes."""
+    check_data_fits(p.factory, p.inputs, p.targets, loss, classes=p.classes)
 
 
 def load_checked(path, model, allow_nonfinite: bool, notes: list[str]) -> dict[str, torch.Tensor]:
@@ -104,9 +144,9 @@ def bn_subset(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> to
 
 def build_problem(spec: ScanSpec) -> Built:
     """Everything the actors need, checked (data fits model) before any work starts."""
-    inputs, targets, notes = load_data_noted(spec.data)
-    factory = model_factory(spec.model, inputs, targets)
-    check_data_fits(factory, inputs, targets, spec.loss)  # data problems first: they say more than a checkpoint mismatch
+    prepared = prepare(spec.data, spec.model)
+    inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
+    check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
     sl, extras = build_slice(spec, factory, notes)
     options = EvalOptions(
         precision=spec.precision,

@@ -9,10 +9,9 @@ from pathlib import Path
 
 from landscape.checkpoints import save_state
 from landscape.errors import ResultError
-from landscape.evaluator import check_data_fits
 from landscape.training import train
 
-from .build import load_data_noted, model_factory
+from .build import check_prepared, prepare
 from .specs import TrainSpec
 
 _OURS = re.compile(r"^(epoch_\d+|step_\d+(_\d+)?)\.pt(\.tmp)?$|^train\.json$")
@@ -24,10 +23,9 @@ def _identity(spec: TrainSpec) -> dict:
 
 def check_train(spec: TrainSpec):
     """Data, model and loss fit together (what `validate` and `train` check before writing)."""
-    inputs, targets, notes = load_data_noted(spec.data)
-    factory = model_factory(spec.model, inputs, targets)
-    check_data_fits(factory, inputs, targets, spec.loss)
-    return inputs, targets, factory, notes
+    p = prepare(spec.data, spec.model)
+    check_prepared(p, spec.loss)
+    return p.inputs, p.targets, p.factory, p.notes
 
 
 def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:

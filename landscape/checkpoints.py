@@ -61,9 +61,9 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> object:
 
 
 def state_dict_of(obj: object, path: Path, what: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The state_dict in a loaded checkpoint (also under 'state_dict', 'model' or 'model_state_dict')."""
+    """The state_dict in a loaded checkpoint (also under 'state_dict', 'model', 'model_state_dict' or 'model_state')."""
     if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        for key in ("state_dict", "model", "model_state_dict"):
+        for key in ("state_dict", "model", "model_state_dict", "model_state"):  # model_state: dnn-mode-connectivity
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break

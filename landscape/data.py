@@ -55,6 +55,9 @@ def import_object(path: str, error: type[Exception] = DataError, field: str = "d
     module, sep, attr = str(path).partition(":")
     if not sep or not module or not attr:
         raise error(f"{field} {path!r} must look like 'package.module:function'")
+    from .vision import prepare_torchvision
+
+    prepare_torchvision()  # a factory importing transformers imports torchvision too
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)  # `landscape run` from a folder with the factory's module, as the actors see it
@@ -96,7 +99,7 @@ def _tensor(v, what: str, path: str) -> torch.Tensor:
 
 
 def from_factory(path: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Call a user's data factory: (inputs float32, targets, notes about what was converted)."""
+    """Call a user's data factory: (inputs float32 or as integers, targets, notes about what was converted)."""
     fn = import_object(path)
     try:
         made = fn(**kwargs)
@@ -129,9 +132,11 @@ def from_factory(path: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor, list[
         raise DataError(f"data factory {path!r}: {len(x)} inputs but {len(y)} targets; they must be of equal length")
     if x.dtype == torch.bool or x.is_complex():
         raise DataError(f"data factory {path!r}: inputs of dtype {x.dtype} cannot be fed to a model; return real numbers")
-    if x.is_floating_point() and x.dtype != torch.float32:
-        notes.append(f"inputs cast from {str(x.dtype).removeprefix('torch.')} to float32")
-    x = x.float()
+    if x.is_floating_point():
+        if x.dtype != torch.float32:
+            notes.append(f"inputs cast from {str(x.dtype).removeprefix('torch.')} to float32")
+        x = x.float()
+    # Integer inputs keep their dtype here: token ids stay integer if the model reads them (adapters.fit_input_dtype).
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise DataError(f"data factory {path!r}: the inputs hold {bad} NaN or inf value(s); clean the data")

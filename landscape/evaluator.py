@@ -53,8 +53,11 @@ def check_fit(problem: ScanProblem) -> None:
     check_data_fits(problem.model_factory, problem.inputs, problem.targets, problem.loss)
 
 
-def check_data_fits(model_factory: Callable[[], nn.Module], inputs: torch.Tensor, targets: torch.Tensor, loss: str) -> None:
-    """DataError if samples of `inputs` cannot go through the model, or the outputs do not fit `targets` under `loss`."""
+def check_data_fits(
+    model_factory: Callable[[], nn.Module], inputs: torch.Tensor, targets: torch.Tensor, loss: str, classes: int | None = None
+) -> None:
+    """DataError if samples of `inputs` cannot go through the model, or the outputs do not fit `targets` under `loss`
+    (or the data set's `classes`, when it has a class count of its own)."""
     model = model_factory().eval()
     x, y = inputs[:2], targets[:2]
     try:
@@ -66,7 +69,15 @@ def check_data_fits(model_factory: Callable[[], nn.Module], inputs: torch.Tensor
             f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}; pick a model for this input shape"
         ) from e
     if not isinstance(out, torch.Tensor):
-        raise DataError(f"the model returns {type(out).__name__}, not a tensor of outputs per sample")
+        raise DataError(
+            f"the model returns {type(out).__name__}, not a tensor of outputs per sample nor an object or dict with `logits`"
+        )
+    if classes is not None and not targets.is_floating_point() and (out.dim() != 2 or out.shape[1] != classes):
+        width = out.shape[1] if out.dim() == 2 else tuple(out.shape[1:])
+        raise DataError(
+            f"the model outputs {width} values per sample but the data set has {classes} classes; set the model's number "
+            "of classes (model.options: classes for built-in models, num_classes for torchvision, your factory's option)"
+        )
     if loss == "cross_entropy":
         if targets.is_floating_point():
             raise DataError("loss cross_entropy needs integer class labels; use loss: mse for float targets")
@@ -106,16 +117,17 @@ class Evaluator:
             m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
         ]
         self.plan = self._make_plan(problem)
-        inputs = problem.inputs.to(self.device).float()
+        inputs = problem.inputs.to(self.device)
+        inputs = inputs.float() if inputs.is_floating_point() else inputs  # token ids stay integer
         if self.plan.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.inputs = inputs.to(self.dtype)
+        self.inputs = self._compute(inputs)
         self.targets = problem.targets.to(self.device)
         self.recompute_bn = self.options.batchnorm == "recompute" and bool(self._batchnorms)
         if self.recompute_bn:
             bn = problem.bn_inputs if problem.bn_inputs is not None else problem.inputs
-            self._bn_batches = [b.to(self.device).float().to(self.dtype) for b in bn.split(self.options.batchnorm_batch)]
+            self._bn_batches = [self._compute(b.to(self.device)) for b in bn.split(self.options.batchnorm_batch)]
         self.skip: set[str] = set()  # state entries the shortcut replaces
         self.shortcut: PrecomputedLayer | None = None
         self._chunks = [
@@ -138,8 +150,32 @@ class Evaluator:
         for m in metrics:
             m.bind(self)
         self.metric_names = [n for m in metrics for n in m.names]
+        if self.plan.points_per_pass > 1:
+            why = self._vmap_problem()
+            if why:  # e.g. data-dependent control flow on the weights: one point per pass instead, recorded in the plan
+                self.__init__(problem, self.device, replace(self.options, points_per_pass=1))
+                self.plan = replace(self.plan, vmap_fallback=why)
 
     # -- setup ---------------------------------------------------------------
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        """Float data in the compute dtype; integer data (token ids) as they are."""
+        return x.float().to(self.dtype) if x.is_floating_point() else x
+
+    @torch.no_grad()
+    def _vmap_problem(self) -> str | None:
+        """None if K points per pass go through vmap on the first data chunk, else why not (one line)."""
+        s, e = self._chunks[0]
+        if self.shortcut is not None:
+            self.shortcut.basis = self._bases[0]
+        try:
+            with matmul_mode(self.precision):
+                self._forward(self._state(torch.zeros(2, self.directions.shape[0], device=self.device)), self.inputs[s:e])
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # vmap raises RuntimeError, ValueError, NotImplementedError... for what it cannot batch
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            return f"vmap does not apply to this model ({type(err).__name__}: {first}); one point per pass"
+        return None
     def _make_plan(self, problem: ScanProblem) -> EvalPlan:
         sample = problem.inputs[:2].to(self.device)
         widest = widest_output_elements(self.model, sample)

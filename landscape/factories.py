@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .adapters import with_logits
 from .data import import_object
 from .errors import SpecError
 
@@ -38,13 +39,19 @@ class ModelFactory:
                 ) from None
             if not isinstance(model, nn.Module):
                 raise SpecError(f"model.factory {self.factory!r} returned {type(model).__name__}, not an nn.Module")
-            return model
+            return with_logits(model)  # e.g. transformers' outputs: their logits
         from .models import build_model
 
+        options = dict(self.options)
+        if self.kind == "torchvision" and "num_classes" in options:  # torchvision's keyword: build_model calls it classes
+            if "classes" in options:
+                raise SpecError("model.options: give classes or num_classes, not both")
+            options["classes"] = options.pop("num_classes")
         try:
-            return build_model(self.kind, self.input_shape, self.num_classes, **self.options)
+            model = build_model(self.kind, self.input_shape, self.num_classes, **options)
         except (ValueError, TypeError) as e:
             raise SpecError(f"model.options: {_first_line(e)}") from None
+        return with_logits(model) if self.kind == "torchvision" else model
 
 
 def _first_line(e: BaseException) -> str:

@@ -224,10 +224,20 @@ def _positive_ints(name: str, value, count: int | None = None) -> list[int]:
         raise ValueError(f"{name} must be a list of {size}positive integers, got {value!r}")
     return [_positive_int(f"{name}[{i}]", v) for i, v in enumerate(value)]
 
+# The papers' CIFAR models (zoo.py) and torchvision's models by name (vision.py).
+from .zoo import OPTIONS as _ZOO_OPTIONS, build_zoo_model  # noqa: E402
+
+_OPTIONS.update(_ZOO_OPTIONS)
+MODEL_KINDS += tuple(_ZOO_OPTIONS) + ("torchvision",)
+
 
 def build_model(kind: str, input_shape: Tuple[int, ...], num_classes: int,
                 **options) -> nn.Module:
     """Build a model of `kind` for samples of `input_shape` (no batch dim)."""
+    if kind == "torchvision":  # options are torchvision's own keywords (it checks them); `name` picks the model
+        from .vision import build_torchvision
+
+        return build_torchvision(options.pop("name", None), num_classes, **options)
     if kind not in _OPTIONS:
         raise ValueError(
             f"unknown model kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}")
@@ -250,6 +260,8 @@ def build_model(kind: str, input_shape: Tuple[int, ...], num_classes: int,
         raise ValueError(
             f"model kind {kind!r} needs image input of shape (C, H, W), "
             f"got input_shape {input_shape}")
+    if kind in _ZOO_OPTIONS:
+        return build_zoo_model(kind, input_shape, num_classes, **options)
     c, h, w = input_shape
     if kind == "cnn":
         return SmallCNN(c, (h, w), num_classes, _positive_ints("channels", options.get("channels", [16, 32]), 2))

@@ -46,6 +46,7 @@ class EvalPlan:
     channels_last: bool
     compile: bool
     budget_bytes: int
+    vmap_fallback: str | None = None  # why points_per_pass is 1 although more were planned (vmap did not apply)
 
     def describe(self) -> dict:
         return asdict(self)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from landscape.models import MODEL_KINDS
 
 from .base import UNION_TAGS, Strict
+from .datasets import Cifar10Data, Cifar100Data, FashionMnistData, ImageFolderData, MnistData, SvhnData
 
 # Grid coordinates are applied in float32 to weights of order 1: beyond this they
 # overflow or drown every weight; no landscape of interest lies that far out.
@@ -72,6 +73,15 @@ class ModelSpec(Strict):
     options: dict = Field(default_factory=dict, description="keyword options of the model (e.g. widths: [64, 64])")
     factory: str | None = Field(None, description="'package.module:function' returning an nn.Module (kind: import)")
     seed: int = Field(0, description="seed of the initial weights (training)")
+    name: str | None = Field(None, description="kind torchvision: the model's name in torchvision.models, e.g. resnet18")
+
+    @model_validator(mode="after")
+    def _name(self):
+        if self.kind == "torchvision" and not self.name:
+            raise ValueError("kind torchvision needs name: e.g. resnet18 (torchvision.models.list_models())")
+        if self.kind != "torchvision" and self.name is not None:
+            raise ValueError("name is only used with kind: torchvision")
+        return self
 
     @model_validator(mode="after")
     def _kind(self):
@@ -109,8 +119,12 @@ class ImportData(Strict):
     seed: int = 0
 
 
-DataSpec = Annotated[Union[DigitsData, SyntheticData, ImportData], Field(discriminator="kind")]
+DataSpec = Annotated[
+    Union[DigitsData, SyntheticData, ImportData, Cifar10Data, Cifar100Data, MnistData, FashionMnistData, SvhnData, ImageFolderData],
+    Field(discriminator="kind"),
+]
 UNION_TAGS.update({"digits", "synthetic", "import"})
+UNION_TAGS.update({"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "image_folder"})
 
 
 class ClusterSpec(Strict):
