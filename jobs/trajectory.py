@@ -12,14 +12,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from cluster.driver import run_work
-from landscape.checkpoints import load_state
+from landscape.checkpoints import load_state, nonfinite_entries
 from landscape.errors import CheckpointError, SpecError
 from landscape.params import StateLayout, non_float_state
 from landscape.slices import Slice, combine
 from landscape.state_eval import StateEvaluator
 from landscape.trajectory import path_slice, pca_slice, trajectory_plane
 
-from .build import load_checked
 from .specs import Axis, ScanSpec
 from .specs.base import format_validation_error
 
@@ -45,9 +44,16 @@ def build_trajectory_slice(spec: ScanSpec, model, layout: StateLayout, notes: li
 
     def load(path: Path, field: str) -> dict:
         try:
-            return load_checked(path, model, spec.allow_nonfinite, notes)
+            state = load_state(path, model)
         except CheckpointError as e:
             raise CheckpointError(f"{field}: {e}") from None
+        bad = nonfinite_entries(state)
+        if bad:  # allow_nonfinite cannot help: 0 * NaN is NaN, so every point of the slice would be NaN
+            raise CheckpointError(
+                f"{field}: checkpoint {str(path)!r} holds NaN or inf in {', '.join(bad[:3])}; a trajectory through it "
+                "has no plane and no finite point: leave it out"
+            )
+        return state
 
     def read(i: int):
         return layout.flatten(load(paths[i], "slice.checkpoints"))  # (P,) float32

@@ -9,7 +9,10 @@ origin, which sits at (0, 0), and checkpoint i sits at (d_i . e1, d_i . e2).
 
 Scale: the n checkpoints are read one at a time into ONE preallocated (n, P)
 float32 matrix; the components come from the n x n Gram matrix (float64,
-accumulated over column blocks), never from a P x P matrix.
+accumulated over column blocks), never from a P x P matrix. The eigenvectors
+of the centered Gram matrix give the coordinates and distances exactly (float64
+algebra on the Gram matrix) and the components in one float32 pass over the
+matrix (they are stored in float32).
 
 How far the picture lies: each checkpoint's distance off the plane (over all
 parameters, ignored ones included, so a checkpoint whose biases moved is off the
@@ -56,7 +59,7 @@ def plane_entries(layout: StateLayout, ignore: Ignore = "biasbn") -> torch.Tenso
 
 @dataclass
 class TrajectoryPlane:
-    components: torch.Tensor  # (2, P) float64, orthonormal, zero outside the plane's entries
+    components: torch.Tensor  # (2, P) float64, orthonormal to float32 round-off, zero outside the plane's entries
     coords: np.ndarray  # (n, 2) float64: checkpoint i at (x_i, y_i)
     explained_variance_ratio: np.ndarray  # (2,) of the centered rows' total variance
     distance: np.ndarray  # (n,) |w_i - w_origin| over all parameters
@@ -96,8 +99,6 @@ def read_rows(read: Callable[[int], torch.Tensor], n: int, origin: torch.Tensor,
             raise CheckpointError(f"checkpoint {labels[i]!r} has {w.numel()} state entries, the origin {p}; they are different models")
         torch.sub(w, origin, out=rows[i])
         del w
-        if not bool(torch.isfinite(rows[i]).all()):
-            raise CheckpointError(f"checkpoint {labels[i]!r} (or the origin) holds NaN or inf; a trajectory's PCA needs finite weights")
         ignored_sq[i] = float(rows[i, ignored_idx].double().square().sum())
         rows[i].index_fill_(0, still_idx, 0.0)
     return rows, ignored_sq
@@ -128,17 +129,19 @@ def orient(components: torch.Tensor, coords: np.ndarray, tie: float = _TIE) -> t
     return signs, by
 
 
-def pca_plane(rows: torch.Tensor, ignored_sq: np.ndarray | None = None) -> TrajectoryPlane:
+def pca_plane(rows: torch.Tensor, ignored_sq: np.ndarray | None = None, labels: list[str] | None = None) -> TrajectoryPlane:
     """The top two principal components of the centered rows (n, P), checkpoint coordinates and off-plane distances."""
     n, p = rows.shape
     if n < 3:
         raise SpecError(f"slice.checkpoints: a plane needs at least 3 checkpoints, got {n}")
     ignored_sq = np.zeros(n) if ignored_sq is None else np.asarray(ignored_sq, dtype=np.float64)
     g = gram(rows)  # (n, n)
+    bad = [i for i in range(n) if not (math.isfinite(g[i, i]) and math.isfinite(ignored_sq[i]))]  # |row_i|^2: NaN/inf in row i
+    if bad:
+        name = labels[bad[0]] if labels else f"#{bad[0]}"
+        raise CheckpointError(f"checkpoint {name!r} (or the origin) holds NaN or inf; a trajectory's PCA needs finite weights")
     gc = g - g.mean(0, keepdims=True) - g.mean(1, keepdims=True) + g.mean()  # H G H: the centered rows' Gram
     total = float(np.trace(gc))
-    if not math.isfinite(total):
-        raise CheckpointError("the checkpoints hold NaN or inf; a trajectory's PCA needs finite weights")
     if total <= 1e-12 * max(float(np.trace(g)), 0.0) or total <= 0:
         raise SpecError(
             f"slice.checkpoints: all {n} checkpoints are equal over the parameters the plane moves: no variance, "
@@ -152,23 +155,12 @@ def pca_plane(rows: torch.Tensor, ignored_sq: np.ndarray | None = None) -> Traje
             "variance): no plane to show; scan the path itself with kind: trajectory (or line_between)"
         )
     vec -= vec.mean(0, keepdims=True)  # exactly orthogonal to the ones vector: A^T u = A_centered^T u
-    ut = torch.from_numpy(np.ascontiguousarray(vec.T))  # (2, n)
-    comps = torch.empty(2, p, dtype=torch.float64)  # (2, P)
-    raw = np.zeros((n, 2))  # A comps^T, accumulated with the components
-    for s, e in _blocks(p, n):
-        b = rows[:, s:e].double()  # (n, b)
-        comps[:, s:e] = ut @ b
-        raw += (b @ comps[:, s:e].T).numpy()
-    # Orthonormalize (Gram-Schmidt; already orthonormal up to round-off) and carry the coordinates along.
-    n1 = float(comps[0].norm())
-    comps[0] /= n1
-    x = raw[:, 0] / n1
-    c = float(comps[1] @ comps[0])
-    comps[1] -= c * comps[0]
-    n2 = float(comps[1].norm())
-    comps[1] /= n2
-    y = (raw[:, 1] - c * x) / n2
-    coords = np.stack([x, y], axis=1)  # (n, 2)
+    w = vec / np.sqrt(lam)  # (n, 2): e_k = A^T u_k / s_k
+    # The components in one float32 pass over A (they are stored in float32; no float64 copy of A);
+    # the coordinates exactly in float64 from the Gram matrix: A e_k = A A^T u_k / s_k = G u_k / s_k.
+    comps = (torch.from_numpy(np.ascontiguousarray(w.T)).float() @ rows).double()  # (2, P)
+    comps /= comps.norm(dim=1, keepdim=True)  # unit length to float32 round-off (it is 1 in exact arithmetic)
+    coords = g @ w  # (n, 2)
     signs, by = orient(comps, coords)
     comps *= torch.from_numpy(signs)[:, None]
     coords = coords * signs + 0.0  # + 0.0: no -0.0 in the record
@@ -192,7 +184,7 @@ def trajectory_plane(read: Callable[[int], torch.Tensor], n: int, origin: torch.
     if n < 3:
         raise SpecError(f"slice.checkpoints: a plane needs at least 3 checkpoints, got {n}")
     rows, ignored_sq = read_rows(read, n, origin, plane_entries(layout, ignore), layout.param_mask(), labels)
-    return pca_plane(rows, ignored_sq)
+    return pca_plane(rows, ignored_sq, labels)
 
 
 def _num(v: float) -> float | None:

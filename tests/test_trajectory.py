@@ -126,7 +126,7 @@ def test_off_the_plane_distances_ratios_and_components_match_numpy_svd(ignore):
     np.testing.assert_allclose(r, PCA(n_components=2).fit(rows).explained_variance_ratio_, rtol=1e-9)
     e = plane.components.numpy()
     for k in range(2):
-        assert abs(abs(e[k] @ vt[k]) - 1) < 1e-9  # the same axis, up to sign
+        assert abs(abs(e[k] @ vt[k]) - 1) < 1e-6  # the same axis, up to sign (components are computed in fp32)
     # Off-plane distances, computed independently: the full difference over all parameters (ignored
     # biases included) minus its projection on numpy's components.
     full = np.stack([((w - ws[-1]).double() * PARAMS).numpy() for w in ws])

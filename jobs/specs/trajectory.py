@@ -49,9 +49,10 @@ class _Trajectory(Strict):
         if not found:
             raise SpecError(f"slice.checkpoints: the glob {pattern!r} matches no file (relative paths are read from the current directory)")
         if len(found) < self.min_checkpoints:
+            names = ", ".join(str(p) for p in found)
             raise SpecError(
-                f"slice.checkpoints: the glob {pattern!r} matches only {len(found)} file ({found[0]}); "
-                f"{self.shape_name} needs at least {self.min_checkpoints} checkpoints"
+                f"slice.checkpoints: the glob {pattern!r} matches only {len(found)} file{'s' * (len(found) > 1)} "
+                f"({names}); {self.shape_name} needs at least {self.min_checkpoints} checkpoints"
             )
         return found
 
