@@ -55,8 +55,13 @@ def build_trajectory_slice(spec: ScanSpec, model, layout: StateLayout, notes: li
             )
         return state
 
-    def read(i: int):
-        return layout.flatten(load(paths[i], "slice.checkpoints"))  # (P,) float32
+    clock = {"last": time.monotonic()}
+
+    def read(i: int, out):
+        layout.flatten(load(paths[i], "slice.checkpoints"), out=out)  # (P,) float32, into its row
+        if time.monotonic() - clock["last"] > 5 or (i + 1 == len(paths) and len(paths) >= 50):  # long runs: progress
+            clock["last"] = time.monotonic()
+            print(f"[{spec.name}] read {i + 1}/{len(paths)} checkpoints", file=sys.stderr, flush=True)
 
     if s.kind == "trajectory":
         sl = path_slice(layout, read, len(paths), labels)

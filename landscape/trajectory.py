@@ -82,7 +82,10 @@ def _blocks(p: int, n: int):
     return [(s, min(s + step, p)) for s in range(0, p, step)]
 
 
-def read_rows(read: Callable[[int], torch.Tensor], n: int, origin: torch.Tensor, moves: torch.Tensor,
+Reader = Callable[[int, torch.Tensor], object]  # read(i, out): write checkpoint i's flat float32 state into out (P,)
+
+
+def read_rows(read: Reader, n: int, origin: torch.Tensor, moves: torch.Tensor,
               params: torch.Tensor, labels: list[str]) -> tuple[torch.Tensor, np.ndarray]:
     """(A (n, P) float32 rows w_i - w_origin zeroed outside `moves`, (n,) squared norms of the ignored parameter part).
 
@@ -94,11 +97,8 @@ def read_rows(read: Callable[[int], torch.Tensor], n: int, origin: torch.Tensor,
     still_idx = torch.nonzero(~moves).flatten()  # ignored parameters and buffers
     ignored_sq = np.zeros(n)
     for i in range(n):
-        w = read(i)  # (P,) float32
-        if w.shape != origin.shape:
-            raise CheckpointError(f"checkpoint {labels[i]!r} has {w.numel()} state entries, the origin {p}; they are different models")
-        torch.sub(w, origin, out=rows[i])
-        del w
+        read(i, rows[i])  # (P,) float32, in place
+        rows[i].sub_(origin)
         ignored_sq[i] = float(rows[i, ignored_idx].double().square().sum())
         rows[i].index_fill_(0, still_idx, 0.0)
     return rows, ignored_sq
@@ -177,9 +177,9 @@ def pca_plane(rows: torch.Tensor, ignored_sq: np.ndarray | None = None, labels: 
     )
 
 
-def trajectory_plane(read: Callable[[int], torch.Tensor], n: int, origin: torch.Tensor, layout: StateLayout,
+def trajectory_plane(read: Reader, n: int, origin: torch.Tensor, layout: StateLayout,
                      ignore: Ignore = "biasbn", labels: list[str] | None = None) -> TrajectoryPlane:
-    """PCA plane of n checkpoints, `read(i)` -> (P,) flat float32 state of checkpoint i, read one at a time."""
+    """PCA plane of n checkpoints, `read(i, out)` writing checkpoint i's flat state into out, one at a time."""
     labels = labels or [str(i) for i in range(n)]
     if n < 3:
         raise SpecError(f"slice.checkpoints: a plane needs at least 3 checkpoints, got {n}")
@@ -220,7 +220,7 @@ def pca_slice(layout: StateLayout, origin: torch.Tensor, plane: TrajectoryPlane,
     return Slice("trajectory_pca", layout, origin.clone(), plane.components.float(), marks, info=info)
 
 
-def path_slice(layout: StateLayout, read: Callable[[int], torch.Tensor], n: int, labels: list[str]) -> Slice:
+def path_slice(layout: StateLayout, read: Reader, n: int, labels: list[str]) -> Slice:
     """The piecewise-linear path through n checkpoints in order, checkpoint k at t = k.
 
     The basis is the checkpoints themselves (origin 0): at t = k the coefficients
@@ -232,11 +232,7 @@ def path_slice(layout: StateLayout, read: Callable[[int], torch.Tensor], n: int,
     p = layout.size
     points = torch.empty(n, p, dtype=torch.float32)  # (n, P) the basis, filled one checkpoint at a time
     for i in range(n):
-        w = read(i)
-        if w.shape != (p,):
-            raise CheckpointError(f"checkpoint {labels[i]!r} has {w.numel()} state entries, not {p}; a different model")
-        points[i] = w
-        del w
+        read(i, points[i])
         if not bool(torch.isfinite(points[i]).all()):
             raise CheckpointError(f"checkpoint {labels[i]!r} holds NaN or inf; every point of a path through it would be NaN")
     mask = layout.param_mask()

@@ -238,3 +238,16 @@ def test_a_submitted_trajectory_carries_its_resolved_checkpoints_and_origin(run_
     assert staged["origin"].endswith("epoch_002.pt") and (bundle.root / staged["origin"]).is_file()
     for rel, name in zip(staged["checkpoints"], STEP_FILES):
         assert (bundle.root / rel).read_bytes() == (run_dir / name).read_bytes()
+
+
+def test_a_glob_that_matches_other_files_is_another_scan(run_dir, tmp_path):
+    """The files a glob matches are part of the scan's identity: a longer run is not resumed into an old result."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    spec = ScanSpec.model_validate(_spec_dict("ident", str(copy / "step_*.pt")))
+    before = spec.identity()
+    assert spec.identity() == before
+    shutil.copy(copy / "epoch_003.pt", copy / "step_028.pt")
+    assert spec.identity() != before

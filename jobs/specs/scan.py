@@ -157,4 +157,6 @@ class ScanSpec(Strict):
     def identity(self) -> str:
         """Hash of what determines the numbers (not where they go or who computes)."""
         d = self.model_dump(mode="json", exclude={"output", "cluster"})
+        if hasattr(self.slice, "files"):  # a glob: the files it matches decide the numbers too
+            d["slice_files"] = [str(p) for p in self.slice.files()]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
