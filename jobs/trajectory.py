@@ -73,7 +73,7 @@ def build_trajectory_slice(spec: ScanSpec, model, layout: StateLayout, notes: li
         origin_state = load(origin_file, "slice.origin")
         origin = layout.flatten(origin_state)  # (P,)
         plane = trajectory_plane(read, len(paths), origin, layout, s.ignore, labels)
-        origin_label = labels[index] if index is not None else f"origin: {origin_file.stem}"
+        origin_label = labels[index] if index in (0, len(paths) - 1) else f"origin: {origin_file.stem}"
         sl = pca_slice(layout, origin, plane, labels, origin_label, index, s.ignore)
         sl.info["origin"]["path"] = str(origin_file)
         extras = non_float_state(origin_state)

@@ -193,7 +193,8 @@ def _num(v: float) -> float | None:
 
 def pca_slice(layout: StateLayout, origin: torch.Tensor, plane: TrajectoryPlane, labels: list[str],
               origin_label: str, origin_index: int | None, ignore: Ignore) -> Slice:
-    """The plane as a Slice: origin + x e1 + y e2; marks: first and last checkpoint (and the origin if apart)."""
+    """The plane as a Slice: origin + x e1 + y e2; marks: the first and last checkpoint, and the origin
+    (at (0, 0)) unless it is one of them."""
     xy = plane.coords
     rel = plane.off_plane_relative
     path = [
@@ -202,7 +203,7 @@ def pca_slice(layout: StateLayout, origin: torch.Tensor, plane: TrajectoryPlane,
         for i in range(len(labels))
     ]
     marks = [{"label": labels[i], "x": float(xy[i, 0]), "y": float(xy[i, 1])} for i in (0, len(labels) - 1)]
-    if origin_index is None:
+    if origin_index not in (0, len(labels) - 1):  # an origin apart from the path, or in its middle
         marks.append({"label": origin_label, "x": 0.0, "y": 0.0})
     x_label, y_label = plane.axis_labels()
     info = {

@@ -222,6 +222,8 @@ def test_the_pca_slice_records_what_the_plots_need():
     assert info["x_label"] == f"PC1: {100 * plane.explained_variance_ratio[0]:.1f}%"
     assert [p["x"] for p in info["trajectory"]] == plane.coords[:, 0].tolist()
     assert info["trajectory"][-1]["off_plane_relative"] is None  # 0/0 at the origin, JSON-safe
+    mid = pca_slice(LAYOUT, ws[3], _plane(ws, origin=ws[3]), labels, "origin: step_003", 3, "biasbn")
+    assert [(m["label"], m["x"], m["y"]) for m in mid.checkpoints][2] == ("origin: step_003", 0.0, 0.0)
     # The slice's point at a checkpoint's coordinates is its projection: the off-plane gap is what is left.
     for i in (0, 3):
         proj = sl.point(plane.coords[i]).double()
