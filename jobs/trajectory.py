@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from cluster.driver import run_work
 from landscape.checkpoints import load_state, nonfinite_entries
 from landscape.errors import CheckpointError, SpecError
 from landscape.params import StateLayout, non_float_state
@@ -118,6 +117,8 @@ def checkpoint_values(spec: ScanSpec, built):
     def run(store, request, cluster) -> None:
         if "trajectory_values" in store.meta:  # a resumed scan did this already
             return
+        from cluster.driver import run_work  # imports ray: only when the scan runs, not for validate
+
         sl = built.problem.slice
         path = sl.info["trajectory"]
         paths = [Path(p["path"]) for p in path]
