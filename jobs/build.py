@@ -113,6 +113,10 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
     model = factory()
     layout = StateLayout.of(model)
     s = spec.slice
+    if getattr(s, "has_path", False):  # trajectories read their many checkpoints one at a time
+        from .trajectory import build_trajectory_slice
+
+        return build_trajectory_slice(spec, model, layout, notes)
     paths = slice_checkpoints(s)
     states = [load_checked(p, model, spec.allow_nonfinite, notes) for p in paths]
     vecs = [layout.flatten(st) for st in states]
@@ -134,6 +138,11 @@ class Built:
     problem: ScanProblem
     extras: dict  # the origin checkpoint's non-float state (BatchNorm's num_batches_tracked)
     notes: list[str] = field(default_factory=list)
+    grid: object = None  # the grid with its range resolved (grid.fit: path); None: spec.grid as written
+    meta: dict = field(default_factory=dict)  # more entries for the result's meta (e.g. grid_fit)
+    # Work on the cluster before the tiles, each fn(store, request, cluster_spec) recording its
+    # results in the meta and skipping what a resumed result already has (a trajectory's checkpoints).
+    before_tiles: list = field(default_factory=list)
 
 
 def bn_subset(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
@@ -162,7 +171,15 @@ def build_problem(spec: ScanSpec) -> Built:
     )
     if spec.batchnorm_mode == "recompute" and not _has_batchnorm(factory):
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
-    return Built(problem, extras, notes)
+    built = Built(problem, extras, notes)
+    if getattr(spec.slice, "has_path", False):
+        from .trajectory import checkpoint_values, fit_grid
+
+        if spec.grid.fit:
+            built.grid, built.meta["grid_fit"] = fit_grid(spec, sl)
+        if spec.slice.kind == "trajectory_pca":
+            built.before_tiles.append(checkpoint_values(spec, built))
+    return built
 
 
 def _has_batchnorm(factory: ModelFactory) -> bool:

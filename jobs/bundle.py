@@ -38,7 +38,9 @@ def remote_output(out: str | None, spec) -> str:
     )
 
 
-def _checkpoint_paths(spec) -> list[Path]:
+def _checkpoint_paths(spec, remote: bool = False) -> list[Path]:
+    if hasattr(spec.slice, "files"):  # a trajectory: a glob is resolved here, or stays a pattern for the cluster
+        return spec.slice.named_files() if remote else spec.slice.files()
     one = getattr(spec.slice, "checkpoint", None)
     return [Path(one)] if one is not None else [Path(p) for p in getattr(spec.slice, "checkpoints", None) or ()]
 
@@ -98,7 +100,7 @@ class Bundle:
 
 def check_checkpoints(spec_path: Path, spec, remote_checkpoints: bool) -> list[Path]:
     """The checkpoints to upload (none with --remote-checkpoints); SpecError if one cannot be found."""
-    paths = _checkpoint_paths(spec)
+    paths = _checkpoint_paths(spec, remote=remote_checkpoints)
     if remote_checkpoints:
         relative = [str(p) for p in paths if not p.is_absolute()]
         if relative:
@@ -135,6 +137,8 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
             staged.append(rel.as_posix())
         key = "checkpoint" if "checkpoint" in raw["slice"] else "checkpoints"
         raw["slice"][key] = staged[0] if key == "checkpoint" else staged
+        if hasattr(spec.slice, "stage"):  # a trajectory: its list (a glob resolved) and its origin file
+            spec.slice.stage(raw["slice"], dict(zip(uploads, staged)))
         bundle.checkpoints = [str(p) for p in uploads]
     local, _ = factory_sources(spec)
     for src in local:

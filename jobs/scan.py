@@ -80,6 +80,8 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "slice_kind": sl.kind,
         "coef_map": sl.coef_map.to_json(),
         "slice_info": sl.info,
+        **{k: sl.info[k] for k in ("x_label", "y_label") if k in sl.info},  # axis labels the plots read
+        **built.meta,
         "checkpoints": sl.checkpoints,
         "metrics": names,
         "metric_info": {n: ARRAYS[n].description for n in names},
@@ -94,16 +96,19 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
     }
 
 
-def scan_arrays(spec: ScanSpec, problem) -> list[ArrayDef]:
-    """A scan's arrays: one per metric, the axes, tile_done, and the slice (origin, directions)."""
+def scan_arrays(spec: ScanSpec, problem, grid=None) -> list[ArrayDef]:
+    """A scan's arrays: one per metric, the axes, tile_done, and the slice (origin, directions).
+
+    `grid`: the spec's grid with a fitted range resolved (default: spec.grid)."""
+    grid = grid or spec.grid
     dims = ("y", "x") if spec.dims == 2 else ("x",)
     arrays = [
         ArrayDef(n, dims, spec.grid_shape, "float32", spec.tile_shape, np.nan, attrs={"description": ARRAYS[n].description})
         for n in array_names(spec.metrics)
     ]
-    arrays.append(ArrayDef("x", ("x",), data=axis_values(spec.grid.x), dtype="float64"))
+    arrays.append(ArrayDef("x", ("x",), data=axis_values(grid.x), dtype="float64"))
     if spec.dims == 2:
-        arrays.append(ArrayDef("y", ("y",), data=axis_values(spec.grid.y), dtype="float64"))
+        arrays.append(ArrayDef("y", ("y",), data=axis_values(grid.y), dtype="float64"))
     tdims = ("tile_y", "tile_x") if spec.dims == 2 else ("tile_x",)
     arrays.append(ArrayDef("tile_done", tdims, tile_grid_shape(spec.grid_shape, spec.tile_shape), "uint8", fill=0))
     if spec.preview:
@@ -215,10 +220,12 @@ def run_scan(
                     # CPUs without bf16 matrix units emulate it (BENCHMARKS.md: ~10x slower than fp32).
                     say(f"note: precision {spec.precision} on CPU actors; fp32 is usually faster on CPUs")
                 if w.store is None:
-                    w.create(scan_arrays(spec, problem), _meta(spec, built))
+                    w.create(scan_arrays(spec, problem, built.grid), _meta(spec, built))
                 else:
                     w.resume()
                 store = w.store
+                for step in built.before_tiles:
+                    step(store, request, c)
                 x = np.asarray(store.group["x"][...])
                 y = np.asarray(store.group["y"][...]) if spec.dims == 2 else None
                 work = pending_work(spec, store, x, y)

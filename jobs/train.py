@@ -51,8 +51,14 @@ def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:
     return False
 
 
+def step_name(step: int, total: int) -> str:
+    """step_NNN.pt, zero-padded to the run's last step so that names sort in training order."""
+    return f"step_{step:0{max(3, len(str(total)))}d}.pt"
+
+
 def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) -> Path:
-    """Checkpoints epoch_000.pt (the initial weights) .. epoch_NNN.pt in the output folder.
+    """Checkpoints epoch_000.pt (the initial weights) .. epoch_NNN.pt in the output folder,
+    and with save_every K also step_000.pt, step_K.pt, ... and the last step's.
 
     Skips training when the folder already holds a finished run of the same spec.
     """
@@ -65,8 +71,20 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
         print(f"note: {note}", file=sys.stderr)
     model = factory()
     (out_dir / "train.json").unlink(missing_ok=True)  # its presence means "finished"
+    if out_dir.is_dir():  # an earlier (other or unfinished) run's checkpoints would mix into this run's globs
+        for stale in out_dir.iterdir():
+            if _OURS.match(stale.name):
+                stale.unlink()
     save_state(out_dir / "epoch_000.pt", model)
     history = []
+    total_steps = spec.epochs * -(-len(inputs) // spec.batch_size)
+    if spec.save_every:
+        save_state(out_dir / step_name(0, total_steps), model)
+
+    def on_step(step, metrics):
+        done = step + 1  # optimizer updates so far
+        if done % spec.save_every == 0 or done == total_steps:
+            save_state(out_dir / step_name(done, total_steps), model)
 
     def on_epoch(epoch, model, metrics):
         save_state(out_dir / f"epoch_{epoch:03d}.pt", model)
@@ -89,6 +107,7 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
         weight_decay=spec.weight_decay,
         batch_size=spec.batch_size,
         seed=spec.seed,
+        on_step=on_step if spec.save_every else None,
         on_epoch=on_epoch,
     )
     # Written last: its presence means the run finished.
@@ -96,5 +115,6 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
     tmp = record.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"spec": _identity(spec), "history": history, "notes": notes}, indent=1))
     tmp.replace(record)
-    print(f"checkpoints: {out_dir} (epoch_000.pt .. epoch_{spec.epochs:03d}.pt)")
+    steps = f"; {step_name(0, total_steps)} .. {step_name(total_steps, total_steps)} every {spec.save_every} steps" if spec.save_every else ""
+    print(f"checkpoints: {out_dir} (epoch_000.pt .. epoch_{spec.epochs:03d}.pt{steps})")
     return out_dir

@@ -18,6 +18,8 @@ _LAZY = {
     "StateLayout": "params", "EvalOptions": "plan",
     "Slice": "slices", "combine": "slices", "line_between": "slices", "plane_through": "slices",
     "random_slice": "slices",
+    "trajectory_plane": "trajectory", "pca_slice": "trajectory", "path_slice": "trajectory",
+    "StateEvaluator": "state_eval",
 }
 
 __all__ = sorted([*_LAZY, "CheckpointError", "ClusterError", "DataError", "LandscapeError", "ResultError", "SpecError"])

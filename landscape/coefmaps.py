@@ -45,8 +45,33 @@ class Identity(CoefMap):
         return np.asarray(coords, dtype=np.float64).reshape(-1, self.dims)
 
 
+@dataclass(frozen=True)
+class Polyline(CoefMap):
+    """The piecewise-linear path through the basis points in order (origin 0, directions = the points).
+
+    Point k sits at t = k; between k and k+1 the coefficients are 1 - s on point k and
+    s on point k+1 (s = t - k); beyond the ends the first and last segments extend.
+    At t = k the coefficients are one 1 and zeros, so the point is point k bit for bit.
+    """
+
+    kind: ClassVar[str] = "polyline"
+    grid_dims: ClassVar[int] = 1
+    points: int = 2
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        t = np.asarray(coords, dtype=np.float64).reshape(-1)  # (M,)
+        k = np.clip(np.floor(t), 0, self.points - 2).astype(np.int64)  # segment of each t
+        s = t - k
+        out = np.zeros((len(t), self.points))  # (M, D)
+        rows = np.arange(len(t))
+        out[rows, k] = 1.0 - s
+        out[rows, k + 1] = s
+        return out
+
+
 # Every map a result may name; a new geometry's map is defined in this module and listed here.
 MAPS: dict[str, type[CoefMap]] = {"identity": Identity}
+MAPS["polyline"] = Polyline
 
 
 def from_json(d: dict | None, directions: int) -> CoefMap:

@@ -50,9 +50,9 @@ class StateLayout:
         """(P,) bool: True where the flat vector holds a trainable parameter."""
         return torch.cat([torch.full((e.numel,), e.is_param) for e in self.entries])
 
-    def flatten(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """state_dict -> (P,) float32 vector (float entries only)."""
-        return torch.cat([state[e.name].detach().reshape(-1).float().cpu() for e in self.entries])
+    def flatten(self, state: dict[str, torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        """state_dict -> (P,) float32 vector (float entries only); written into `out` (P,) if given."""
+        return torch.cat([state[e.name].detach().reshape(-1).float().cpu() for e in self.entries], out=out)
 
     def unflatten(self, vec: torch.Tensor) -> dict[str, torch.Tensor]:
         """(P,) vector -> {name: view}; views share memory with `vec`."""

@@ -35,6 +35,11 @@ FORMATS = ("png", "pdf", "svg")
 FIGURES: list[Callable[[Landscape], dict]] = []
 JOBS: dict[str, Callable[[zarr.Group], dict]] = {}
 
+from . import trajectory as _trajectory  # noqa: E402
+
+OVERLAYS["trajectory_pca"] = _trajectory.draw_path
+FIGURES.append(_trajectory.figures)
+
 
 def grid_image(result):
     """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at

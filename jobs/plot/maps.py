@@ -93,7 +93,7 @@ def surface(ls: Landscape):
     for axis in (ax.xaxis, ax.yaxis):  # default 3D ticks overlap on the short axes
         axis.set_major_locator(ticker.MaxNLocator(5))
     label = "log10(loss)" if log else "loss"
-    ax.set(xlabel="x", ylabel="y", zlabel=label)
+    ax.set(xlabel=ls.meta.get("x_label", "x"), ylabel=ls.meta.get("y_label", "y"), zlabel=label)
     fig.colorbar(surf, ax=ax, label=label, shrink=0.6, pad=0.08)
     ax.set_title(title(ls), fontsize=10)
     return fig

@@ -19,15 +19,17 @@ MAX_POINTS = 100_000_000  # default limit of a scan's grid points (grid.max_poin
 
 
 class Axis(Strict):
-    """One grid axis: `num` evenly spaced points from `min` to `max` inclusive."""
+    """One grid axis: `num` evenly spaced points from `min` to `max` inclusive (min/max left out only under grid.fit)."""
 
-    min: float = Field(description=f"first coordinate (finite, |min| <= {COORD_LIMIT:g})")
-    max: float = Field(description=f"last coordinate (finite, |max| <= {COORD_LIMIT:g})")
+    min: float | None = Field(None, description=f"first coordinate (finite, |min| <= {COORD_LIMIT:g}); required unless grid.fit")
+    max: float | None = Field(None, description=f"last coordinate (finite, |max| <= {COORD_LIMIT:g}); required unless grid.fit")
     num: int = Field(gt=0, description="number of points (>= 1; 1 needs min == max)")
 
     @field_validator("min", "max")
     @classmethod
-    def _finite(cls, v: float) -> float:
+    def _finite(cls, v: float | None) -> float | None:
+        if v is None:  # grid.fit sets it (Grid checks that one of the two is given)
+            return v
         if not math.isfinite(v):
             raise ValueError(f"must be a finite number, got {v}")
         if abs(v) > COORD_LIMIT:
@@ -36,6 +38,8 @@ class Axis(Strict):
 
     @model_validator(mode="after")
     def _range(self):
+        if self.min is None or self.max is None:
+            return self
         if self.num == 1 and self.max != self.min:
             raise ValueError(f"num: 1 is one point, but min {self.min} != max {self.max}; set min == max or num >= 2")
         if self.num > 1 and self.max < self.min:
@@ -51,6 +55,25 @@ class Grid(Strict):
     max_points: int = Field(
         MAX_POINTS, gt=0, description="refuse grids with more points than this (a guard against typos; raise it on purpose)"
     )
+    fit: Literal["path"] | None = Field(None, description="path: the range covers a trajectory's projected path (trajectory slices; leave out min/max)")
+    margin: float = Field(0.25, ge=0, le=100, allow_inf_nan=False, description="with fit: added on each side, as a fraction of the path's extent")
+
+    @model_validator(mode="after")
+    def _fit(self):
+        axes = [(n, a) for n, a in (("x", self.x), ("y", self.y)) if a is not None]
+        if self.fit is not None:
+            given = [f"{n}.{k}" for n, a in axes for k in ("min", "max") if getattr(a, k) is not None]
+            if given:
+                raise ValueError(f"fit: {self.fit} sets the range from the path: remove {', '.join(given)} (or remove fit)")
+            if any(a.num < 2 for _, a in axes):
+                raise ValueError(f"fit: {self.fit} spreads the points over the path's range: give each axis num >= 2")
+        else:
+            if "margin" in self.model_fields_set:
+                raise ValueError("margin is used only with fit: path")
+            missing = [f"{n}.{k}" for n, a in axes for k in ("min", "max") if getattr(a, k) is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)}: required field missing (or set fit: path, for trajectory slices)")
+        return self
 
     @model_validator(mode="after")
     def _size(self):

@@ -14,6 +14,7 @@ from landscape.metrics import METRIC_FAMILIES
 
 from .base import UNION_TAGS, Strict, check_name
 from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
+from .trajectory import TrajectoryPath, TrajectoryPCA
 
 Normalization = Literal["filter", "layer", "weight", "none"]
 MAX_TILES = 1_000_000  # the driver keeps a done-mask and a queue per tile
@@ -51,12 +52,15 @@ class PlaneThrough(Strict):
     checkpoints: tuple[Path, Path, Path]
 
 
-SliceSpec = Annotated[Union[RandomPlane, RandomLine, LineBetween, PlaneThrough], Field(discriminator="kind")]
+SliceSpec = Annotated[Union[RandomPlane, RandomLine, LineBetween, PlaneThrough, TrajectoryPCA, TrajectoryPath], Field(discriminator="kind")]
 UNION_TAGS.update({"random_plane", "random_line", "line_between", "plane_through"})
+UNION_TAGS.update({"trajectory_pca", "trajectory"})
 
 
 def slice_checkpoints(s) -> list[Path]:
     """Every checkpoint file a slice spec names (for validation and for shipping with a job)."""
+    if hasattr(s, "files"):  # slices that resolve their files (a trajectory's glob)
+        return s.files()
     one = getattr(s, "checkpoint", None)
     return [Path(one)] if one is not None else [Path(p) for p in getattr(s, "checkpoints", None) or ()]
 
@@ -135,6 +139,15 @@ class ScanSpec(Strict):
             raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
         return self
 
+    @model_validator(mode="after")
+    def _fit_needs_a_path(self):
+        if self.grid.fit is not None and not getattr(self.slice, "has_path", False):
+            raise ValueError(
+                f"grid.fit: {self.grid.fit} applies only to trajectory slices (trajectory_pca, trajectory), "
+                f"not {self.slice.kind}; give grid.x (and grid.y) min and max"
+            )
+        return self
+
     @property
     def dims(self) -> int:
         return self.slice.dims
@@ -156,4 +169,6 @@ class ScanSpec(Strict):
     def identity(self) -> str:
         """Hash of what determines the numbers (not where they go or who computes)."""
         d = self.model_dump(mode="json", exclude={"output", "cluster"})
+        if hasattr(self.slice, "files"):  # a glob: the files it matches decide the numbers too
+            d["slice_files"] = [str(p) for p in self.slice.files()]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -24,5 +24,9 @@ class TrainSpec(Strict):
     batch_size: int = Field(64, gt=0)
     seed: int = Field(0, description="seed of the shuffling")
     output: str | None = Field(None, description="checkpoint folder (default runs/<name>)")
+    save_every: int | None = Field(
+        None, gt=0, description="also save step_NNN.pt every this many optimizer steps (mini-batches), from step_000.pt "
+        "(the initial weights) to the last step; names sort in training order (a finer trajectory than epochs)",
+    )
 
     _name = field_validator("name")(check_name)
