@@ -17,7 +17,7 @@ import threading
 from landscape.errors import LandscapeError, Terminated, raise_terminated
 
 # Modules that add subcommands, in the order `landscape --help` lists them.
-MODULES = ("jobs.commands", "jobs.remote")
+MODULES = ("jobs.commands", "jobs.remote", "jobs.hessian")
 
 
 class _OneLineParser(argparse.ArgumentParser):

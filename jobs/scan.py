@@ -77,9 +77,11 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "slice_kind": sl.kind,
         "coef_map": sl.coef_map.to_json(),
         "slice_info": sl.info,
+        **{k: sl.info[k] for k in ("x_label", "y_label") if k in sl.info},  # axis names a geometry gives
         "checkpoints": sl.checkpoints,
         "metrics": names,
         "metric_info": {n: ARRAYS[n].description for n in names},
+        "metric_options": problem.metric_options,
         "precision": spec.precision,
         "batchnorm": _batchnorm_note(spec, problem),
         "notes": built.notes,

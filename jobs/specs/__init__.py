@@ -16,11 +16,13 @@ from .base import Strict, format_validation_error, read_yaml, validate
 from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
 from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
 from .train import TrainSpec
+from .hessian import HessianSpec
 
 # (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
     ("scan", ScanSpec, "slice"),
     ("train", TrainSpec, "epochs"),
+    ("hessian", HessianSpec, "top_k"),
 ]
 
 
@@ -42,6 +44,6 @@ def load_any_spec(path: str | Path):
 
 __all__ = [
     "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
-    "EvaluatorSpec", "Grid", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
+    "EvaluatorSpec", "Grid", "HessianSpec", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
     "TrainSpec", "format_validation_error", "load_any_spec", "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
 ]
