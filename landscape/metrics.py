@@ -38,10 +38,10 @@ METRIC_FAMILIES = tuple(FAMILIES)
 ARRAYS: dict[str, ArrayInfo] = {
     "loss": ArrayInfo("mean loss over the data", log_scale=True),
     "accuracy": ArrayInfo("fraction of samples whose largest output is the label (NaN for regression)", unit_range=True),
-    "hessian_max": ArrayInfo("largest eigenvalue of the loss's Hessian (Lanczos; parameters only, BatchNorm in eval mode)"),
-    "hessian_min": ArrayInfo("smallest eigenvalue of the loss's Hessian (negative: not locally convex)"),
-    "hessian_ratio": ArrayInfo("|smallest / largest| Hessian eigenvalue (Li et al. Fig. 7: near 0 = convex-looking)"),
-    "hessian_residual": ArrayInfo("larger Lanczos residual of the two extremes / max|eigenvalue| (above tol: not converged)", log_scale=True),
+    "hessian_max": ArrayInfo("largest Hessian eigenvalue (Lanczos, BatchNorm eval)"),
+    "hessian_min": ArrayInfo("smallest Hessian eigenvalue (< 0: not convex)"),
+    "hessian_ratio": ArrayInfo("|smallest / largest| Hessian eigenvalue"),
+    "hessian_residual": ArrayInfo("Lanczos residual / max|eigenvalue| (> tol: not converged)", log_scale=True),
 }
 
 

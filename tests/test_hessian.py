@@ -13,23 +13,7 @@ from landscape.plan import EvalOptions
 from landscape.slices import random_slice
 from landscape.spectrum import eigenpairs, hutchinson_trace, spectral_density
 
-
-def dense_hessian(model, state: dict, inputs, targets, loss="cross_entropy") -> np.ndarray:
-    """float64 Hessian of the mean loss over the parameters, through torch.autograd.functional.hessian."""
-    model = model.double().eval()
-    model.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in state.items()})
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    flat = torch.cat([p.detach().reshape(-1) for _, p in model.named_parameters()])
-
-    def f(w):
-        parts = torch.split(w, [int(np.prod(s)) for s in shapes])
-        out = torch.func.functional_call(model, {n: p.view(s) for n, p, s in zip(names, parts, shapes)}, (inputs.double(),))
-        if loss == "cross_entropy":
-            return F.cross_entropy(out, targets)
-        return F.mse_loss(out, targets.double().reshape(out.shape))
-
-    return torch.autograd.functional.hessian(f, flat, vectorize=True).numpy()
+from .hessian_reference import dense_hessian
 
 
 def tiny_problem(seed=0, n=60):
@@ -154,7 +138,7 @@ def test_batchnorm_is_in_eval_mode_and_buffers_are_not_differentiated():
     from landscape.data import synthetic
 
     x, y = synthetic(10, (3, 6, 6), 4, seed=1)
-    factory = ModelFactory("import", (3, 6, 6), 4, factory="tests.hessian_factories:bn_net")
+    factory = ModelFactory("import", (3, 6, 6), 4, factory="tests.hessian_reference:bn_net")
     model = factory()
     model.train()
     model(torch.randn(16, 3, 6, 6))  # non-trivial running statistics
@@ -185,7 +169,7 @@ def test_a_nan_hessian_vector_product_is_recorded_as_nan_not_raised():
     from tests.user_factories import make_data
 
     x, y = make_data(30)
-    factory = ModelFactory("import", (4,), 3, factory="tests.hessian_factories:sqrt_shift")
+    factory = ModelFactory("import", (4,), 3, factory="tests.hessian_reference:sqrt_shift")
     model = factory()
     layout = StateLayout.of(model)
     ev = point_evaluator(factory, layout, layout.flatten(model.state_dict()), x, y, "cross_entropy", None, "cpu")

@@ -12,7 +12,9 @@ from .style import metric_norm, title
 
 
 def _spectrum_title(meta: dict) -> str:
-    return f"{meta.get('name', 'hessian')} at {meta.get('at', '?')} ({meta.get('precision', '?')})"
+    at = str(meta.get("at", "?"))
+    at = at if len(at) <= 60 else "..." + at[-57:]  # long paths: their end says which checkpoint
+    return f"{meta.get('name', 'hessian')} at {at} ({meta.get('precision', '?')})"
 
 
 def _message(meta: dict, text: str):
