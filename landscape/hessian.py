@@ -219,7 +219,14 @@ class HessianExtremes(PointMetric):
         op = operator_at(evaluator, self.model, coefs.detach().cpu(), self.data_chunk, self._retain)
         if self._retain is None and op.finite_point:  # measured once per evaluator
             self._retain = op.retain
-        e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
+        try:
+            e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
+        except torch.OutOfMemoryError:
+            if not op.retain:
+                raise  # the evaluator's own path: smaller data chunks, rebuilt
+            op.release()  # the kept graphs did not fit after all: rebuild them per product from now on
+            self._retain = op.retain = False
+            e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
         hi, lo = float(e.values[0]), e.smallest
         ratio = abs(lo / hi) if hi != 0 else float("nan")
         return {"hessian_max": hi, "hessian_min": lo, "hessian_ratio": ratio, "hessian_residual": e.relative_residual}

@@ -263,14 +263,22 @@ class TraceEstimate:
         return float(self.samples.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
 
 
+def vectors_per_pass(device: torch.device, wanted: int) -> int:
+    """Vectors per H v pass when several are independent (probes, SLQ runs): on CPU one at a time
+    (8 per pass measured 1.5x slower for the digits MLP, BENCHMARKS.md); on GPU up to 8 together."""
+    return 1 if torch.device(device).type == "cpu" else max(1, min(wanted, 8))
+
+
 def hutchinson_trace(
-    op: Operator, samples: int, seed: int = 0, batch: int = 8, tol: float | None = None,
+    op: Operator, samples: int, seed: int = 0, batch: int | None = None, tol: float | None = None,
     on_step: StepHook | None = None,
 ) -> TraceEstimate:
-    """tr(H) ~ mean of v^T H v over Rademacher v, `batch` probes per pass.
+    """tr(H) ~ mean of v^T H v over Rademacher v, `batch` probes per pass (default: vectors_per_pass).
 
-    With `tol`, stops once stderr <= tol x |mean| (after at least 2 batches).
+    With `tol`, stops once stderr <= tol x |mean| (after at least 2 passes and 8 probes).
+    The probes are the same whatever the batch.
     """
+    batch = batch or vectors_per_pass(op.device, samples)
     if not op.finite_point:
         return TraceEstimate(np.full(samples, np.nan))
     g = torch.Generator().manual_seed(seed)
@@ -285,7 +293,7 @@ def hutchinson_trace(
         est = TraceEstimate(np.array(out))
         if not np.isfinite(est.samples).all():
             return TraceEstimate(np.full(len(out), np.nan))
-        if tol is not None and len(out) >= 2 * batch and est.stderr <= tol * abs(est.mean):
+        if tol is not None and len(out) >= max(2 * batch, 8) and est.stderr <= tol * abs(est.mean):
             break
     return TraceEstimate(np.array(out))
 
@@ -321,22 +329,26 @@ def density_grid(nodes: np.ndarray, sigma_rel: float, points: int) -> tuple[np.n
 
 def spectral_density(
     op: Operator, runs: int, iterations: int, seed: int = 0, sigma_rel: float = 0.01, points: int = 1000,
-    on_step: StepHook | None = None,
+    batch: int | None = None, on_step: StepHook | None = None,
 ) -> Density:
-    """SLQ from `runs` Rademacher vectors at once (B = runs in every product), `iterations` steps each."""
+    """SLQ from `runs` Rademacher vectors, `iterations` steps each; `batch` runs share each H v pass
+    (default: vectors_per_pass). The start vectors are drawn first, the same whatever the batch."""
     m = max(1, min(iterations, op.size))
     if not op.finite_point:
         return _nan_density(runs, m, points)
+    batch = batch or vectors_per_pass(op.device, runs)
     g = torch.Generator().manual_seed(seed)
-    start = _start(op.size, g, op.device, rademacher=True, count=runs)
-    run = lanczos(op.matvec, start, m, g, keep_basis=False,
-                  on_step=(lambda j: on_step("density", j, m)) if on_step else None)
-    if not run.finite.all():
-        return _nan_density(runs, run.steps, points)
-    nodes, weights = np.zeros((runs, run.steps)), np.zeros((runs, run.steps))
-    for r in range(runs):
-        theta, s = run.ritz(r)
-        nodes[r], weights[r] = theta, s[0, :] ** 2
+    start = _start(op.size, g, op.device, rademacher=True, count=runs)  # (runs, P)
+    nodes, weights = np.zeros((runs, m)), np.zeros((runs, m))
+    for r0 in range(0, runs, batch):
+        rows = range(r0, min(r0 + batch, runs))
+        run = lanczos(op.matvec, start[rows.start : rows.stop], m, g, keep_basis=False,
+                      on_step=(lambda j, r0=r0: on_step("density", r0 * m + j * len(rows), runs * m)) if on_step else None)
+        if not run.finite.all():
+            return _nan_density(runs, m, points)
+        for i, r in enumerate(rows):
+            theta, s = run.ritz(i)
+            nodes[r], weights[r] = theta, s[0, :] ** 2
     grid, sigma = density_grid(nodes, sigma_rel, points)
     return Density(nodes, weights, grid, broaden(nodes, weights, grid, sigma), sigma)
 

@@ -229,3 +229,34 @@ def test_operator_without_curvature_is_zero():
     want = 2 / 16 * x.T @ x
     v = torch.randn(1, 3)
     assert torch.allclose(op.matvec(v)[0], v[0] @ want, rtol=1e-5)
+
+
+def test_kept_graphs_that_run_out_of_memory_fall_back_to_rebuilding_them(monkeypatch):
+    factory, model, x, y = tiny_problem()
+    layout = StateLayout.of(model)
+    sl = random_slice(layout, layout.flatten(model.state_dict()), 2, seed=0)
+    problem = ScanProblem(factory, sl, x, y, metrics=("loss", "accuracy", "hessian"), metric_options={"hessian": {"iterations": 30}})
+    coords = np.array([[0.0, 0.0], [0.3, -0.1]])
+    want = Evaluator(problem, device="cpu").evaluate(coords)
+    real = HessianOperator.matvec
+
+    def no_room_for_kept_graphs(self, v):
+        if self.retain:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, v)
+
+    monkeypatch.setattr(HessianOperator, "matvec", no_room_for_kept_graphs)
+    ev = Evaluator(problem, device="cpu")
+    got = ev.evaluate(coords)
+    for name in ("hessian_max", "hessian_min"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5)
+    assert ev.point_metrics[0]._retain is False
+
+
+def test_trace_and_density_do_not_depend_on_how_many_vectors_share_a_pass():
+    op, _ = tiny_operator()
+    one, many = hutchinson_trace(op, 24, seed=5, batch=1), hutchinson_trace(op, 24, seed=5, batch=8)
+    np.testing.assert_allclose(one.samples, many.samples, rtol=1e-5)
+    d1, d3 = spectral_density(op, 3, 20, seed=6, batch=1), spectral_density(op, 3, 20, seed=6, batch=3)
+    np.testing.assert_allclose(d1.nodes, d3.nodes, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(d1.values, d3.values, rtol=1e-3, atol=1e-6 * d1.values.max())

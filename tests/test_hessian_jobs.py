@@ -298,6 +298,16 @@ def test_bad_curvature_input_is_one_line_exit_2_and_writes_nothing(case, ratio_s
         assert not out.exists()
 
 
+def test_point_of_a_hessian_result_is_refused_in_one_line(tiny_run, tmp_path, capsys):
+    out = tmp_path / "h.zarr"
+    d = _hessian_dict(tiny_run / "epoch_003.pt", top_k=1, trace=None, density=None, eigen={"iterations": 5})
+    assert main(["hessian", _write(tmp_path, d), "--out", str(out), "--no-plot"]) == 0
+    capsys.readouterr()
+    assert main(["point", str(out), "--x", "0", "-o", str(tmp_path / "w.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "hessian result, not a scan's" in err and "Traceback" not in err
+
+
 def test_a_device_this_machine_lacks_is_refused(tiny_run, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
