@@ -8,7 +8,8 @@
     - ours: landscape.hessian.HessianOperator as the evaluator builds it (full batch
       in the evaluator's data chunks, the gradient graph kept across products:
       "kept"), and the same without keeping it ("rebuilt per product");
-    - ours, 8 vectors per pass (is_grads_batched), as the trace and the density run.
+    - ours, 8 vectors per pass (is_grads_batched), as the trace and the density run on GPU;
+    - torch.func jvp(grad) over the whole batch (forward-over-reverse; measured, not used).
     Timed in interleaved rounds (every mode once per round), median of the rounds;
     the max relative difference of each mode's H v from the pyhessian-style one.
 (b) With --map: the 51x51 |min/max| map of the digits MLP (jobs/examples/digits_hessian_ratio.yaml,
@@ -91,17 +92,30 @@ def hvp_rows(rounds: int, seconds: float) -> list[dict]:
             return [t.view(s) for t, s in zip(torch.split(u, [int(np.prod(s)) for s in shapes]), shapes)]
 
         want = torch.cat([h.reshape(-1) for h in ref.matvec(split(v[0]))])
+        jvp_model = factory().eval()
+        names = [n for n, _ in jvp_model.named_parameters()]
+        flat0 = kept.flat.detach()
+
+        def full_loss(w):  # forward-over-reverse on the same loss, all data in one pass
+            parts = dict(zip(names, split(w)))
+            return F.cross_entropy(torch.func.functional_call(jvp_model, parts, (x,)), y)
+
+        def jvp_grad():
+            return torch.func.jvp(torch.func.grad(full_loss), (flat0,), (v[0],))[1]
+
         modes = {
             "pyhessian-style loop (batches of 128)": (lambda: ref.matvec(split(v[0])), 1),
             "ours, graph kept": (lambda: kept.matvec(v[:1]), 1),
             "ours, graph rebuilt per product": (lambda: rebuilt.matvec(v[:1]), 1),
             "ours, graph kept, 8 vectors per pass": (lambda: kept.matvec(v), 8),
+            "torch.func jvp(grad), full batch (not used)": (jvp_grad, 1),
         }
         dev = {
             "pyhessian-style loop (batches of 128)": 0.0,
             "ours, graph kept": float(((kept.matvec(v[:1])[0] - want).abs().max() / want.abs().max())),
             "ours, graph rebuilt per product": float(((rebuilt.matvec(v[:1])[0] - want).abs().max() / want.abs().max())),
             "ours, graph kept, 8 vectors per pass": float(((kept.matvec(v)[0] - want).abs().max() / want.abs().max())),
+            "torch.func jvp(grad), full batch (not used)": float(((jvp_grad() - want).abs().max() / want.abs().max())),
         }
         rates: dict[str, list[float]] = {m: [] for m in modes}
         for fn, _ in modes.values():  # warm-up
