@@ -268,7 +268,7 @@ class TraceEstimate:
 
 def vectors_per_pass(device: torch.device, wanted: int) -> int:
     """Vectors per H v pass when several are independent (probes, SLQ runs): on CPU one at a time
-    (8 per pass measured 1.9x slower for the digits MLP, BENCHMARKS.md); on GPU up to 8 together."""
+    (8 per pass measured ~1.8x slower for the digits MLP, BENCHMARKS.md); on GPU up to 8 together."""
     return 1 if torch.device(device).type == "cpu" else max(1, min(wanted, 8))
 
 

@@ -16,6 +16,15 @@ from landscape.spectrum import eigenpairs, hutchinson_trace, spectral_density
 from .hessian_reference import dense_hessian
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one torch thread is faster than two fighting over a shared machine's cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny_problem(seed=0, n=60):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 5, generator=g)

@@ -29,6 +29,15 @@ HESSIAN = {"iterations": 60, "tol": 1e-4, "seed": 0}
 GRID = {"x": {"min": -0.6, "max": 0.6, "num": 4}, "y": {"min": -0.3, "max": 0.5, "num": 3}}  # 3 rows x 4 columns
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one torch thread is faster than two fighting over a shared machine's cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _tiny_model():
     return ModelFactory("mlp", (1, 8, 8), 10, {"widths": [12]})()
 
@@ -75,19 +84,14 @@ def test_ratio_map_through_ray_is_the_same_with_one_or_two_actors_and_equals_poi
     g1 = zarr.open_group(str(one), mode="r")
     for n in names:
         assert np.array_equal(g1[n][...], maps[n]), n
-    # Point by point, in this process (one thread, as an actor), one grid point per call.
+    # Point by point, in this process (one thread, as an actor: the one_thread fixture), one grid point per call.
     ev = Evaluator(build_problem(spec).problem, device="cpu")
     xs, ys = g["x"][...], g["y"][...]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for i in range(3):
-            for j in range(4):
-                got = ev.evaluate(np.array([[xs[j], ys[i]]]))
-                for n in names:
-                    assert got[n][0] == pytest.approx(maps[n][i, j], rel=1e-6, abs=1e-9), (n, i, j)
-    finally:
-        torch.set_num_threads(threads)
+    for i in range(3):
+        for j in range(4):
+            got = ev.evaluate(np.array([[xs[j], ys[i]]]))
+            for n in names:
+                assert got[n][0] == pytest.approx(maps[n][i, j], rel=1e-6, abs=1e-9), (n, i, j)
     meta = ResultStore.open(str(out)).meta
     assert meta["metric_options"] == {"hessian": {**HESSIAN, "data_chunk": None}}
     assert meta["metrics"] == ["loss", "accuracy", *names]
