@@ -120,7 +120,7 @@ def lanczos(
             on_step(j + 1)
         # The stopping test solves T (O(m^3)): every step at first, then about 50 times per doubling of m.
         check = stop is not None and (j < 100 or j % max(1, j // 50) == 0 or not finite.all())
-        if j == steps - 1 or (check and stop(_partial(alpha, beta, basis, finite, j + 1))):
+        if j == steps - 1 or not finite.any() or (check and stop(_partial(alpha, beta, basis, finite, j + 1))):
             done = j + 1
             break
         for r in range(b):
