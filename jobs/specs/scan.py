@@ -168,4 +168,6 @@ class ScanSpec(Strict):
     def identity(self) -> str:
         """Hash of what determines the numbers (not where they go or who computes)."""
         d = self.model_dump(mode="json", exclude={"output", "cluster"})
+        if d.get("hessian") is None:  # scans without it keep the identity they had before the field existed
+            d.pop("hessian", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
