@@ -21,6 +21,7 @@ from landscape.slices import Slice, line_between, plane_through, random_slice
 
 from .specs import DataSpec, ModelSpec, ScanSpec, slice_checkpoints
 from .specs.datasets import FILE_DATA_KINDS
+from .specs.hessian import HessianOptions
 
 
 def load_data_full(spec: DataSpec) -> Loaded:
@@ -107,8 +108,8 @@ def load_checked(path, model, allow_nonfinite: bool, notes: list[str]) -> dict[s
     return state
 
 
-def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None = None) -> tuple[Slice, dict]:
-    """The slice of the spec and the non-float state of its origin checkpoint."""
+def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None = None, data=None) -> tuple[Slice, dict]:
+    """The slice of the spec and the non-float state of its origin checkpoint (`data`: (inputs, targets) if loaded)."""
     notes = notes if notes is not None else []
     model = factory()
     layout = StateLayout.of(model)
@@ -126,6 +127,10 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
         sl = line_between(layout, *vecs, labels=[p.stem for p in paths])
     elif s.kind == "plane_through":
         sl = plane_through(layout, *vecs, labels=[p.stem for p in paths])
+    elif s.kind == "hessian_plane":
+        from .hessian import hessian_plane_of
+
+        sl = hessian_plane_of(spec, factory, layout, vecs[0], data or load_data(spec.data), notes)
     else:  # pragma: no cover - the spec's union forbids it
         raise SpecError(f"unknown slice kind {s.kind!r}")
     return sl, non_float_state(states[0])
@@ -156,7 +161,7 @@ def build_problem(spec: ScanSpec) -> Built:
     prepared = prepare(spec.data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
-    sl, extras = build_slice(spec, factory, notes)
+    sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
     options = EvalOptions(
         precision=spec.precision,
         data_chunk=spec.data_chunk,
@@ -168,6 +173,7 @@ def build_problem(spec: ScanSpec) -> Built:
     problem = ScanProblem(
         factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
         bn_inputs=bn_subset(spec, inputs, targets),
+        metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
     )
     if spec.batchnorm_mode == "recompute" and not _has_batchnorm(factory):
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")

@@ -19,6 +19,7 @@ from landscape.errors import LandscapeError, Terminated, raise_terminated
 # Modules that add subcommands, in the order `landscape --help` lists them.
 MODULES = ("jobs.commands", "jobs.remote")
 MODULES += ("jobs.health_commands",)  # gradients, lr-scan
+MODULES += ("jobs.hessian",)  # hessian
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -8,7 +8,7 @@ import os
 
 
 def _validate(args) -> int:
-    from .specs import ScanSpec, TrainSpec, load_any_spec
+    from .specs import HessianSpec, ScanSpec, TrainSpec, load_any_spec
 
     spec = load_any_spec(args.spec)
     if isinstance(spec, ScanSpec):
@@ -30,6 +30,11 @@ def _validate(args) -> int:
         from .health_commands import check_spec
 
         print(f"{args.spec}: {check_spec(spec)}")
+    elif isinstance(spec, HessianSpec):
+        from .hessian import resolve_point
+
+        point, inputs, _, _, model = resolve_point(spec)  # the point exists and fits, k fits the parameters
+        print(f"{args.spec}: valid hessian spec {spec.name!r}: top-{spec.top_k} at {spec.at.describe()}, {len(inputs)} samples")
     else:
         print(f"{args.spec}: valid {type(spec).__name__} {getattr(spec, 'name', '')!r}")
     return 0

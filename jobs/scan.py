@@ -85,6 +85,7 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "checkpoints": sl.checkpoints,
         "metrics": names,
         "metric_info": {n: ARRAYS[n].description for n in names},
+        "metric_options": problem.metric_options,
         "precision": spec.precision,
         "preview": strides_of(spec.preview) if spec.preview else None,
         "batchnorm": _batchnorm_note(spec, problem),

@@ -92,13 +92,13 @@ def fit_grid(spec: ScanSpec, sl: Slice):
     axes, ranges = {}, {}
     for name, values in spans.items():
         lo, hi = min(values), max(values)
-        pad = g.margin * (hi - lo)
+        pad = g.fit_margin * (hi - lo)
         try:
             axes[name] = Axis(min=lo - pad, max=hi + pad, num=getattr(g, name).num)
         except ValidationError as e:
             raise SpecError(format_validation_error(e, f"grid.{name} fitted to the path")) from None
         ranges[name] = [axes[name].min, axes[name].max]
-    return g.model_copy(update=axes), {"fit": g.fit, "margin": g.margin, **ranges}
+    return g.model_copy(update=axes), {"fit": g.fit, "margin": g.fit_margin, **ranges}
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,17 @@ class ArrayInfo:
 FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     "loss": (("loss",), "landscape.metrics:LossAccuracy"),
     "accuracy": (("accuracy",), "landscape.metrics:LossAccuracy"),
+    "hessian": (("hessian_max", "hessian_min", "hessian_ratio", "hessian_residual"), "landscape.hessian:HessianExtremes"),
 }
 METRIC_FAMILIES = tuple(FAMILIES)
 
 ARRAYS: dict[str, ArrayInfo] = {
     "loss": ArrayInfo("mean loss over the data", log_scale=True),
     "accuracy": ArrayInfo("fraction of samples whose largest output is the label (NaN for regression)", unit_range=True),
+    "hessian_max": ArrayInfo("largest Hessian eigenvalue (Lanczos, BatchNorm eval)"),
+    "hessian_min": ArrayInfo("smallest Hessian eigenvalue (< 0: not convex)"),
+    "hessian_ratio": ArrayInfo("|smallest / largest| Hessian eigenvalue"),
+    "hessian_residual": ArrayInfo("Lanczos residual / max|eigenvalue| (> tol: not converged)", log_scale=True),
 }
 
 

@@ -409,3 +409,13 @@ def test_a_factory_module_in_the_current_folder_is_found_by_the_console_script(t
     r = subprocess.run([str(script), "validate", "s.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "valid scan 'mine'" in r.stdout
+
+
+def test_every_example_spec_survives_a_round_trip_through_its_own_dump():
+    """What a result records as its spec (model_dump) must validate again as the same spec."""
+    from jobs.specs import load_any_spec
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "jobs" / "examples").glob("*.yaml")):
+        spec = load_any_spec(path)
+        again = type(spec).model_validate(spec.model_dump(mode="json"))
+        assert again == spec, path.name

@@ -41,6 +41,12 @@ OVERLAYS["trajectory_pca"] = _trajectory.draw_path
 FIGURES.append(_trajectory.figures)
 
 
+from . import hessian as _hessian  # noqa: E402 (registers its figures)
+
+JOBS["hessian"] = _hessian.spectrum_figures
+FIGURES.append(_hessian.ratio_beside_loss)
+
+
 def grid_image(result):
     """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at
     y[i] and column j at x[j], extent (xmin, xmax, ymin, ymax))."""

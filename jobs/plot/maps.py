@@ -50,8 +50,8 @@ def message_figure(ls: Landscape, text: str):
     return fig
 
 
-def heatmap(ls: Landscape, z: np.ma.MaskedArray, label: str, norm: Normalize):
-    fig, ax = _map_figure(ls)
+def heatmap(ls: Landscape, z: np.ma.MaskedArray, label: str, norm: Normalize, ax=None):
+    fig, ax = _map_figure(ls) if ax is None else (ax.figure, ax)  # ax: a panel of a larger figure
     # pcolormesh with the coordinate arrays: cells centred on (x[j], y[i]),
     # y grows upward, and non-uniform grids stay correct.
     mesh = ax.pcolormesh(ls.x, ls.y, z, shading="nearest", cmap=CMAP, norm=norm)
@@ -63,8 +63,8 @@ def heatmap(ls: Landscape, z: np.ma.MaskedArray, label: str, norm: Normalize):
     return fig
 
 
-def contour(ls: Landscape):
-    fig, ax = _map_figure(ls)
+def contour(ls: Landscape, ax=None):
+    fig, ax = _map_figure(ls) if ax is None else (ax.figure, ax)
     shade_missing(ax, ls)
     z, lv = ls.loss, levels(ls.loss)
     if lv is None or min(z.shape) < 2:

@@ -18,6 +18,7 @@ from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
 from .train import TrainSpec
 from .gradients import GradientsSpec
 from .lr_scan import LRScanSpec
+from .hessian import HessianSpec
 
 # (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
@@ -25,6 +26,7 @@ SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
     ("gradients", GradientsSpec, "record"),  # before train: these files have `epochs` too
     ("lr-scan", LRScanSpec, "learning_rates"),
     ("train", TrainSpec, "epochs"),
+    ("hessian", HessianSpec, "top_k"),
 ]
 
 
@@ -46,6 +48,6 @@ def load_any_spec(path: str | Path):
 
 __all__ = [
     "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
-    "EvaluatorSpec", "Grid", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
+    "EvaluatorSpec", "Grid", "HessianSpec", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
     "TrainSpec", "format_validation_error", "load_any_spec", "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
 ]

@@ -56,7 +56,10 @@ class Grid(Strict):
         MAX_POINTS, gt=0, description="refuse grids with more points than this (a guard against typos; raise it on purpose)"
     )
     fit: Literal["path"] | None = Field(None, description="path: the range covers a trajectory's projected path (trajectory slices; leave out min/max)")
-    margin: float = Field(0.25, ge=0, le=100, allow_inf_nan=False, description="with fit: added on each side, as a fraction of the path's extent")
+    margin: float | None = Field(
+        None, ge=0, le=100, allow_inf_nan=False,
+        description="with fit: added on each side, as a fraction of the path's extent (default 0.25)",
+    )
 
     @model_validator(mode="after")
     def _fit(self):
@@ -68,12 +71,16 @@ class Grid(Strict):
             if any(a.num < 2 for _, a in axes):
                 raise ValueError(f"fit: {self.fit} spreads the points over the path's range: give each axis num >= 2")
         else:
-            if "margin" in self.model_fields_set:
+            if self.margin is not None:
                 raise ValueError("margin is used only with fit: path")
             missing = [f"{n}.{k}" for n, a in axes for k in ("min", "max") if getattr(a, k) is None]
             if missing:
                 raise ValueError(f"{', '.join(missing)}: required field missing (or set fit: path, for trajectory slices)")
         return self
+
+    @property
+    def fit_margin(self) -> float:
+        return 0.25 if self.margin is None else self.margin
 
     @model_validator(mode="after")
     def _size(self):

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from landscape.metrics import METRIC_FAMILIES
 
 from .base import UNION_TAGS, Strict, check_name
+from .hessian import HessianOptions, HessianPlane
 from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
 from .trajectory import TrajectoryPath, TrajectoryPCA
 
@@ -52,9 +53,13 @@ class PlaneThrough(Strict):
     checkpoints: tuple[Path, Path, Path]
 
 
-SliceSpec = Annotated[Union[RandomPlane, RandomLine, LineBetween, PlaneThrough, TrajectoryPCA, TrajectoryPath], Field(discriminator="kind")]
+SliceSpec = Annotated[
+    Union[RandomPlane, RandomLine, LineBetween, PlaneThrough, TrajectoryPCA, TrajectoryPath, HessianPlane],
+    Field(discriminator="kind"),
+]
 UNION_TAGS.update({"random_plane", "random_line", "line_between", "plane_through"})
 UNION_TAGS.update({"trajectory_pca", "trajectory"})
+UNION_TAGS.add("hessian_plane")
 
 
 def slice_checkpoints(s) -> list[Path]:
@@ -96,8 +101,30 @@ class ScanSpec(Strict):
     evaluator: EvaluatorSpec = Field(default_factory=EvaluatorSpec)
     output: str | None = Field(None, description="result path or URL (default results/<name>.zarr)")
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
+    hessian: HessianOptions | None = Field(None, description="options of the hessian metric (Lanczos steps, tolerance, seed)")
 
     _name = field_validator("name")(check_name)
+
+    @field_validator("precision")
+    @classmethod
+    def _hessian_precision(cls, v, info):
+        if v == "bf16" and "hessian" in (info.data.get("metrics") or []):
+            raise ValueError("the hessian metric needs precision fp32 or tf32 (second derivatives in bf16 keep about 2 digits)")
+        return v
+
+    @field_validator("batchnorm")
+    @classmethod
+    def _hessian_batchnorm(cls, v, info):
+        if v == "recompute" and "hessian" in (info.data.get("metrics") or []):
+            raise ValueError("the hessian metric takes BatchNorm in eval mode; it cannot be combined with batchnorm: recompute")
+        return v
+
+    @field_validator("hessian")
+    @classmethod
+    def _hessian_listed(cls, v, info):
+        if v is not None and "metrics" in info.data and "hessian" not in info.data["metrics"]:
+            raise ValueError("options for a metric the scan does not compute: add hessian to metrics, or remove this block")
+        return v
 
     @field_validator("tile")
     @classmethod
@@ -171,4 +198,6 @@ class ScanSpec(Strict):
         d = self.model_dump(mode="json", exclude={"output", "cluster"})
         if hasattr(self.slice, "files"):  # a glob: the files it matches decide the numbers too
             d["slice_files"] = [str(p) for p in self.slice.files()]
+        if d.get("hessian") is None:  # scans without it keep the identity they had before the field existed
+            d.pop("hessian", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

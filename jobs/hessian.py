@@ -1,0 +1,338 @@
+"""`landscape hessian SPEC`: the Hessian's spectrum at a checkpoint or at a grid point of a result.
+
+Top-k eigenpairs and the smallest eigenvalue (Lanczos), the trace (Hutchinson,
+with its standard error) and the spectral density (stochastic Lanczos
+quadrature), printed, saved as a Zarr result (job "hessian") and plotted. Also
+builds the `hessian_plane` slice of scans. The math is `landscape.hessian` and
+`landscape.spectrum`; this module resolves the point, runs it on this machine's
+device and writes the result.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cluster.store import ArrayDef, ResultStore, ResultWriter
+from landscape.errors import ResultError, SpecError
+from landscape.evaluator import check_data_fits, default_device
+from landscape.hessian import operator_at, point_evaluator
+from landscape.hessian_plane import hessian_plane, in_layout
+from landscape.params import StateLayout
+from landscape.plan import EvalOptions
+from landscape.precision import matmul_mode
+from landscape.spectrum import Density, Eigenpairs, TraceEstimate, eigenpairs, hutchinson_trace, spectral_density
+
+from .build import load_checked, load_data_noted, model_factory
+from .specs import DataSpec, ModelSpec
+from .specs.hessian import HessianSpec
+
+BATCHNORM_NOTE = "eval mode: BatchNorm uses the point's running statistics, constants of the Hessian (parameters only)"
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class StepPrinter:
+    """Progress of the long phases (Lanczos steps, trace probes), a line every few seconds."""
+
+    def __init__(self, label: str, every: float = 3.0):
+        self.label, self.every, self.last, self.t0 = label, every, 0.0, time.monotonic()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or done == total:
+            self.last = now
+            say(f"[{self.label}] {phase} {done}/{total} ({now - self.t0:.1f} s)")
+
+
+# -- the hessian_plane slice of a scan -------------------------------------------------------------
+
+
+def hessian_plane_of(spec, factory, layout: StateLayout, center: torch.Tensor, data, notes: list[str]):
+    """The scan's hessian_plane slice at its checkpoint (computed on this machine, fp32 unless tf32)."""
+    s = spec.slice
+    inputs, targets = data
+    precision = "tf32" if spec.precision == "tf32" else "fp32"  # bf16 scans still get an fp32 plane
+    say(f"hessian_plane: top two Hessian eigenvectors at {s.checkpoint} (Lanczos, at most {s.iterations} steps)")
+    sl = hessian_plane(
+        factory, layout, center, inputs, targets, spec.loss, iterations=s.iterations, tol=s.tol, seed=s.seed,
+        normalization=s.normalization, ignore=s.ignore, options=EvalOptions(precision=precision, data_chunk=spec.data_chunk),
+        on_step=StepPrinter("hessian_plane"),
+    )
+    info = sl.info
+    notes.append(
+        f"hessian_plane: eigenvalues {info['eigenvalues'][0]:.6g} (x) and {info['eigenvalues'][1]:.6g} (y) "
+        f"after {info['lanczos_steps']} Lanczos steps"
+    )
+    if not info["converged"]:
+        notes.append(
+            f"hessian_plane: Lanczos did not converge in {s.iterations} steps (relative residual "
+            f"{info['relative_residual']:.2g} > tol {s.tol:g}); the directions are approximate eigenvectors: raise slice.iterations"
+        )
+    return sl
+
+
+# -- landscape hessian ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Point:
+    """Where the Hessian is taken, resolved: what to build and the weights there."""
+
+    model: ModelSpec
+    data: DataSpec
+    loss: str
+    state: dict[str, torch.Tensor]
+    result_identity: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _result_spec(url: str) -> tuple[dict, str]:
+    meta = ResultStore.open(url).meta
+    if meta.get("job", "scan") != "scan" or "spec" not in meta:
+        raise SpecError(f"at.result {url!r} is a {meta.get('job')} result, not a scan's; give a scan's result or a checkpoint")
+    return meta, meta.get("identity")
+
+
+def resolve_point(spec: HessianSpec):
+    """(Point, inputs, targets, factory, model) with every input checked; nothing is written."""
+    at = spec.at
+    meta, result_identity = (_result_spec(at.result) if at.result is not None else ({}, None))
+    from pydantic import TypeAdapter
+
+    model_spec = spec.model or ModelSpec.model_validate(meta["spec"]["model"])
+    data_spec = spec.data or TypeAdapter(DataSpec).validate_python(meta["spec"]["data"])
+    loss = spec.loss or meta.get("loss_kind", "cross_entropy")
+    inputs, targets, notes = load_data_noted(data_spec)
+    factory = model_factory(model_spec, inputs, targets)
+    check_data_fits(factory, inputs, targets, loss)
+    model = factory()
+    if at.checkpoint is not None:
+        state = load_checked(at.checkpoint, model, spec.allow_nonfinite, notes)
+    else:
+        from .point import point_state
+
+        state = point_state(at.result, at.x, at.y, at.extrapolate)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ResultError(
+                f"the weights of {at.result} do not fit model {model_spec.kind}: {str(e).splitlines()[0]}; "
+                "drop model: to use the result's"
+            ) from None
+    n = parameter_count(model)
+    if spec.top_k > n:
+        raise SpecError(f"top_k {spec.top_k} is more than the model's {n:,} parameters; ask for at most {n:,}")
+    return Point(model_spec, data_spec, loss, state, result_identity, notes), inputs, targets, factory, model
+
+
+def check_device(name: str | None) -> torch.device:
+    """--device: a torch device this machine has (default: cuda if available, else cpu)."""
+    if name is None:
+        return default_device()
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise SpecError(f"--device {name!r} is not a torch device; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"--device {name}: this machine has no CUDA device; use cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise SpecError(f"--device {name}: use cpu or cuda")
+    return dev
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _arrays(layout: StateLayout, e: Eigenpairs, trace: TraceEstimate | None, density: Density | None) -> list[ArrayDef]:
+    k, p = len(e.values), layout.size
+    chunk = min(p, 1 << 20)
+    vectors = in_layout(e.vectors, layout).numpy() if e.vectors is not None else np.full((k, p), np.nan, np.float32)
+    low = in_layout(e.smallest_vector[None], layout).numpy()[0] if e.smallest_vector is not None else np.full(p, np.nan, np.float32)
+    arrays = [
+        ArrayDef("eigen", ("eigen",), data=np.arange(1, k + 1), dtype="int64", attrs={"description": "rank: 1 = largest"}),
+        ArrayDef("eigenvalues", ("eigen",), data=e.values, dtype="float64", attrs={"description": "top-k Hessian eigenvalues, largest first"}),
+        ArrayDef("residuals", ("eigen",), data=e.residuals, dtype="float64",
+                 attrs={"description": "|H v - lambda v| bound of each eigenpair (Lanczos)"}),
+        ArrayDef("eigenvectors", ("eigen", "param"), data=vectors, dtype="float32", chunks=(1, chunk),
+                 attrs={"description": "unit eigenvectors over the flat state (layout in attributes); 0 on buffers"}),
+        ArrayDef("smallest_eigenvector", ("param",), data=low, dtype="float32", chunks=(chunk,)),
+    ]
+    if trace is not None:
+        arrays.append(ArrayDef("trace_samples", ("probe",), data=trace.samples, dtype="float64",
+                               attrs={"description": "v^T H v for each Rademacher probe v (their mean is the trace)"}))
+    if density is not None:
+        arrays += [
+            ArrayDef("eigenvalue", ("eigenvalue",), data=density.grid, dtype="float64"),
+            ArrayDef("density", ("eigenvalue",), data=density.values, dtype="float64",
+                     attrs={"description": "spectral density (stochastic Lanczos quadrature, Gaussian broadening); integrates to 1"}),
+            ArrayDef("slq_nodes", ("run", "node"), data=density.nodes, dtype="float64"),
+            ArrayDef("slq_weights", ("run", "node"), data=density.weights, dtype="float64"),
+        ]
+    return arrays
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def summary_lines(meta: dict) -> list[str]:
+    """What `landscape hessian` prints (also for a result computed earlier)."""
+    lines = [
+        f"hessian {meta['name']!r} at {meta['at']}: {meta['parameters']:,} parameters, {meta['data']['samples']:,} samples, "
+        f"loss {_fmt(meta['point_loss'])}" + (f", accuracy {meta['point_accuracy']:.4f}" if meta.get("point_accuracy") is not None else ""),
+        "  top-{} eigenvalues: {}".format(len(meta["eigenvalues"]), ", ".join(_fmt(v) for v in meta["eigenvalues"])),
+        f"  smallest eigenvalue: {_fmt(meta['smallest_eigenvalue'])}",
+        f"  Lanczos: {meta['lanczos_steps']} steps, " + ("converged" if meta["converged"] else "NOT converged")
+        + f" (largest residual {meta['relative_residual']:.2g} x max|eigenvalue|, tol {meta['spec']['eigen']['tol']:g})",
+    ]
+    if meta.get("trace") is not None:
+        lines.append(f"  trace: {_fmt(meta['trace'])} +- {meta['trace_stderr']:.3g} (standard error, {meta['trace_probes']} Rademacher probes)")
+    if meta.get("density_sigma") is not None:
+        d = meta["spec"]["density"]
+        lines.append(f"  density: {d['runs']} SLQ runs x {meta['density_steps']} steps, Gaussian sigma {meta['density_sigma']:.3g}")
+    lines.append(
+        f"  gradient norm {_fmt(meta['gradient_norm'])}; {meta['hvp_products']:,} H v products in {meta['hvp_seconds']:.1f} s "
+        f"({meta['hvp_per_second']:,.1f}/s, {meta['precision']}, {meta['device']}); BatchNorm in eval mode"
+    )
+    return lines
+
+
+def compute(spec: HessianSpec, point: Point, inputs, targets, factory, device: torch.device) -> tuple[list[ArrayDef], dict]:
+    """Every number of the result: (arrays, meta)."""
+    model = factory()
+    layout = StateLayout.of(model)
+    n_params = parameter_count(model)
+    notes = list(point.notes)
+    for what, it in (("eigen", spec.eigen.iterations), ("density", spec.density.iterations if spec.density else 0)):
+        if it > n_params:
+            notes.append(f"{what}.iterations {it} is more than the {n_params:,} parameters: Lanczos stops at {n_params:,} steps")
+    ev = point_evaluator(factory, layout, layout.flatten(point.state), inputs, targets, point.loss,
+                         EvalOptions(precision=spec.precision, data_chunk=spec.data_chunk), device)
+    at_point = ev.evaluate(np.zeros((1, 1)))
+    op = operator_at(ev, factory().to(ev.device).eval(), [0.0], spec.data_chunk)
+    progress = StepPrinter(f"hessian {spec.name}")
+    t0 = time.perf_counter()
+    with matmul_mode(spec.precision):
+        e = eigenpairs(op, spec.top_k, spec.eigen.iterations, spec.eigen.tol, spec.eigen.seed, on_step=progress)
+        tr = d = None
+        if spec.trace is not None:
+            t = spec.trace
+            tr = hutchinson_trace(op, t.samples, t.seed, t.batch, t.tol, on_step=progress)
+        if spec.density is not None:
+            s = spec.density
+            d = spectral_density(op, s.runs, s.iterations, s.seed, s.sigma, s.points, on_step=progress)
+        grad = op.gradient() if op.finite_point else torch.full((op.size,), float("nan"))
+    seconds = time.perf_counter() - t0
+    finite = bool(np.isfinite(e.values).all() and (tr is None or np.isfinite(tr.mean)))
+    if not finite:
+        notes.append("Hessian-vector products at this point are not finite (NaN or inf: overflowing weights, or a loss that is "
+                     "not twice differentiable here): the eigenvalues, trace and density are recorded as NaN")
+    acc = float(at_point["accuracy"][0])
+    meta = {
+        "name": spec.name,
+        "spec": spec.model_dump(mode="json"),
+        "at": spec.at.describe(),
+        "loss_kind": point.loss,
+        "model": point.model.model_dump(mode="json"),
+        "data": {"samples": len(inputs), "input_shape": list(inputs.shape[1:]), "spec": point.data.model_dump(mode="json")},
+        "parameters": n_params,
+        "layout": layout.to_json(),
+        "point_loss": float(at_point["loss"][0]),
+        "point_accuracy": None if np.isnan(acc) else acc,
+        "eigenvalues": [float(v) for v in e.values],
+        "residuals": [float(v) for v in e.residuals],
+        "smallest_eigenvalue": e.smallest,
+        "smallest_residual": e.smallest_residual,
+        "lanczos_steps": e.steps,
+        "converged": e.converged,
+        "relative_residual": e.relative_residual,
+        "trace": tr.mean if tr is not None else None,
+        "trace_stderr": tr.stderr if tr is not None else None,
+        "trace_probes": len(tr.samples) if tr is not None else None,
+        "density_sigma": d.sigma if d is not None else None,
+        "density_steps": d.nodes.shape[1] if d is not None else None,
+        "gradient_norm": float(grad.norm()),
+        "finite": finite,
+        "hvp_products": op.products,
+        "hvp_seconds": seconds,
+        "hvp_per_second": op.products / seconds if seconds > 0 else float("nan"),
+        "hvp_graph_kept": op.retain,
+        "data_chunk": op.chunks[0][1] - op.chunks[0][0],
+        "precision": spec.precision,
+        "device": str(ev.device),
+        "batchnorm": BATCHNORM_NOTE,
+        "notes": notes,
+    }
+    return _arrays(layout, e, tr, d), meta
+
+
+def default_output(spec: HessianSpec) -> str:
+    return spec.output or f"results/{spec.name}.zarr"
+
+
+def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
+                fmt: str = "png", device: str | None = None) -> str:
+    """Compute (or find already computed) the spectrum at the spec's point; returns the result's path or URL."""
+    from .scan import plots_dir_for, versions
+
+    url = str(out or default_output(spec))
+    dev = check_device(device)
+    point, inputs, targets, factory, model = resolve_point(spec)  # bad input fails here, before anything is written
+    identity = spec.identity(point.result_identity)
+    with ResultWriter(url, identity=identity, overwrite=overwrite, command=f"landscape hessian {spec.name}", what="hessian") as w:
+        if w.store is not None and w.store.meta.get("status") == "complete":
+            say(f"{url} is already complete; nothing to compute")
+            meta = w.store.meta
+            w.finish()
+        else:
+            say(f"hessian {spec.name!r} at {spec.at.describe()} -> {url}")
+            t0 = time.monotonic()
+            arrays, meta = compute(spec, point, inputs, targets, factory, dev)
+            for note in meta["notes"]:
+                say(f"note: {note}")
+            meta["versions"] = versions()
+            if w.store is None:
+                w.create(arrays, meta)
+            else:  # an earlier run of the same spec stopped before finishing: same shapes, rewrite them
+                for a in arrays:
+                    if a.name not in w.store.group or tuple(w.store.group[a.name].shape) != np.shape(a.data):
+                        raise ResultError(f"{url} holds an unfinished run with other shapes; pass --overwrite")
+                    w.store.group[a.name][...] = a.data
+                w.resume(**meta)
+            w.finish(wall_seconds=time.monotonic() - t0)
+    for line in summary_lines(meta):
+        print(line)
+    print(f"result: {url}")
+    if plot:
+        from .plot import plot_result
+
+        for path in plot_result(url, plots_dir_for(url, spec.name), fmt):
+            print(f"plot: {path}")
+    return url
+
+
+def _hessian(args) -> int:
+    from .specs import load_spec
+
+    run_hessian(load_spec(args.spec, HessianSpec), out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
+                fmt=args.format, device=args.device)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    h = sub.add_parser("hessian", help="Hessian spectrum (top-k, smallest, trace, density) at a checkpoint or a grid point")
+    h.add_argument("spec")
+    h.add_argument("--out", help="result path or URL (default: spec.output or results/<name>.zarr)")
+    h.add_argument("--overwrite", action="store_true", help="replace a different result at --out (never other files)")
+    h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    h.add_argument("--no-plot", action="store_true")
+    h.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    h.set_defaults(run=_hessian)
