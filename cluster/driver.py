@@ -86,8 +86,13 @@ def evaluate_tiles(
     max_attempts: int = 3,
     placement_timeout_s: float = 60.0,
     label: str = "scan",
+    args_of: Callable[[Tile], tuple] | None = None,
 ) -> DriverReport:
-    """Evaluate `count` tiles (`points` grid points); each finished tile is written and marked done at once."""
+    """Evaluate `count` tiles (`points` grid points); each finished tile is written and marked done at once.
+
+    Each actor gets `evaluate(*args_of(tile))`: by default the tile's coordinates; an
+    animation's tiles carry their frame too.
+    """
     t0 = time.monotonic()
     progress = Progress(count, points, label=label)
     # The metrics count the whole scan: tiles stored by an earlier (interrupted) run too.
@@ -108,11 +113,11 @@ def evaluate_tiles(
             tile_retries=stats.retries,
         )
 
-    def args_of(t: Tile) -> tuple:
+    def coords_of(t: Tile) -> tuple:
         return (tile_coords(t, x, y),)
 
     stats = run_work(
-        problem, make_evaluator, tiles, count, args_of, on_result, request,
+        problem, make_evaluator, tiles, count, args_of or coords_of, on_result, request,
         max_attempts=max_attempts, placement_timeout_s=placement_timeout_s,
     )
     return DriverReport(

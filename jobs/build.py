@@ -70,6 +70,10 @@ def load_checked(path, model, allow_nonfinite: bool, notes: list[str]) -> dict[s
 def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None = None) -> tuple[Slice, dict]:
     """The slice of the spec and the non-float state of its origin checkpoint."""
     notes = notes if notes is not None else []
+    if spec.slice.kind in ("curve", "curve_plane"):  # a curve checkpoint and the endpoints it names
+        from .curve_slices import build_curve_slice
+
+        return build_curve_slice(spec, factory, notes)
     model = factory()
     layout = StateLayout.of(model)
     s = spec.slice
@@ -120,7 +124,7 @@ def build_problem(spec: ScanSpec) -> Built:
         bn_inputs=bn_subset(spec, inputs, targets),
     )
     check_fit(problem)
-    if spec.batchnorm_mode == "recompute" and not _has_batchnorm(factory):
+    if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     return Built(problem, extras, notes)
 

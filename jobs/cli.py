@@ -18,6 +18,7 @@ from landscape.errors import LandscapeError, Terminated, raise_terminated
 
 # Modules that add subcommands, in the order `landscape --help` lists them.
 MODULES = ("jobs.commands", "jobs.remote")
+MODULES += ("jobs.curve_commands",)
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -63,10 +63,21 @@ def _batchnorm_note(spec: ScanSpec, problem) -> str:
     return "eval: eval mode with the running statistics the slice carries"
 
 
+def result_metrics(spec: ScanSpec, sl) -> dict[str, str]:
+    """name -> description of every per-point array: the spec's metrics, then each companion path's copy of them."""
+    base = array_names(spec.metrics)
+    out = {n: ARRAYS[n].description for n in base}
+    for c in sl.companions:
+        what = sl.info.get("companions", {}).get(c, f"the companion path {c!r}")
+        out.update({f"{c}_{n}": f"{ARRAYS[n].description}; on {what}, at the same coordinates" for n in base})
+    return out
+
+
 def _meta(spec: ScanSpec, built: Built) -> dict:
     problem = built.problem
     sl = problem.slice
-    names = array_names(spec.metrics)
+    info = result_metrics(spec, sl)
+    names = list(info)
     return {
         "name": spec.name,
         "spec": spec.model_dump(mode="json"),
@@ -79,7 +90,8 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "slice_info": sl.info,
         "checkpoints": sl.checkpoints,
         "metrics": names,
-        "metric_info": {n: ARRAYS[n].description for n in names},
+        "metric_info": info,
+        "companions": {c: m.to_json() for c, m in sl.companions.items()},
         "precision": spec.precision,
         "batchnorm": _batchnorm_note(spec, problem),
         "notes": built.notes,
@@ -94,8 +106,8 @@ def scan_arrays(spec: ScanSpec, problem) -> list[ArrayDef]:
     """A scan's arrays: one per metric, the axes, tile_done, and the slice (origin, directions)."""
     dims = ("y", "x") if spec.dims == 2 else ("x",)
     arrays = [
-        ArrayDef(n, dims, spec.grid_shape, "float32", spec.tile_shape, np.nan, attrs={"description": ARRAYS[n].description})
-        for n in array_names(spec.metrics)
+        ArrayDef(n, dims, spec.grid_shape, "float32", spec.tile_shape, np.nan, attrs={"description": text})
+        for n, text in result_metrics(spec, problem.slice).items()
     ]
     arrays.append(ArrayDef("x", ("x",), data=axis_values(spec.grid.x), dtype="float64"))
     if spec.dims == 2:

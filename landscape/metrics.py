@@ -31,12 +31,18 @@ class ArrayInfo:
 FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     "loss": (("loss",), "landscape.metrics:LossAccuracy"),
     "accuracy": (("accuracy",), "landscape.metrics:LossAccuracy"),
+    "ensemble": (("ensemble_accuracy", "ensemble_nll"), "landscape.ensembles:EnsembleWithFirst"),
 }
 METRIC_FAMILIES = tuple(FAMILIES)
 
 ARRAYS: dict[str, ArrayInfo] = {
     "loss": ArrayInfo("mean loss over the data", log_scale=True),
     "accuracy": ArrayInfo("fraction of samples whose largest output is the label (NaN for regression)", unit_range=True),
+    "ensemble_accuracy": ArrayInfo(
+        "accuracy of the ensemble of this point and the slice's point at coordinate 0 (w1): mean of softmax probabilities",
+        unit_range=True,
+    ),
+    "ensemble_nll": ArrayInfo("mean negative log-likelihood of that two-member ensemble", log_scale=True),
 }
 
 

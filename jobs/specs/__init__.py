@@ -16,10 +16,14 @@ from .base import Strict, format_validation_error, read_yaml, validate
 from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
 from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
 from .train import TrainSpec
+from .curve import CurveTrainSpec
+from .animate import AnimateSpec
 
 # (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
+    ("animate", AnimateSpec, "frames"),  # before scan: an animation spec has a slice too
     ("scan", ScanSpec, "slice"),
+    ("curve", CurveTrainSpec, "endpoints"),  # before train: a curve spec has epochs too
     ("train", TrainSpec, "epochs"),
 ]
 
@@ -43,5 +47,5 @@ def load_any_spec(path: str | Path):
 __all__ = [
     "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
     "EvaluatorSpec", "Grid", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
-    "TrainSpec", "format_validation_error", "load_any_spec", "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
+    "TrainSpec", "CurveTrainSpec", "AnimateSpec", "format_validation_error", "load_any_spec", "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
 ]

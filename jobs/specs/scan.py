@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from landscape.metrics import METRIC_FAMILIES
 
 from .base import UNION_TAGS, Strict, check_name
+from .curve import CurvePlaneSlice, CurveSlice
 from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
 
 Normalization = Literal["filter", "layer", "weight", "none"]
@@ -51,8 +52,11 @@ class PlaneThrough(Strict):
     checkpoints: tuple[Path, Path, Path]
 
 
-SliceSpec = Annotated[Union[RandomPlane, RandomLine, LineBetween, PlaneThrough], Field(discriminator="kind")]
+SliceSpec = Annotated[
+    Union[RandomPlane, RandomLine, LineBetween, PlaneThrough, CurveSlice, CurvePlaneSlice], Field(discriminator="kind")
+]
 UNION_TAGS.update({"random_plane", "random_line", "line_between", "plane_through"})
+UNION_TAGS.update({"curve", "curve_plane"})
 
 
 def slice_checkpoints(s) -> list[Path]:
@@ -79,7 +83,7 @@ class ScanSpec(Strict):
     batchnorm: Literal["eval", "recompute"] | None = Field(
         None,
         description="eval: BatchNorm uses the running statistics the slice carries; recompute: re-estimate them at every "
-        "grid point from the data (update_bn), then evaluate. Default: eval",
+        "grid point from the data (update_bn), then evaluate. Default: eval (recompute for curve and curve_plane)",
     )
     batchnorm_samples: int | None = Field(None, gt=0, description="recompute from a seeded subset of this many samples")
     batchnorm_batch: int = Field(128, gt=0, description="samples per train-mode pass when recomputing statistics")
@@ -119,7 +123,12 @@ class ScanSpec(Strict):
             raise ValueError(
                 f"tile {list(self.tile_shape)} cuts the grid into {tiles:,} tiles, more than {MAX_TILES:,}; use a larger tile"
             )
-        if self.batchnorm_samples is not None and self.batchnorm != "recompute":
+        check_grid = getattr(self.slice, "check_grid", None)  # a slice's own limits on its coordinates
+        if check_grid is not None:
+            check_grid(self.grid)
+        if "ensemble" in self.metrics and self.loss != "cross_entropy":
+            raise ValueError("metrics: ensemble averages class probabilities; it needs loss: cross_entropy")
+        if self.batchnorm_samples is not None and self.batchnorm_mode != "recompute":
             raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
         return self
 
@@ -139,7 +148,7 @@ class ScanSpec(Strict):
 
     @property
     def batchnorm_mode(self) -> str:
-        return self.batchnorm or "eval"
+        return self.batchnorm or getattr(self.slice, "default_batchnorm", "eval")
 
     def identity(self) -> str:
         """Hash of what determines the numbers (not where they go or who computes)."""
