@@ -8,7 +8,9 @@ run into one ClusterError line.
 
 from __future__ import annotations
 
+import signal
 import tempfile
+import threading
 from typing import Any, Callable
 
 from landscape.errors import ClusterError
@@ -62,10 +64,15 @@ def run_data_parallel(fn: Callable[[dict], Any], config: dict, workers: int, cpu
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources),
             run_config=RunConfig(name=name, storage_path=storage),
         )
+        main = threading.current_thread() is threading.main_thread()
+        saved = signal.getsignal(signal.SIGINT) if main else None
         try:
             trainer.fit()
         except TrainingFailedError as e:
             raise ClusterError(f"data-parallel training failed: {_first_line(e)}") from None
+        finally:
+            if saved is not None:  # fit() leaves Ray Train's own Ctrl-C handler installed in this process
+                signal.signal(signal.SIGINT, saved)
 
 
 def _first_line(e: BaseException) -> str:

@@ -86,5 +86,17 @@ def build_curve_slice(spec, factory: ModelFactory, notes: list[str]) -> tuple[Sl
     """The `curve` or `curve_plane` slice of a scan spec, and w1's non-float state."""
     s = spec.slice
     c = load_curve(s.curve, factory, s.endpoints, spec.allow_nonfinite, notes)
-    make = curve_slice if s.kind == "curve" else curve_plane
-    return make(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info), c.extras
+    if s.kind == "curve":
+        return curve_slice(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info), c.extras
+    sl = curve_plane(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info)
+    pts = sl.info["curve"]["points"]  # w1, theta, w2
+    gx, gy = spec.grid.x, spec.grid.y
+    outside = [m["label"] for m in sl.checkpoints if not (gx.min <= m["x"] <= gx.max and gy.min <= m["y"] <= gy.max)]
+    if outside:
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        notes.append(
+            f"curve_plane: {', '.join(outside)} lie(s) outside the grid; w1 is at (0, 0), w2 at ({pts[2][0]:.4g}, 0), "
+            f"the bend at ({pts[1][0]:.4g}, {pts[1][1]:.4g}): e.g. grid.x from {min(xs) - 0.2 * (max(xs) - min(xs)):.3g} "
+            f"to {max(xs) + 0.2 * (max(xs) - min(xs)):.3g}, grid.y from {min(ys) - 0.5 * max(ys):.3g} to {1.5 * max(ys):.3g}"
+        )
+    return sl, c.extras

@@ -57,6 +57,10 @@ def versions() -> dict:
 
 
 def _batchnorm_note(spec: ScanSpec, problem) -> str:
+    if spec.batchnorm_mode == "recompute" and not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in problem.model_factory().modules()
+    ):
+        return "recompute: the model has no BatchNorm layer, so there was nothing to re-estimate"
     if spec.batchnorm_mode == "recompute":
         n = len(problem.bn_inputs) if problem.bn_inputs is not None else len(problem.inputs)
         return f"recompute: statistics re-estimated at every grid point from {n} samples in batches of {spec.batchnorm_batch}, then eval mode"

@@ -28,7 +28,7 @@ def draw_curve(ax, ls: Landscape) -> None:
         return
     pts = np.asarray(info["points"], dtype=np.float64)  # (3, 2): w1, theta, w2
     xy = curve_xy(info["kind"], pts)
-    ax.plot(pts[[0, 2], 0], pts[[0, 2], 1], "--", color="white", lw=1.2, zorder=4, label="straight line")
+    ax.plot(pts[[0, 2], 0], pts[[0, 2], 1], "--", color="0.25", lw=1.2, zorder=4, path_effects=OUTLINE, label="straight line")
     ax.plot(xy[:, 0], xy[:, 1], "-", color="#ff7f0e", lw=2.2, zorder=4, path_effects=OUTLINE, label=f"{info['kind']} curve")
     ax.set(xlabel="along w2 - w1", ylabel="orthogonal, towards θ")
 
@@ -42,8 +42,11 @@ def _paired(ax, ls: Landscape, curve: np.ma.MaskedArray, line: np.ma.MaskedArray
         ax.set_yscale("log")
         plain_log(ax.yaxis)
     ax.set(xlabel="t", ylabel=ylabel, xlim=(float(ls.x.min()), float(ls.x.max())))
-    for cp in ls.meta.get("checkpoints", []) or []:
+    cps = ls.meta.get("checkpoints", []) or []
+    for cp in cps:
         ax.axvline(cp["x"], color="0.6", ls=":", lw=1)
+    if cps:  # w1, w2 (and the chain's bend) named on a top axis
+        ax.secondary_xaxis("top").set_xticks([cp["x"] for cp in cps], labels=[cp["label"] for cp in cps])
     ax.grid(alpha=0.3)
 
 

@@ -33,7 +33,10 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     """One line per problem: where (dotted field path) and what to do."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if p not in UNION_TAGS and not str(p).startswith("function-"))
+        # A union's tag sits between the union's field and the member's field; a field may share its name (`curve`).
+        parts = [str(p) for p in e["loc"]]
+        loc = ".".join(p for i, p in enumerate(parts)
+                       if not (p in UNION_TAGS and 0 < i < len(parts) - 1) and not p.startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field; check its spelling against `landscape schema`"
