@@ -52,8 +52,13 @@ def check_fits(workers: int, cpus: float, gpus: float) -> None:
 
 def run_data_parallel(fn: Callable[[dict], Any], config: dict, workers: int, cpus: float, gpus: float, name: str) -> None:
     """Run `fn(config)` on `workers` Ray Train workers (TorchTrainer); ClusterError if it fails."""
-    from ray.train import RunConfig, ScalingConfig, TrainingFailedError
-    from ray.train.torch import TorchTrainer
+    try:
+        from ray.train import RunConfig, ScalingConfig, TrainingFailedError
+        from ray.train.torch import TorchTrainer
+    except ImportError:  # ray.train needs pyarrow and pandas, which plain `ray` does not bring
+        raise ClusterError(
+            "data-parallel training needs Ray Train's packages: pip install 'landscape[train]' (or 'ray[train]')"
+        ) from None
 
     check_fits(workers, cpus, gpus)
     resources = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}

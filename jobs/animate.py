@@ -12,6 +12,7 @@ and one set of log contour levels across all frames.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -97,7 +98,7 @@ def build_frames(spec: AnimateSpec) -> tuple[FrameSeries, dict, list[dict]]:
     for _, path in frames[1:]:
         s = spec.model_copy(update={"slice": spec.slice.model_copy(update={"curve": path})})
         sl, _ = build_curve_slice(s, factory, notes)
-        if not torch.equal(sl.origin, slices[0].origin):
+        if [e["sha256"] for e in sl.info["endpoints"]] != [e["sha256"] for e in slices[0].info["endpoints"]]:
             raise CheckpointError(f"curve checkpoint {str(path)!r} joins other endpoints than {str(frames[0][1])!r}; "
                                   "every frame of an animation must be a checkpoint of the same curve run")
         slices.append(sl)
@@ -113,8 +114,6 @@ def build_frames(spec: AnimateSpec) -> tuple[FrameSeries, dict, list[dict]]:
 
 def identity(spec: AnimateSpec, records: list[dict]) -> str:
     """The spec's identity and the content of every frame: a curve run trained on must not resume into it."""
-    import hashlib
-
     return hashlib.sha256((spec.identity() + "".join(r["sha256"] for r in records)).encode()).hexdigest()[:16]
 
 

@@ -50,7 +50,9 @@ def input_files(spec, local: bool = True) -> list[tuple[tuple[str, ...], list[Pa
     when `local`; on the cluster, with --remote-checkpoints, the recorded paths are used);
     a curve training job carries its endpoints.
     """
-    if getattr(spec, "curve", None) is not None and hasattr(spec, "endpoints"):  # curve training
+    from .specs import CurveTrainSpec
+
+    if isinstance(spec, CurveTrainSpec):
         return [(("endpoints",), [Path(p) for p in spec.endpoints], False)]
     s = spec.slice
     if s.kind in ("curve", "curve_plane"):

@@ -25,12 +25,12 @@ import torch
 from landscape.checkpoints import file_sha256, save_curve
 from landscape.curves import CurveObjective, init_linear, loss_at
 from landscape.errors import ResultError, SpecError
-from landscape.evaluator import check_data_fits
 from landscape.params import StateLayout
 from landscape.training import train
 
-from .build import load_checked, load_data_noted, model_factory
+from .build import load_checked
 from .specs.curve import CurveTrainSpec
+from .train import check_run_folder, check_train
 
 RECORD = "curve.json"
 _OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$")
@@ -57,9 +57,7 @@ class CurveSetup:
 
 def check_curve_train(spec: CurveTrainSpec) -> CurveSetup:
     """Data fits the model; both endpoints exist, fit the model (same architecture and shapes) and differ."""
-    inputs, targets, notes = load_data_noted(spec.data)
-    factory = model_factory(spec.model, inputs, targets)
-    check_data_fits(factory, inputs, targets, spec.loss)
+    inputs, targets, factory, notes = check_train(spec)
     model = factory()
     w1, w2 = (load_checked(p, model, False, notes) for p in spec.endpoints)
     layout = StateLayout.of(model)
@@ -78,25 +76,8 @@ def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
 
 def check_output(out_dir: Path, ident: str, overwrite: bool) -> bool:
     """True if the folder holds this curve's finished run; refuses folders with other files."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ResultError(f"--out {str(out_dir)!r} is a file; curve checkpoints go into a folder: choose another --out")
-    record = out_dir / RECORD
-    if record.exists() and not overwrite:
-        try:
-            previous = json.loads(record.read_text()).get("identity")
-        except (OSError, ValueError, AttributeError):
-            previous = None
-        if previous == ident:
-            return True
-        raise ResultError(f"{out_dir} holds a curve of a different spec or other endpoints; choose another --out or pass --overwrite")
-    if out_dir.is_dir():
-        foreign = sorted(p.name for p in out_dir.iterdir() if not _OURS.match(p.name))
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise ResultError(
-                f"{out_dir} holds files that are not curve checkpoints ({shown}); it is left alone: choose another --out"
-            )
-    return False
+    return check_run_folder(out_dir, RECORD, lambda previous: previous.get("identity") == ident, _OURS, overwrite,
+                            "a curve of a different spec or other endpoints", "curve checkpoints")
 
 
 def lr_schedule(kind: str, lr: float, total_steps: int):

@@ -29,7 +29,7 @@ def point_state(result: str, x: float, y: float | None = None, extrapolate: bool
     store = ResultStore.open(result)
     meta = store.meta
     if meta.get("job", "scan") != "scan":  # an animation's frames each have their own plane
-        raise ResultError(f"{result} is a {meta.get('job')} result, not a scan; `landscape point` reads scans")
+        raise ResultError(f"{result} is not a scan (its job is {meta.get('job')!r}); `landscape point` reads scans")
     dims = meta["dims"]
     if dims == 2 and y is None:
         raise SpecError(f"{result} is a plane: give both --x and --y")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -250,6 +251,23 @@ def test_animate_one_job_three_frames_resumes_after_a_killed_driver(ray_cluster,
     assert ResultStore.open(str(out)).meta["status"] == "complete"
     for name in ("loss", "accuracy", "directions", "curve_points"):
         assert np.array_equal(got[name][...], g[name][...]), name  # bit-identical to the undisturbed run
+
+    # With ffmpeg on PATH (the system's, or the one imageio-ffmpeg bundles), the video is an MP4 of three frames.
+    monkeypatch.undo()
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        import imageio_ffmpeg
+
+        (tmp_path / "bin").mkdir()
+        ffmpeg = str(tmp_path / "bin" / "ffmpeg")
+        os.symlink(imageio_ffmpeg.get_ffmpeg_exe(), ffmpeg)
+        monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    from jobs.plot.video import write_video
+
+    mp4, note = write_video(str(base), tmp_path / "video", "auto", 2, 60)
+    assert mp4.suffix == ".mp4" and note is None
+    decoded = subprocess.run([ffmpeg, "-i", str(mp4), "-f", "null", "-"], capture_output=True, text=True).stderr
+    assert re.search(r"frame=\s*3\b", decoded), decoded[-500:]
 
 
 # -- submit: what a curve job carries ---------------------------------------------------------------
