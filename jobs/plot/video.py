@@ -72,7 +72,8 @@ def pick_writer(fmt: str, fps: float) -> tuple[animation.AbstractMovieWriter, st
             "video.format mp4 needs ffmpeg, which is not on PATH: wrote an animated GIF instead (install ffmpeg for MP4)"
         )
     if fmt == "mp4" or (fmt == "auto" and ffmpeg):
-        return animation.FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"]), ".mp4", None
+        # codec "h264": matplotlib then rounds the frame to even sizes and asks for yuv420p, as players need
+        return animation.FFMpegWriter(fps=fps, codec="h264"), ".mp4", None
     return animation.PillowWriter(fps=fps), ".gif", None
 
 
