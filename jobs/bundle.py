@@ -177,7 +177,8 @@ def entrypoint(spec_file: str, url: str, args: argparse.Namespace) -> str:
     """The command the job runs on the head; `--address auto` joins the job's own cluster."""
     if getattr(args, "kind", "scan") == "curve":  # curve training: Ray Train workers
         argv = ["python", "-m", "jobs.cli", "train-curve", spec_file, "--out", url, "--address", "auto"]
-        argv += ["--workers", str(args.workers or 1)]
+        if args.workers:  # else the spec's cluster.workers
+            argv += ["--workers", str(args.workers)]
         if args.gpus_per_worker is not None:
             argv += ["--gpus-per-worker", f"{args.gpus_per_worker:g}"]
         return shlex.join(argv + (["--overwrite"] if args.overwrite else []))

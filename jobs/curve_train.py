@@ -106,7 +106,9 @@ def train_curve_worker(config: dict) -> None:
         rank, world = worker_rank()
         device = worker_device()
     else:
-        rank, world, device = 0, 1, torch.device("cpu")
+        from landscape.evaluator import default_device
+
+        rank, world, device = 0, 1, default_device()  # a GPU when this machine has one
     model = setup.factory()
     init_linear(model, setup.w1, setup.w2)
     theta_module = model.to(device)

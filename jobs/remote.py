@@ -250,7 +250,8 @@ def submit(args: argparse.Namespace) -> int:
     print(f"result: {url}")
     a = _addr_flag(args)
     if args.kind == "curve":
-        say(f"submitted curve training {spec.name!r} ({args.workers or 1} Ray Train worker(s)) to {jobs.url}; follow it with")
+        say(f"submitted curve training {spec.name!r} ({args.workers or spec.cluster.workers} Ray Train worker(s)) to {jobs.url}; "
+            "follow it with")
         say(f"  landscape status {job_id}{a}\n  landscape logs {job_id} --follow{a}\n  landscape stop {job_id}{a}")
         return _follow(jobs, job_id, url, a) if args.wait else 0
     grid = "x".join(str(n) for n in spec.grid_shape[::-1])  # columns x rows, as the spec's grid.x, grid.y

@@ -285,6 +285,8 @@ def test_submit_bundles_ship_the_endpoints_and_run_train_curve(digits_minima, di
     assert entrypoint(bundle.spec_file, "/shared/curve", args) == (
         "python -m jobs.cli train-curve spec.yaml --out /shared/curve --address auto --workers 2"
     )
+    args = argparse.Namespace(kind="curve", workers=None, gpus_per_worker=0.5, overwrite=True)  # workers: the spec's
+    assert entrypoint(bundle.spec_file, "/shared/curve", args).endswith("--address auto --gpus-per-worker 0.5 --overwrite")
     # A curve scan carries its curve checkpoint and the endpoints that checkpoint names.
     scan_path = Path(write(tmp_path, scan_dict(digits_curve / "epoch_005.pt"), "scan.yaml"))
     bundle = build_bundle(scan_path, load_any_spec(scan_path), tmp_path / "b2", remote_checkpoints=False)

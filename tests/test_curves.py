@@ -197,3 +197,34 @@ def test_ensemble_at_t0_is_w1_and_elsewhere_the_mean_of_probabilities(digits_cur
                 nll = -p.gather(1, y[:, None]).log().mean().item()
                 assert r[f"{prefix}ensemble_accuracy"][i] == pytest.approx(acc, abs=1e-6), (prefix, ti)
                 assert r[f"{prefix}ensemble_nll"][i] == pytest.approx(nll, rel=1e-5), (prefix, ti)
+
+
+def _curve_evaluations(digits_curve, device: str, **options):
+    from landscape.plan import EvalOptions
+
+    x, y = load_data(DigitsData.model_validate(CURVE_DATA))
+    factory = model_factory(ModelSpec.model_validate(CURVE_MODEL), x, y)
+    c = load_curve(digits_curve / "epoch_005.pt", factory)
+    sl = curve_slice(c.layout, c.kind, c.w1, c.theta, c.w2)
+    ev = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(**options), metrics=("loss", "accuracy", "ensemble")),
+                   device=device)
+    return ev, ev.evaluate(np.linspace(0, 1, 7)[:, None])
+
+
+def test_several_points_per_pass_give_the_same_curve_line_and_ensembles(digits_curve):
+    """The vmap path (K points per pass, the GPU default for MLPs) with the companion line and the ensemble metric."""
+    ev1, one = _curve_evaluations(digits_curve, "cpu", points_per_pass=1)
+    ev4, four = _curve_evaluations(digits_curve, "cpu", points_per_pass=4)
+    assert ev4.plan.points_per_pass == 4 and ev1.plan.points_per_pass == 1
+    for k in one:
+        np.testing.assert_allclose(four[k], one[k], rtol=2e-5, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.gpu
+def test_curve_scan_on_cuda_equals_the_cpu(digits_curve):
+    """CUDA graphs, K points per pass, the shortcut and the ensemble's reference inside the graph (not run without CUDA)."""
+    _, cpu = _curve_evaluations(digits_curve, "cpu")
+    ev, gpu = _curve_evaluations(digits_curve, "cuda")
+    assert ev.plan.cuda_graphs
+    for k in cpu:
+        np.testing.assert_allclose(gpu[k], cpu[k], rtol=1e-4, atol=1e-5, err_msg=k)
