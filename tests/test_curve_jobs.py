@@ -308,6 +308,10 @@ def bad_inputs(digits_minima, digits_curve, tiny_run, tmp_path):
     state = torch.load(w1, weights_only=True)
     state["net.0.bias"] += 1e-3
     torch.save(state, changed)
+    moved = tmp_path / "moved.pt"  # a curve whose endpoints are no longer where it recorded them
+    record = torch.load(curve, weights_only=True)
+    save_curve(moved, {**{k: v for k, v in record.items() if k != "landscape_curve"},
+                       "endpoints": [{**e, "path": str(tmp_path / "gone" / f"w{i}.pt")} for i, e in enumerate(record["endpoints"])]})
     empty = tmp_path / "empty-run"
     empty.mkdir()
     out = tmp_path / "out"
@@ -330,6 +334,8 @@ def bad_inputs(digits_minima, digits_curve, tiny_run, tmp_path):
         "endpoints that changed since the curve was trained": (
             *scan({**scan_dict(curve), "slice": {"kind": "curve", "curve": str(curve), "endpoints": [str(changed), str(w2)]}},
                   "changed.yaml"), ["endpoint w1", "no longer matches", "sha256"]),
+        "endpoints no longer where the curve recorded them": (
+            *scan(scan_dict(moved), "moved.yaml"), ["endpoint w1", "does not exist", "slice.endpoints"]),
         "t outside [0, 1]": (*scan({**scan_dict(curve), "grid": {"x": {"min": -0.2, "max": 1.0, "num": 5}}}, "t.yaml"),
                              ["grid.x", "t in [0, 1]"]),
         "animate of a training run (model checkpoints)": (*anim(tiny_run, "a1.yaml"), ["holds no curve checkpoints", "model checkpoints"]),
@@ -349,7 +355,8 @@ def bad_inputs(digits_minima, digits_curve, tiny_run, tmp_path):
 CASES = [
     "endpoints of different architectures", "identical endpoints", "unknown curve kind", "a curve checkpoint as an endpoint",
     "a curve checkpoint where a model checkpoint is expected", "a model checkpoint where a curve checkpoint is expected",
-    "endpoints that changed since the curve was trained", "t outside [0, 1]", "animate of a training run (model checkpoints)",
+    "endpoints that changed since the curve was trained", "endpoints no longer where the curve recorded them",
+    "t outside [0, 1]", "animate of a training run (model checkpoints)",
     "animate of an empty folder", "animate of missing epochs", "animate of another slice kind", "submit of an animation",
 ]
 

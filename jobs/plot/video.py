@@ -10,6 +10,7 @@ GIF through Pillow.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,6 +18,8 @@ import numpy as np
 import zarr
 from matplotlib import animation
 from matplotlib.colors import LogNorm, Normalize
+
+from landscape.errors import ResultError
 
 from .data import Landscape, expand_done
 from .maps import _decorate_2d, contour, heatmap
@@ -99,6 +102,11 @@ def write_video(result, target: str | Path, fmt: str = "auto", fps: float = 4, d
                 draw_frame(fig, first if f == 0 else load_frame(g, f), norm, lv)
                 writer.grab_frame()
         os.replace(tmp, path)
+    except (subprocess.CalledProcessError, BrokenPipeError) as e:  # ffmpeg refused or died
+        raise ResultError(
+            f"ffmpeg could not write {path} ({type(e).__name__}); the result is complete: run `landscape animate` again "
+            "with video.format: gif, or `landscape plot` it"
+        ) from None
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
