@@ -389,3 +389,19 @@ def test_checkpoint_kinds_are_told_apart(digits_minima, digits_curve):
         read_curve_checkpoint(digits_minima[0])
     copied = shutil.copy(digits_curve / "epoch_001.pt", digits_curve.parent / "moved.pt")
     assert read_curve_checkpoint(copied)["epoch"] == 1
+
+
+def test_blank_points_of_line_between_in_eval_mode_say_why():
+    from jobs.plot.data import Landscape
+    from jobs.plot.style import diverged_label
+
+    x = np.linspace(-0.5, 1.5, 5)
+    ones = np.ma.masked_invalid(np.ones(5))
+    meta = {"slice_kind": "line_between", "batchnorm": "eval: eval mode with the running statistics the slice carries",
+            "layout": [["bn.running_var", [3], False]]}
+    past_ends = Landscape(ones, ones, x, None, meta, np.zeros(5, bool), np.array([True, False, False, False, True]))
+    assert diverged_label(past_ends).startswith("blank (NaN): past an endpoint the interpolated BatchNorm variances go below zero")
+    inside = Landscape(ones, ones, x, None, meta, np.zeros(5, bool), np.array([False, False, True, False, False]))
+    assert "try batchnorm: recompute" in diverged_label(inside)
+    recomputed = Landscape(ones, ones, x, None, {**meta, "batchnorm": "recompute: ..."}, np.zeros(5, bool), past_ends.diverged)
+    assert diverged_label(recomputed) == "diverged: NaN/inf loss"
