@@ -111,6 +111,10 @@ def load_checked(path, model, allow_nonfinite: bool, notes: list[str]) -> dict[s
 def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None = None, data=None) -> tuple[Slice, dict]:
     """The slice of the spec and the non-float state of its origin checkpoint (`data`: (inputs, targets) if loaded)."""
     notes = notes if notes is not None else []
+    if spec.slice.kind in ("curve", "curve_plane"):  # a curve checkpoint and the endpoints it names
+        from .curve_slices import build_curve_slice
+
+        return build_curve_slice(spec, factory, notes)
     model = factory()
     layout = StateLayout.of(model)
     s = spec.slice
@@ -175,7 +179,7 @@ def build_problem(spec: ScanSpec) -> Built:
         bn_inputs=bn_subset(spec, inputs, targets),
         metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
     )
-    if spec.batchnorm_mode == "recompute" and not _has_batchnorm(factory):
+    if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     built = Built(problem, extras, notes)
     if getattr(spec.slice, "has_path", False):

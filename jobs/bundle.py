@@ -38,11 +38,38 @@ def remote_output(out: str | None, spec) -> str:
     )
 
 
-def _checkpoint_paths(spec, remote: bool = False) -> list[Path]:
-    if hasattr(spec.slice, "files"):  # a trajectory: a glob is resolved here, or stays a pattern for the cluster
-        return spec.slice.named_files() if remote else spec.slice.files()
-    one = getattr(spec.slice, "checkpoint", None)
-    return [Path(one)] if one is not None else [Path(p) for p in getattr(spec.slice, "checkpoints", None) or ()]
+def input_files(spec, local: bool = True) -> list[tuple[tuple[str, ...], list[Path], bool]]:
+    """Every input file a job carries: (where in the spec, the files, whether that field holds one file).
+
+    A curve scan carries its curve checkpoint and the endpoints it names (read from it
+    when `local`; on the cluster, with --remote-checkpoints, the recorded paths are used);
+    a curve training job carries its endpoints; a trajectory its checkpoints in order (a
+    glob resolved here; with --remote-checkpoints it stays a pattern for the cluster) and
+    its origin file.
+    """
+    from .specs import CurveTrainSpec, slice_checkpoints
+
+    if isinstance(spec, CurveTrainSpec):
+        return [(("endpoints",), [Path(p) for p in spec.endpoints], False)]
+    s = spec.slice
+    if s.kind in ("curve", "curve_plane"):
+        out = [(("slice", "curve"), [Path(s.curve)], True)]
+        if s.endpoints:
+            out.append((("slice", "endpoints"), [Path(p) for p in s.endpoints], False))
+        elif local and Path(s.curve).is_file():
+            from landscape.checkpoints import read_curve_checkpoint
+
+            record = read_curve_checkpoint(s.curve, "slice.curve")
+            out.append((("slice", "endpoints"), [Path(e["path"]) for e in record["endpoints"]], False))
+        return out
+    if getattr(s, "has_path", False):
+        pattern = isinstance(s.checkpoints, str)
+        listed = s.paths() if local or not pattern else [Path(s.checkpoints)]
+        out = [(("slice", "checkpoints"), listed, False)]
+        origin = s.origin_path() if hasattr(s, "origin_path") else None
+        return out + ([(("slice", "origin"), [origin], True)] if origin is not None else [])
+    key = "checkpoint" if getattr(s, "checkpoint", None) is not None else "checkpoints"
+    return [(("slice", key), slice_checkpoints(s), key == "checkpoint")]
 
 
 def _sha(path: Path) -> str:
@@ -100,7 +127,7 @@ class Bundle:
 
 def check_checkpoints(spec_path: Path, spec, remote_checkpoints: bool) -> list[Path]:
     """The checkpoints to upload (none with --remote-checkpoints); SpecError if one cannot be found."""
-    paths = _checkpoint_paths(spec, remote=remote_checkpoints)
+    paths = [p for _, group, _ in input_files(spec, local=not remote_checkpoints) for p in group]
     if remote_checkpoints:
         relative = [str(p) for p in paths if not p.is_absolute()]
         if relative:
@@ -128,17 +155,18 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
     for name in PACKAGES:
         _copy(_package_dir(name), root / name)
     if uploads:
-        staged = []
-        for p in uploads:
-            # A folder per content hash: same-named files never collide, and the file keeps
-            # its name (plots label checkpoints by it).
-            rel = Path("checkpoints") / _sha(p) / p.name
-            _copy(p, root / rel)
-            staged.append(rel.as_posix())
-        key = "checkpoint" if "checkpoint" in raw["slice"] else "checkpoints"
-        raw["slice"][key] = staged[0] if key == "checkpoint" else staged
-        if hasattr(spec.slice, "stage"):  # a trajectory: its list (a glob resolved) and its origin file
-            spec.slice.stage(raw["slice"], dict(zip(uploads, staged)))
+        for keys, group, one in input_files(spec):
+            staged = []
+            for p in group:
+                # A folder per content hash: same-named files never collide, and the file keeps
+                # its name (plots label checkpoints by it).
+                rel = Path("checkpoints") / _sha(p) / p.name
+                _copy(p, root / rel)
+                staged.append(rel.as_posix())
+            where = raw
+            for k in keys[:-1]:
+                where = where[k]
+            where[keys[-1]] = staged[0] if one else staged
         bundle.checkpoints = [str(p) for p in uploads]
     local, _ = factory_sources(spec)
     for src in local:
@@ -150,6 +178,13 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
 
 def entrypoint(spec_file: str, url: str, args: argparse.Namespace) -> str:
     """The command the job runs on the head; `--address auto` joins the job's own cluster."""
+    if getattr(args, "kind", "scan") == "curve":  # curve training: Ray Train workers
+        argv = ["python", "-m", "jobs.cli", "train-curve", spec_file, "--out", url, "--address", "auto"]
+        if args.workers:  # else the spec's cluster.workers
+            argv += ["--workers", str(args.workers)]
+        if args.gpus_per_worker is not None:
+            argv += ["--gpus-per-worker", f"{args.gpus_per_worker:g}"]
+        return shlex.join(argv + (["--overwrite"] if args.overwrite else []))
     argv = ["python", "-m", "jobs.cli", "run", spec_file, "--out", url, "--address", "auto", "--no-plot"]
     if args.actors:
         argv += ["--actors", str(args.actors)]

@@ -20,6 +20,7 @@ from landscape.errors import LandscapeError, Terminated, raise_terminated
 MODULES = ("jobs.commands", "jobs.remote")
 MODULES += ("jobs.health_commands",)  # gradients, lr-scan
 MODULES += ("jobs.hessian",)  # hessian
+MODULES += ("jobs.curve_commands",)
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -11,7 +11,12 @@ def _validate(args) -> int:
     from .specs import HessianSpec, ScanSpec, TrainSpec, load_any_spec
 
     spec = load_any_spec(args.spec)
-    if isinstance(spec, ScanSpec):
+    from .curve_commands import validate_line
+
+    line = validate_line(spec, args.spec)  # curve training and animation specs
+    if line is not None:
+        print(line)
+    elif isinstance(spec, ScanSpec):
         from .build import build_problem
 
         built = build_problem(spec)  # checkpoints exist and fit, data fits

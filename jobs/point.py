@@ -28,8 +28,8 @@ def _check_coordinate(name: str, value: float, axis: np.ndarray, extrapolate: bo
 def point_state(result: str, x: float, y: float | None = None, extrapolate: bool = False) -> dict[str, torch.Tensor]:
     store = ResultStore.open(result)
     meta = store.meta
-    if meta.get("job", "scan") != "scan" or "dims" not in meta:
-        raise ResultError(f"{result} is a {meta.get('job')} result, not a scan's: it has no grid points")
+    if meta.get("job", "scan") != "scan" or "dims" not in meta:  # an animation's frames each have their own plane
+        raise ResultError(f"{result} is not a scan (its job is {meta.get('job')!r}): `landscape point` reads scans")
     dims = meta["dims"]
     if dims == 2 and y is None:
         raise SpecError(f"{result} is a plane: give both --x and --y")

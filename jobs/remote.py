@@ -46,6 +46,7 @@ from .bundle import (
 OUTPUT_KEY = "landscape_output"  # job metadata: the result's path or URL
 NAME_KEY = "landscape_name"
 SPEC_KEY = "landscape_spec"
+KIND_KEY = "landscape_kind"  # scan (default) or curve (training)
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
@@ -192,12 +193,38 @@ def _addr_flag(args: argparse.Namespace) -> str:
     return f" --address {shlex.quote(args.address)}" if args.address else ""
 
 
+def _job_kind(spec, args: argparse.Namespace) -> str:
+    """scan or curve (training); ClusterError for specs that do not run as Ray jobs or flags that do not fit."""
+    from .specs import CurveTrainSpec, ScanSpec
+
+    if isinstance(spec, CurveTrainSpec):
+        if args.actors or args.gpus_per_actor is not None:
+            raise ClusterError("--actors and --gpus-per-actor are for scans; a curve trains on --workers N (Ray Train)")
+        return "curve"
+    if type(spec) is not ScanSpec:
+        raise ClusterError(f"{args.spec} is a {type(spec).__name__}; `landscape submit` runs scans and curve training "
+                           "(run the others locally)")
+    if args.workers:
+        raise ClusterError("--workers is for curve training specs; a scan takes --actors")
+    return "scan"
+
+
+def curve_output(out: str | None, spec) -> str:
+    """Where a submitted curve training writes its checkpoints: an absolute folder the cluster writes."""
+    url = str(out or spec.output or f"runs/{spec.name}")
+    if "://" in url:
+        raise ResultError(f"--out {url!r}: curve checkpoints are files in a folder; give an absolute path on storage "
+                          "the cluster writes and you can read (a shared file system)")
+    return remote_output(url, spec)
+
+
 def submit(args: argparse.Namespace) -> int:
-    from .specs import load_spec
+    from .specs import load_any_spec
 
     spec_path = Path(args.spec)
-    spec = load_spec(spec_path)
-    url = remote_output(args.out, spec)
+    spec = load_any_spec(spec_path)
+    args.kind = _job_kind(spec, args)
+    url = curve_output(args.out, spec) if args.kind == "curve" else remote_output(args.out, spec)
     check_checkpoints(spec_path, spec, args.remote_checkpoints)
     env = job_env(args.env)
     _, elsewhere = factory_sources(spec)
@@ -219,11 +246,16 @@ def submit(args: argparse.Namespace) -> int:
             entrypoint=entrypoint(bundle.spec_file, url, args),
             submission_id=new_job_id(spec.name),
             runtime_env={"working_dir": str(bundle.root), "env_vars": env},
-            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve())},
+            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve()), KIND_KEY: args.kind},
         )
     print(f"job: {job_id}")
     print(f"result: {url}")
     a = _addr_flag(args)
+    if args.kind == "curve":
+        say(f"submitted curve training {spec.name!r} ({args.workers or spec.cluster.workers} Ray Train worker(s)) to {jobs.url}; "
+            "follow it with")
+        say(f"  landscape status {job_id}{a}\n  landscape logs {job_id} --follow{a}\n  landscape stop {job_id}{a}")
+        return _follow(jobs, job_id, url, a) if args.wait else 0
     grid = "x".join(str(n) for n in spec.grid_shape[::-1])  # columns x rows, as the spec's grid.x, grid.y
     say(f"submitted scan {spec.name!r} (grid {grid}) to {jobs.url}; follow it with")
     say(f"  landscape status {job_id}{a}\n  landscape logs {job_id} --follow{a}\n  landscape stop {job_id}{a}")
@@ -323,6 +355,12 @@ def status(args: argparse.Namespace) -> int:
     if url is None:
         print("not a landscape scan (no result recorded in its metadata)")
         return 0
+    if meta.get(KIND_KEY) == "curve":
+        folder = Path(url)
+        done = len(list(folder.glob("epoch_*.pt"))) if folder.is_dir() else 0
+        print(f"curve training: {meta.get(NAME_KEY, '?')}")
+        print(f"checkpoints: {url} ({done} epoch(s) written{'' if folder.is_dir() else '; the folder is not visible here'})")
+        return 0
     print(f"scan: {meta.get(NAME_KEY, '?')}")
     print(f"result: {url}")
     for line in progress_lines(url):
@@ -380,13 +418,15 @@ def add_parsers(sub) -> None:
     from .cli import nonneg_float, positive_int
 
     addr = dict(help="the Ray dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)")
-    s = sub.add_parser("submit", help="run a scan as a Ray job on a cluster; prints the job id")
+    s = sub.add_parser("submit", help="run a scan (or a curve training) as a Ray job on a cluster; prints the job id")
     s.add_argument("spec")
     s.add_argument("--address", **addr)
     s.add_argument("--out", help="absolute path on storage the cluster writes, or a URL such as s3://... (default: spec.output)")
     s.add_argument("--wait", action="store_true", help="stream the job's log until it ends; exit 1 if it failed")
     s.add_argument("--actors", type=positive_int)
     s.add_argument("--gpus-per-actor", type=nonneg_float)
+    s.add_argument("--workers", type=positive_int, help="curve training: data-parallel Ray Train workers (default 1)")
+    s.add_argument("--gpus-per-worker", type=nonneg_float, help="curve training: GPUs per worker (default: the spec's)")
     s.add_argument("--overwrite", action="store_true", help="replace a different scan at --out")
     s.add_argument(
         "--remote-checkpoints", action="store_true", help="the spec's checkpoint paths are files on the cluster: do not upload them"

@@ -60,16 +60,31 @@ def versions() -> dict:
 
 
 def _batchnorm_note(spec: ScanSpec, problem) -> str:
+    if spec.batchnorm_mode == "recompute" and not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in problem.model_factory().modules()
+    ):
+        return "recompute: the model has no BatchNorm layer, so there was nothing to re-estimate"
     if spec.batchnorm_mode == "recompute":
         n = len(problem.bn_inputs) if problem.bn_inputs is not None else len(problem.inputs)
         return f"recompute: statistics re-estimated at every grid point from {n} samples in batches of {spec.batchnorm_batch}, then eval mode"
     return "eval: eval mode with the running statistics the slice carries"
 
 
+def result_metrics(spec: ScanSpec, sl) -> dict[str, str]:
+    """name -> description of every per-point array: the spec's metrics, then each companion path's copy of them."""
+    base = array_names(spec.metrics)
+    out = {n: ARRAYS[n].description for n in base}
+    for c in sl.companions:
+        what = sl.info.get("companions", {}).get(c, f"the companion path {c!r}")
+        out.update({f"{c}_{n}": f"{ARRAYS[n].description}; on {what}, at the same coordinates" for n in base})
+    return out
+
+
 def _meta(spec: ScanSpec, built: Built) -> dict:
     problem = built.problem
     sl = problem.slice
-    names = array_names(spec.metrics)
+    info = result_metrics(spec, sl)
+    names = list(info)
     return {
         "name": spec.name,
         "spec": spec.model_dump(mode="json"),
@@ -84,8 +99,9 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         **built.meta,
         "checkpoints": sl.checkpoints,
         "metrics": names,
-        "metric_info": {n: ARRAYS[n].description for n in names},
+        "metric_info": info,
         "metric_options": problem.metric_options,
+        "companions": {c: m.to_json() for c, m in sl.companions.items()},
         "precision": spec.precision,
         "preview": strides_of(spec.preview) if spec.preview else None,
         "batchnorm": _batchnorm_note(spec, problem),
@@ -104,8 +120,8 @@ def scan_arrays(spec: ScanSpec, problem, grid=None) -> list[ArrayDef]:
     grid = grid or spec.grid
     dims = ("y", "x") if spec.dims == 2 else ("x",)
     arrays = [
-        ArrayDef(n, dims, spec.grid_shape, "float32", spec.tile_shape, np.nan, attrs={"description": ARRAYS[n].description})
-        for n in array_names(spec.metrics)
+        ArrayDef(n, dims, spec.grid_shape, "float32", spec.tile_shape, np.nan, attrs={"description": text})
+        for n, text in result_metrics(spec, problem.slice).items()
     ]
     arrays.append(ArrayDef("x", ("x",), data=axis_values(grid.x), dtype="float64"))
     if spec.dims == 2:

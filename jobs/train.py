@@ -30,24 +30,30 @@ def check_train(spec: TrainSpec):
 
 def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:
     """True if the folder already holds this spec's finished run; refuses folders with other files."""
+    return check_run_folder(out_dir, "train.json", lambda previous: previous.get("spec") == _identity(spec), _OURS,
+                            overwrite, "a run of a different spec", "checkpoints of a run")
+
+
+def check_run_folder(out_dir: Path, record_name: str, same_run, ours: re.Pattern, overwrite: bool, other: str,
+                     files: str) -> bool:
+    """True if `out_dir` holds a finished run (its record, written last, passes `same_run`); ResultError if it
+    is a file, holds another finished run (`other`) without --overwrite, or holds files not matching `ours`."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ResultError(f"--out {str(out_dir)!r} is a file; checkpoints go into a folder: choose another --out")
-    record = out_dir / "train.json"
+    record = out_dir / record_name
     if record.exists() and not overwrite:
         try:
             previous = json.loads(record.read_text())
         except (OSError, ValueError):
             previous = {}
-        if previous.get("spec") == _identity(spec):
+        if isinstance(previous, dict) and same_run(previous):
             return True
-        raise ResultError(f"{out_dir} holds a run of a different spec; choose another --out or pass --overwrite")
+        raise ResultError(f"{out_dir} holds {other}; choose another --out or pass --overwrite")
     if out_dir.is_dir():
-        foreign = sorted(p.name for p in out_dir.iterdir() if not _OURS.match(p.name))
+        foreign = sorted(p.name for p in out_dir.iterdir() if not ours.match(p.name))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise ResultError(
-                f"{out_dir} holds files that are not checkpoints of a run ({shown}); it is left alone: choose another --out"
-            )
+            raise ResultError(f"{out_dir} holds files that are not {files} ({shown}); it is left alone: choose another --out")
     return False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import warnings
 import zipfile
@@ -60,8 +61,24 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> object:
         ) from None
 
 
+# A curve checkpoint (`landscape train-curve`) is a dict marked by this key (its format version):
+# {"landscape_curve": 1, "kind", "theta": state_dict, "endpoints": [{"path", "sha256"}, ...], "epoch", ...}.
+CURVE_MARK = "landscape_curve"
+CURVE_FORMAT = 1
+_CURVE_EXPECTED = "a curve checkpoint written by `landscape train-curve` (runs/<name>/epoch_NNN.pt)"
+
+
+def is_curve_checkpoint(obj: object) -> bool:
+    return isinstance(obj, dict) and CURVE_MARK in obj
+
+
 def state_dict_of(obj: object, path: Path, what: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The state_dict in a loaded checkpoint (also under 'state_dict', 'model', 'model_state_dict' or 'model_state')."""
+    if is_curve_checkpoint(obj):
+        raise CheckpointError(
+            f"{what} {str(path)!r} is a curve checkpoint (the bend of a {obj.get('kind', '?')} curve from "
+            "`landscape train-curve`), not a model's state_dict; give it as slice.curve of a curve or curve_plane scan"
+        )
     if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in ("state_dict", "model", "model_state_dict", "model_state"):  # model_state: dnn-mode-connectivity
             if isinstance(obj.get(key), dict):
@@ -76,7 +93,11 @@ def state_dict_of(obj: object, path: Path, what: str = "checkpoint") -> dict[str
 def load_state(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
     """A state_dict from `path`, checked against `model` (keys and shapes)."""
     path = Path(path)
-    obj = state_dict_of(read_checkpoint(path), path)
+    return fit_state(state_dict_of(read_checkpoint(path), path), model, path)
+
+
+def fit_state(obj: dict[str, torch.Tensor], model: nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
+    """A loaded state_dict checked against `model` (keys and shapes), in the model's dtypes; `path` names it in errors."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in obj]
     unexpected = [k for k in obj if k not in expected]
@@ -106,5 +127,45 @@ def save_state(path: str | Path, model: nn.Module) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (how curve checkpoints name their endpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_curve_checkpoint(path: str | Path, what: str = "curve checkpoint") -> dict:
+    """A curve checkpoint's dict; CheckpointError (one line) for a model checkpoint or anything else."""
+    path = Path(path)
+    obj = read_checkpoint(path, what)
+    if not is_curve_checkpoint(obj):
+        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise CheckpointError(
+                f"{what} {str(path)!r} is a model checkpoint (a state_dict), not a curve checkpoint; expected "
+                f"{_CURVE_EXPECTED}"
+            )
+        raise CheckpointError(f"{what} {str(path)!r} is not a curve checkpoint; expected {_CURVE_EXPECTED}")
+    if obj[CURVE_MARK] != CURVE_FORMAT:
+        raise CheckpointError(
+            f"{what} {str(path)!r} has curve format {obj[CURVE_MARK]!r}; this version reads format {CURVE_FORMAT}"
+        )
+    theta, ends = obj.get("theta"), obj.get("endpoints")
+    if not isinstance(theta, dict) or not isinstance(ends, list) or len(ends) != 2:
+        raise CheckpointError(f"{what} {str(path)!r} is an incomplete curve checkpoint (no theta or no two endpoints)")
+    return obj
+
+
+def save_curve(path: str | Path, record: dict) -> Path:
+    """Write a curve checkpoint atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({CURVE_MARK: CURVE_FORMAT, **record}, tmp)
     tmp.replace(path)
     return path

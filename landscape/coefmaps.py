@@ -69,9 +69,51 @@ class Polyline(CoefMap):
         return out
 
 
+@dataclass(frozen=True)
+class BezierMap(CoefMap):
+    """Quadratic Bezier curve over the basis (w1, theta, w2), origin 0: the Bernstein coefficients.
+
+    phi(t) = (1-t)^2 w1 + 2t(1-t) theta + t^2 w2. The basis is the three points
+    themselves (not w1 plus differences), so t = 0 and t = 1 reproduce w1 and w2
+    bit for bit: their coefficients are (1, 0, 0) and (0, 0, 1).
+    """
+
+    kind: ClassVar[str] = "bezier"
+    grid_dims: ClassVar[int] = 1
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        t = np.asarray(coords, dtype=np.float64).reshape(-1)
+        return np.stack([(1 - t) ** 2, 2 * t * (1 - t), t**2], axis=1)  # (M, 3)
+
+
+@dataclass(frozen=True)
+class PolychainMap(CoefMap):
+    """Polygonal chain w1 -> theta -> w2 over the basis (w1, theta, w2), origin 0, t in [0, 1]:
+    the polyline through its three points with theta at t = 0.5, i.e. (1-2t, 2t, 0) then (0, 2-2t, 2t-1)."""
+
+    kind: ClassVar[str] = "polychain"
+    grid_dims: ClassVar[int] = 1
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        return Polyline(points=3)(2 * np.asarray(coords, dtype=np.float64).reshape(-1))  # (M, 3)
+
+
+@dataclass(frozen=True)
+class ChordMap(CoefMap):
+    """The straight line between a curve's endpoints over the same basis: (1-t, 0, t)."""
+
+    kind: ClassVar[str] = "chord"
+    grid_dims: ClassVar[int] = 1
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        t = np.asarray(coords, dtype=np.float64).reshape(-1)
+        return np.stack([1 - t, np.zeros_like(t), t], axis=1)  # (M, 3)
+
+
 # Every map a result may name; a new geometry's map is defined in this module and listed here.
-MAPS: dict[str, type[CoefMap]] = {"identity": Identity}
-MAPS["polyline"] = Polyline
+MAPS: dict[str, type[CoefMap]] = {
+    "identity": Identity, "polyline": Polyline, "bezier": BezierMap, "polychain": PolychainMap, "chord": ChordMap,
+}
 
 
 def from_json(d: dict | None, directions: int) -> CoefMap:

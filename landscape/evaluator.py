@@ -150,6 +150,9 @@ class Evaluator:
         for m in metrics:
             m.bind(self)
         self.metric_names = [n for m in metrics for n in m.names]
+        # Companion paths (a curve's straight line) share the pass machinery; their arrays are prefixed.
+        self.companions = dict(problem.slice.companions)
+        self.metric_names += [f"{c}_{n}" for c in self.companions for n in self.metric_names]
         if self.plan.points_per_pass > 1:
             why = self._vmap_problem()
             if why:  # e.g. data-dependent control flow on the weights: one point per pass instead, recorded in the plan
@@ -176,6 +179,7 @@ class Evaluator:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             return f"vmap does not apply to this model ({type(err).__name__}: {first}); one point per pass"
         return None
+
     def _make_plan(self, problem: ScanProblem) -> EvalPlan:
         sample = problem.inputs[:2].to(self.device)
         widest = widest_output_elements(self.model, sample)
@@ -344,6 +348,20 @@ class Evaluator:
         c = torch.as_tensor(np.asarray(coefs, dtype=np.float64), dtype=torch.float32, device=self.device).reshape(1, -1)
         return dict(self.layout.unflatten(points_on_slice(self.origin, self.directions, c)[0]))
 
+    @torch.no_grad()
+    def outputs_at(self, coefs) -> torch.Tensor:
+        """(N, C) fp32 model outputs on all the data at coefficients `coefs` (D,), exactly as a pass of one point
+        computes them (same loading, BatchNorm recompute, shortcut and chunks): metrics precompute references here."""
+        c = torch.as_tensor(np.asarray(coefs, dtype=np.float64), dtype=torch.float32, device=self.device).reshape(1, -1)
+        outs = []
+        with matmul_mode(self.precision):
+            self._load_point(c)
+            for i, (s, e) in enumerate(self._chunks):
+                if self.shortcut is not None:
+                    self.shortcut.basis = self._bases[i]
+                outs.append(self._run_model(self.inputs[s:e]).float())  # (n, C)
+        return torch.cat(outs)
+
     def evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
         """coords (M, dims) grid coordinates -> {metric array name: (M,) float32}.
 
@@ -352,7 +370,11 @@ class Evaluator:
         """
         while True:
             try:
-                return self._evaluate(coords)
+                coords = np.asarray(coords, dtype=np.float64).reshape(-1, self.dims)
+                out = self._evaluate(self.coef_map(coords))
+                for name, cmap in self.companions.items():
+                    out.update({f"{name}_{k}": v for k, v in self._evaluate(cmap(coords)).items()})
+                return out
             except torch.OutOfMemoryError:
                 k, chunk = self.plan.points_per_pass, self.plan.data_chunk
                 if k == 1 and chunk == 1:
@@ -365,11 +387,11 @@ class Evaluator:
                 self.__init__(self._problem, self.device, options)
 
     @torch.no_grad()
-    def _evaluate(self, coords: np.ndarray) -> dict[str, np.ndarray]:
-        coefs = self.coef_map(np.asarray(coords, dtype=np.float64).reshape(-1, self.dims))  # (M, D)
+    def _evaluate(self, coefs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric at coefficients (M, D)."""
         m, k = len(coefs), self.plan.points_per_pass
         if m == 0:
-            return {name: np.empty(0, np.float32) for name in self.metric_names}
+            return {name: np.empty(0, np.float32) for m_ in self.output_metrics + self.point_metrics for name in m_.names}
         # Pad to whole groups of K with copies of the last point: every point is
         # computed in a pass of the same shape, whatever the tile size.
         padded = np.concatenate([coefs, np.repeat(coefs[-1:], (-m) % k, axis=0)])

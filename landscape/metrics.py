@@ -32,6 +32,7 @@ FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     "loss": (("loss",), "landscape.metrics:LossAccuracy"),
     "accuracy": (("accuracy",), "landscape.metrics:LossAccuracy"),
     "hessian": (("hessian_max", "hessian_min", "hessian_ratio", "hessian_residual"), "landscape.hessian:HessianExtremes"),
+    "ensemble": (("ensemble_accuracy", "ensemble_nll"), "landscape.ensembles:EnsembleWithFirst"),
 }
 METRIC_FAMILIES = tuple(FAMILIES)
 
@@ -42,6 +43,11 @@ ARRAYS: dict[str, ArrayInfo] = {
     "hessian_min": ArrayInfo("smallest Hessian eigenvalue (< 0: not convex)"),
     "hessian_ratio": ArrayInfo("|smallest / largest| Hessian eigenvalue"),
     "hessian_residual": ArrayInfo("Lanczos residual / max|eigenvalue| (> tol: not converged)", log_scale=True),
+    "ensemble_accuracy": ArrayInfo(
+        "accuracy of the ensemble of this point and the slice's point at coordinate 0 (w1): mean of softmax probabilities",
+        unit_range=True,
+    ),
+    "ensemble_nll": ArrayInfo("mean negative log-likelihood of that two-member ensemble", log_scale=True),
 }
 
 

@@ -28,6 +28,9 @@ class Slice:
     checkpoints: list[dict] = field(default_factory=list)  # {"label", "x", "y"}
     coef_map: CoefMap | None = None  # grid coordinates -> coefficients; None: the identity
     info: dict = field(default_factory=dict)  # what the geometry wants recorded in the result
+    # Other paths over the same basis, evaluated at the same grid coordinates (arrays
+    # "<name>_<metric>"): e.g. a curve's straight line between its endpoints.
+    companions: dict[str, CoefMap] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.coef_map is None:

@@ -72,3 +72,38 @@ def scan_spec_dict(tiny_run: Path, **overrides) -> dict:
     }
     d.update(overrides)
     return d
+
+
+CURVE_MODEL = {"kind": "mlp", "options": {"widths": [32]}, "seed": 0}
+CURVE_DATA = {"kind": "digits", "subset": 600, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def digits_minima(tmp_path_factory) -> tuple[Path, Path]:
+    """Two digits MLPs trained 8 epochs from different seeds (different minima): their last checkpoints."""
+    from jobs.specs import TrainSpec
+    from jobs.train import run_train
+
+    ends = []
+    for seed in (0, 1):
+        spec = TrainSpec.model_validate({"name": f"minimum-{seed}", "model": {**CURVE_MODEL, "seed": seed}, "data": CURVE_DATA,
+                                         "epochs": 8, "lr": 0.05, "batch_size": 32, "seed": seed})
+        ends.append(run_train(spec, out=str(tmp_path_factory.mktemp(f"minimum{seed}"))) / "epoch_008.pt")
+    return ends[0], ends[1]
+
+
+def curve_spec_dict(minima, **overrides) -> dict:
+    d = {"name": "digits-curve", "model": CURVE_MODEL, "data": CURVE_DATA, "endpoints": [str(p) for p in minima],
+         "curve": {"kind": "bezier"}, "epochs": 5, "lr": 0.05, "batch_size": 32, "seed": 0}
+    d.update(overrides)
+    return d
+
+
+@pytest.fixture(scope="session")
+def digits_curve(digits_minima, tmp_path_factory) -> Path:
+    """A Bezier curve trained 5 epochs between the two minima: epoch_001.pt .. epoch_005.pt."""
+    from jobs.curve_train import run_train_curve
+    from jobs.specs import CurveTrainSpec
+
+    spec = CurveTrainSpec.model_validate(curve_spec_dict(digits_minima))
+    return run_train_curve(spec, out=str(tmp_path_factory.mktemp("curve")))

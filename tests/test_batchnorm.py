@@ -76,3 +76,31 @@ def test_recompute_keeps_line_between_finite_past_the_endpoints():
     eval_mode = Evaluator(ScanProblem(factory, sl, x, y), device="cpu").evaluate(coords)["loss"]
     recompute = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(batchnorm="recompute")), device="cpu").evaluate(coords)["loss"]
     assert np.isnan(eval_mode[0]) and np.isfinite(recompute).all(), (eval_mode, recompute)  # 0.2 - 0.5 * 4.8 < 0
+
+
+def test_recompute_on_a_curve_equals_an_independent_update_bn_loop():
+    """A point of a curve has no running statistics of its own: re-estimated at phi(t), as update_bn does."""
+    from landscape.curves import curve_slice
+
+    factory, x, y = _bn_problem()
+    models = [ModelFactory("resnet20", (3, 8, 8), 3, {"width": 4}, seed=s)() for s in (0, 1, 2)]
+    for m, scale in zip(models, (0.5, 1.0, 3.0)):  # endpoints and bend with very different statistics
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_var.fill_(scale)
+    layout = StateLayout.of(models[0])
+    states = [m.state_dict() for m in models]
+    sl = curve_slice(layout, "bezier", *[layout.flatten(s) for s in states])
+    sl.companions = {}
+    options = EvalOptions(batchnorm="recompute", batchnorm_batch=64, data_chunk=50)
+    t = np.random.default_rng(4).uniform(0, 1, size=3)
+    got = Evaluator(ScanProblem(factory, sl, x, y, options=options), device="cpu").evaluate(t[:, None])
+    for i, ti in enumerate(t):
+        c = ((1 - ti) ** 2, 2 * ti * (1 - ti), ti**2)
+        ref = factory()
+        ref.load_state_dict({**ref.state_dict(), **state_at(ref, {k: 0 * v if v.is_floating_point() else v for k, v in states[0].items()},
+                                                            states, c)})
+        update_bn(ref, x, 64)
+        want_loss, want_acc = reference_loss(ref, ref.state_dict(), x, y)
+        assert got["loss"][i] == pytest.approx(want_loss, rel=1e-5), ti
+        assert got["accuracy"][i] == pytest.approx(want_acc, abs=1e-6), ti

@@ -309,7 +309,7 @@ def test_point_of_a_hessian_result_is_refused_in_one_line(tiny_run, tmp_path, ca
     capsys.readouterr()
     assert main(["point", str(out), "--x", "0", "-o", str(tmp_path / "w.pt")]) == 2
     err = capsys.readouterr().err
-    assert "hessian result, not a scan's" in err and "Traceback" not in err
+    assert "is not a scan (its job is 'hessian')" in err and "Traceback" not in err
 
 
 def test_a_device_this_machine_lacks_is_refused(tiny_run, tmp_path, capsys):

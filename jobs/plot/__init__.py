@@ -80,7 +80,7 @@ def _scan_builders(ls: Landscape) -> dict:
             b[name] = lambda z=z, name=name: metric_line(ls, name, z)
     for extra in FIGURES:
         b.update(extra(ls))
-    return b
+    return {name: build for name, build in b.items() if build is not None}  # an extra may drop a figure (None)
 
 
 def _builders(result) -> dict:
@@ -116,6 +116,13 @@ def plot_result(result: str | os.PathLike, out_dir: str | os.PathLike, fmt: str 
         paths.append(path)
     return paths
 
+
+from . import curves as _curves  # noqa: E402  (registers the curve overlay, figures and the animation's plots)
+from . import video as _video  # noqa: E402
+
+OVERLAYS["curve_plane"] = _curves.draw_curve
+FIGURES.append(_curves.curve_figures)
+JOBS["animation"] = _video.animation_figures
 
 __all__ = ["FIGURES", "FORMATS", "JOBS", "OVERLAYS", "Landscape", "figures", "grid_image", "load", "plot_result"]
 

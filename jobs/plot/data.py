@@ -43,11 +43,14 @@ def _evaluated(g: zarr.Group, raw: np.ndarray, meta: dict) -> np.ndarray:
         return evaluated_points(done, raw.shape, tuple(meta["tile_shape"]), list(meta["preview"]))
     if "tile_done" not in g or not meta.get("tile_shape"):
         return np.isfinite(raw) | np.isinf(raw) if meta.get("status") != "complete" else np.ones(raw.shape, bool)
-    done = np.asarray(g["tile_done"][...], dtype=bool)
-    tile = tuple(meta["tile_shape"])
+    return expand_done(np.asarray(g["tile_done"][...], dtype=bool), tuple(meta["tile_shape"]), raw.shape)
+
+
+def expand_done(done: np.ndarray, tile: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Per grid point of an array of `shape`: is its tile marked done (done has one entry per tile)."""
     for axis, t in enumerate(tile):
         done = np.repeat(done, t, axis=axis)
-    return done[tuple(slice(0, n) for n in raw.shape)]
+    return done[tuple(slice(0, n) for n in shape)]
 
 
 def load(result) -> Landscape:

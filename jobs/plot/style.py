@@ -74,6 +74,10 @@ def levels(z: np.ma.MaskedArray, n: int = 14) -> np.ndarray | None:
 def diverged_label(ls: Landscape) -> str:
     if ls.has_batchnorm and str(ls.meta.get("batchnorm", "eval")).startswith("eval"):
         # line_between past its endpoints extrapolates running variances below zero.
+        if ls.meta.get("slice_kind") == "line_between" and ls.diverged.any():
+            out = ls.x[ls.diverged] if ls.diverged.ndim == 1 else np.array([])
+            if out.size and ((out < 0) | (out > 1)).all():
+                return "blank (NaN): past an endpoint the interpolated BatchNorm variances go below zero; batchnorm: recompute avoids it"
         return "diverged: NaN/inf (BatchNorm statistics out of range? try batchnorm: recompute)"
     return "diverged: NaN/inf loss"
 

@@ -19,10 +19,14 @@ from .train import TrainSpec
 from .gradients import GradientsSpec
 from .lr_scan import LRScanSpec
 from .hessian import HessianSpec
+from .curve import CurveTrainSpec
+from .animate import AnimateSpec
 
 # (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
+    ("animate", AnimateSpec, "frames"),  # before scan: an animation spec has a slice too
     ("scan", ScanSpec, "slice"),
+    ("curve", CurveTrainSpec, "endpoints"),  # before train: a curve spec has epochs too
     ("gradients", GradientsSpec, "record"),  # before train: these files have `epochs` too
     ("lr-scan", LRScanSpec, "learning_rates"),
     ("train", TrainSpec, "epochs"),
@@ -49,5 +53,6 @@ def load_any_spec(path: str | Path):
 __all__ = [
     "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
     "EvaluatorSpec", "Grid", "HessianSpec", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
-    "TrainSpec", "format_validation_error", "load_any_spec", "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
+    "TrainSpec", "CurveTrainSpec", "AnimateSpec", "GradientsSpec", "LRScanSpec", "format_validation_error", "load_any_spec",
+    "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
 ]

@@ -46,13 +46,15 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     """
     seen: dict[str, str] = {}
     for e in err.errors():
+        parts = list(e["loc"])
         loc: list[str] = []
-        for part in e["loc"]:
-            if _is_branch(part):
-                if str(part) not in UNION_TAGS:  # a union of forms: the problem is the field itself
-                    break
-                continue
-            loc.append(str(part))
+        for i, part in enumerate(parts):
+            p = str(part)
+            if p in UNION_TAGS and 0 < i < len(parts) - 1:
+                continue  # a union's tag, between its field and the member's field (a field may share its name: `curve`)
+            if p not in UNION_TAGS and _is_branch(part):
+                break  # a union of forms: the problem is the field itself
+            loc.append(p)
         where = ".".join(loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

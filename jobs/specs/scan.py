@@ -14,6 +14,7 @@ from landscape.metrics import METRIC_FAMILIES
 
 from .base import UNION_TAGS, Strict, check_name
 from .hessian import HessianOptions, HessianPlane
+from .curve import CurvePlaneSlice, CurveSlice
 from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
 from .trajectory import TrajectoryPath, TrajectoryPCA
 
@@ -54,12 +55,16 @@ class PlaneThrough(Strict):
 
 
 SliceSpec = Annotated[
-    Union[RandomPlane, RandomLine, LineBetween, PlaneThrough, TrajectoryPCA, TrajectoryPath, HessianPlane],
+    Union[
+        RandomPlane, RandomLine, LineBetween, PlaneThrough, TrajectoryPCA, TrajectoryPath, HessianPlane, CurveSlice,
+        CurvePlaneSlice,
+    ],
     Field(discriminator="kind"),
 ]
 UNION_TAGS.update({"random_plane", "random_line", "line_between", "plane_through"})
 UNION_TAGS.update({"trajectory_pca", "trajectory"})
 UNION_TAGS.add("hessian_plane")
+UNION_TAGS.update({"curve", "curve_plane"})
 
 
 def slice_checkpoints(s) -> list[Path]:
@@ -93,7 +98,7 @@ class ScanSpec(Strict):
     batchnorm: Literal["eval", "recompute"] | None = Field(
         None,
         description="eval: BatchNorm uses the running statistics the slice carries; recompute: re-estimate them at every "
-        "grid point from the data (update_bn), then evaluate. Default: eval",
+        "grid point from the data (update_bn), then evaluate. Default: eval (recompute for curve and curve_plane)",
     )
     batchnorm_samples: int | None = Field(None, gt=0, description="recompute from a seeded subset of this many samples")
     batchnorm_batch: int = Field(128, gt=0, description="samples per train-mode pass when recomputing statistics")
@@ -162,7 +167,12 @@ class ScanSpec(Strict):
             raise ValueError(
                 f"tile {list(self.tile_shape)} cuts the grid into {tiles:,} tiles, more than {MAX_TILES:,}; use a larger tile"
             )
-        if self.batchnorm_samples is not None and self.batchnorm != "recompute":
+        check_grid = getattr(self.slice, "check_grid", None)  # a slice's own limits on its coordinates
+        if check_grid is not None:
+            check_grid(self.grid)
+        if "ensemble" in self.metrics and self.loss != "cross_entropy":
+            raise ValueError("metrics: ensemble averages class probabilities; it needs loss: cross_entropy")
+        if self.batchnorm_samples is not None and self.batchnorm_mode != "recompute":
             raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
         return self
 
@@ -191,7 +201,7 @@ class ScanSpec(Strict):
 
     @property
     def batchnorm_mode(self) -> str:
-        return self.batchnorm or "eval"
+        return self.batchnorm or getattr(self.slice, "default_batchnorm", "eval")
 
     def identity(self) -> str:
         """Hash of what determines the numbers (not where they go or who computes)."""

@@ -60,14 +60,6 @@ class _Trajectory(Strict):
         """Every file the slice reads (validation, shipping with a submitted job)."""
         return self.paths()
 
-    def named_files(self) -> list[Path]:
-        """The files as the spec names them (a glob stays one pattern): for files that live on a cluster."""
-        return [Path(self.checkpoints)] if isinstance(self.checkpoints, str) else [Path(p) for p in self.checkpoints]
-
-    def stage(self, raw: dict, staged: dict[Path, str]) -> None:
-        """Point the raw slice spec at the uploaded copies: the resolved list, in order."""
-        raw["checkpoints"] = [staged[p] for p in self.paths()]
-
 
 class TrajectoryPCA(_Trajectory):
     """The plane of the top two principal components of a training trajectory, the path projected on it."""
@@ -91,14 +83,6 @@ class TrajectoryPCA(_Trajectory):
         paths = self.paths()
         return paths + ([extra] if extra is not None and extra not in paths else [])
 
-    def named_files(self) -> list[Path]:
-        extra = self.origin_path()
-        return super().named_files() + ([extra] if extra is not None else [])
-
-    def stage(self, raw: dict, staged: dict[Path, str]) -> None:
-        super().stage(raw, staged)
-        if self.origin_path() is not None:
-            raw["origin"] = staged[self.origin_path()]
 
 
 class TrajectoryPath(_Trajectory):

@@ -1,0 +1,69 @@
+"""Mode-connectivity commands: `landscape train-curve` and `landscape animate`."""
+
+from __future__ import annotations
+
+import os
+
+
+def _train_curve(args) -> int:
+    from .curve_train import run_train_curve
+    from .specs import CurveTrainSpec, load_spec
+
+    run_train_curve(load_spec(args.spec, CurveTrainSpec), out=args.out, overwrite=args.overwrite, address=args.address,
+                    workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+    return 0
+
+
+def _animate(args) -> int:
+    from .animate import run_animate
+    from .specs import AnimateSpec, load_spec
+
+    run_animate(load_spec(args.spec, AnimateSpec), out=args.out, address=args.address, actors=args.actors,
+                gpus_per_actor=args.gpus_per_actor, overwrite=args.overwrite, video=not args.no_video,
+                video_path=args.video)
+    return 0
+
+
+def validate_line(spec, source: str) -> str | None:
+    """`landscape validate` for curve and animation specs (their files checked); None for other kinds."""
+    from .specs import AnimateSpec, CurveTrainSpec
+
+    if isinstance(spec, CurveTrainSpec):
+        from .curve_train import check_curve_train
+
+        setup = check_curve_train(spec)
+        return (f"{source}: valid curve training spec {spec.name!r}: {spec.curve.kind} between {spec.endpoints[0]} and "
+                f"{spec.endpoints[1]}, {spec.epochs} epochs, {len(setup.inputs)} samples")
+    if isinstance(spec, AnimateSpec):
+        from .animate import build_frames
+
+        series, _, records = build_frames(spec)
+        return (f"{source}: valid animation {spec.name!r}: {series.frames} frames (epochs {records[0]['epoch']}.."
+                f"{records[-1]['epoch']}), grid {spec.grid_shape}")
+    return None
+
+
+def add_parsers(sub) -> None:
+    from .cli import nonneg_float, positive_int
+
+    address = dict(default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one when needed)")
+    t = sub.add_parser("train-curve", help="train a Bezier curve or polygonal chain between two checkpoints (mode connectivity)")
+    t.add_argument("spec")
+    t.add_argument("--out", help="curve checkpoint folder (default: spec.output or runs/<name>)")
+    t.add_argument("--overwrite", action="store_true", help="retrain over a different curve's checkpoints in --out")
+    t.add_argument("--workers", type=positive_int,
+                   help="data-parallel Ray Train workers (TorchTrainer, DDP); default: train in this process")
+    t.add_argument("--address", **address)
+    t.add_argument("--gpus-per-worker", type=nonneg_float)
+    t.set_defaults(run=_train_curve)
+
+    a = sub.add_parser("animate", help="a curve_plane scan per epoch of a curve run, as one job, then a video (MP4 or GIF)")
+    a.add_argument("spec")
+    a.add_argument("--out", help="result path (default: spec.output or results/<name>.zarr)")
+    a.add_argument("--address", **address)
+    a.add_argument("--actors", type=positive_int)
+    a.add_argument("--gpus-per-actor", type=nonneg_float)
+    a.add_argument("--overwrite", action="store_true", help="replace a different animation's result at --out")
+    a.add_argument("--no-video", action="store_true", help="evaluate only")
+    a.add_argument("--video", help="video path without suffix (default: beside the result, <name>-plots/<name>)")
+    a.set_defaults(run=_animate)

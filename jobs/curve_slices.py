@@ -1,0 +1,102 @@
+"""The curve slices of a scan spec: a curve checkpoint and its endpoints, checked, as flat vectors.
+
+A curve checkpoint names its endpoints by path and SHA-256; a scan finds them at
+`slice.endpoints` if given, else at the recorded paths, and refuses files whose
+content no longer matches (the curve was trained between other models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from landscape.checkpoints import file_sha256, fit_state, nonfinite_entries, read_curve_checkpoint
+from landscape.curves import curve_plane, curve_slice
+from landscape.errors import CheckpointError
+from landscape.factories import ModelFactory
+from landscape.params import StateLayout, non_float_state
+from landscape.slices import Slice
+
+
+@dataclass
+class LoadedCurve:
+    """A curve checkpoint with its endpoints, as flat state vectors of one layout."""
+
+    kind: str
+    layout: StateLayout
+    w1: torch.Tensor  # (P,)
+    theta: torch.Tensor  # (P,)
+    w2: torch.Tensor  # (P,)
+    extras: dict  # w1's non-float state (BatchNorm's num_batches_tracked)
+    info: dict  # what the result records: the curve checkpoint and the endpoints, with hashes
+
+    @property
+    def epoch(self) -> int | None:
+        return self.info["curve_checkpoint"].get("epoch")
+
+
+def check_endpoint(path: Path, recorded: dict, i: int, curve: Path) -> None:
+    """CheckpointError unless `path` exists and has the recorded content."""
+    name = f"w{i + 1}"
+    if not path.is_file():
+        raise CheckpointError(
+            f"endpoint {name} {str(path)!r} of curve checkpoint {str(curve)!r} does not exist; give slice.endpoints: "
+            "[w1.pt, w2.pt] where they are now"
+        )
+    now = file_sha256(path)
+    if now != recorded.get("sha256"):
+        raise CheckpointError(
+            f"endpoint {name} {str(path)!r} no longer matches curve checkpoint {str(curve)!r} (sha256 {now[:12]}, "
+            f"recorded {str(recorded.get('sha256'))[:12]}): the curve was trained between other models; give the "
+            "original file in slice.endpoints or train the curve again"
+        )
+
+
+def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_nonfinite: bool = False,
+               notes: list[str] | None = None) -> LoadedCurve:
+    """Read a curve checkpoint and its endpoints (hash-checked) for the model `factory` builds."""
+    from .build import load_checked
+
+    curve = Path(curve)
+    record = read_curve_checkpoint(curve, "slice.curve")
+    model = factory()
+    layout = StateLayout.of(model)
+    paths = [Path(p) for p in endpoints] if endpoints else [Path(e["path"]) for e in record["endpoints"]]
+    for i, (p, rec) in enumerate(zip(paths, record["endpoints"])):
+        check_endpoint(p, rec, i, curve)
+    states = [load_checked(p, model, allow_nonfinite, notes if notes is not None else []) for p in paths]
+    theta = fit_state(record["theta"], model, f"{curve} (its theta)")
+    bad = nonfinite_entries(theta)
+    if bad and not allow_nonfinite:
+        raise CheckpointError(
+            f"curve checkpoint {str(curve)!r} holds NaN or inf in theta ({', '.join(bad[:4])}): its training diverged; "
+            "set allow_nonfinite: true to scan it anyway"
+        )
+    info = {
+        "curve_checkpoint": {"path": str(curve), "sha256": file_sha256(curve), "epoch": record.get("epoch")},
+        "endpoints": [{"path": str(p), "sha256": rec["sha256"]} for p, rec in zip(paths, record["endpoints"])],
+    }
+    w1, w2 = (layout.flatten(s) for s in states)
+    return LoadedCurve(record["kind"], layout, w1, layout.flatten(theta), w2, non_float_state(states[0]), info)
+
+
+def build_curve_slice(spec, factory: ModelFactory, notes: list[str]) -> tuple[Slice, dict]:
+    """The `curve` or `curve_plane` slice of a scan spec, and w1's non-float state."""
+    s = spec.slice
+    c = load_curve(s.curve, factory, s.endpoints, spec.allow_nonfinite, notes)
+    if s.kind == "curve":
+        return curve_slice(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info), c.extras
+    sl = curve_plane(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info)
+    pts = sl.info["curve"]["points"]  # w1, theta, w2
+    gx, gy = spec.grid.x, spec.grid.y
+    outside = [m["label"] for m in sl.checkpoints if not (gx.min <= m["x"] <= gx.max and gy.min <= m["y"] <= gy.max)]
+    if outside:
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        notes.append(
+            f"curve_plane: {', '.join(outside)} lie(s) outside the grid; w1 is at (0, 0), w2 at ({pts[2][0]:.4g}, 0), "
+            f"the bend at ({pts[1][0]:.4g}, {pts[1][1]:.4g}): e.g. grid.x from {min(xs) - 0.2 * (max(xs) - min(xs)):.3g} "
+            f"to {max(xs) + 0.2 * (max(xs) - min(xs)):.3g}, grid.y from {min(ys) - 0.5 * max(ys):.3g} to {1.5 * max(ys):.3g}"
+        )
+    return sl, c.extras

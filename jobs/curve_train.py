@@ -1,0 +1,197 @@
+"""`landscape train-curve`: train the bend of a curve between two checkpoints, a curve checkpoint per epoch.
+
+In-process by default; with `--workers N` (or `--address`) data parallel on Ray
+Train workers (TorchTrainer, DDP), each taking its share of every batch through
+the training loop's `shard`. Either way the one training loop runs with the
+curve objective (landscape/curves.py): one t ~ U[0, 1] per mini-batch, only theta
+trained. Worker 0 writes epoch_001.pt .. epoch_NNN.pt (curve checkpoints) and,
+after each epoch, prints the training loss along the curve and the loss at
+t = 0.5 on the training data (BatchNorm statistics re-estimated there, as a
+curve scan does). `curve.json`, written last, means the run finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from landscape.checkpoints import file_sha256, save_curve
+from landscape.curves import CurveObjective, init_linear, loss_at
+from landscape.errors import ResultError, SpecError
+from landscape.params import StateLayout
+from landscape.training import train
+
+from .build import load_checked
+from .specs.curve import CurveTrainSpec
+from .train import check_run_folder, check_train
+
+RECORD = "curve.json"
+_OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$")
+
+
+def say(line: str) -> None:
+    # Not print(): Ray Train workers patch print() into a logger that also echoes it (every line twice).
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class CurveSetup:
+    """What every worker needs, checked before anything is written."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    factory: object
+    w1: dict
+    w2: dict
+    endpoints: list[dict]  # [{"path", "sha256"}] as the curve checkpoints record them
+    notes: list[str]
+
+
+def check_curve_train(spec: CurveTrainSpec) -> CurveSetup:
+    """Data fits the model; both endpoints exist, fit the model (same architecture and shapes) and differ."""
+    inputs, targets, factory, notes = check_train(spec)
+    model = factory()
+    w1, w2 = (load_checked(p, model, False, notes) for p in spec.endpoints)
+    layout = StateLayout.of(model)
+    if torch.equal(layout.flatten(w1)[layout.param_mask()], layout.flatten(w2)[layout.param_mask()]):
+        raise SpecError(f"endpoints: {spec.endpoints[0]} and {spec.endpoints[1]} hold the same weights; a curve joins two different models")
+    ends = [{"path": str(Path(p).resolve()), "sha256": file_sha256(p)} for p in spec.endpoints]
+    return CurveSetup(inputs, targets, factory, w1, w2, ends, notes)
+
+
+def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
+    """What determines the curve: the spec (not where it goes or who computes) and the endpoints' content."""
+    d = spec.model_dump(mode="json", exclude={"output", "cluster", "endpoints"})
+    d["endpoints"] = [e["sha256"] for e in endpoints]
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_output(out_dir: Path, ident: str, overwrite: bool) -> bool:
+    """True if the folder holds this curve's finished run; refuses folders with other files."""
+    return check_run_folder(out_dir, RECORD, lambda previous: previous.get("identity") == ident, _OURS, overwrite,
+                            "a curve of a different spec or other endpoints", "curve checkpoints")
+
+
+def lr_schedule(kind: str, lr: float, total_steps: int):
+    """lr_at(step) for the training loop (None: constant)."""
+    if kind == "constant":
+        return None
+    if kind == "cosine":
+        return lambda step: lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+
+    def garipov(step):  # Garipov et al.'s schedule: flat for half the run, linear to 1% at 90%, then 1%
+        a = step / max(total_steps, 1)
+        return lr * (1.0 if a <= 0.5 else 1.0 - 0.99 * (a - 0.5) / 0.4 if a <= 0.9 else 0.01)
+
+    return garipov
+
+
+def train_curve_worker(config: dict) -> None:
+    """One worker's training (rank 0 of 1 in-process; a Ray Train worker otherwise)."""
+    spec = CurveTrainSpec.model_validate(config["spec"])
+    setup: CurveSetup = config["setup"]
+    out_dir = Path(config["out"])
+    distributed = config.get("distributed", False)
+    if distributed:
+        from cluster.ray_train import worker_device, worker_rank, wrap_model
+
+        rank, world = worker_rank()
+        device = worker_device()
+    else:
+        from landscape.evaluator import default_device
+
+        rank, world, device = 0, 1, default_device()  # a GPU when this machine has one
+    model = setup.factory()
+    init_linear(model, setup.w1, setup.w2)
+    theta_module = model.to(device)
+    if distributed:
+        model = wrap_model(theta_module)
+    kind = spec.curve.kind
+    objective = CurveObjective(kind, setup.w1, setup.w2, spec.loss).to(device)
+    inputs, targets = setup.inputs.to(device), setup.targets.to(device)
+    layout = StateLayout.of(theta_module)
+    flat1, flat2 = layout.flatten(setup.w1), layout.flatten(setup.w2)
+    steps = math.ceil(len(inputs) / spec.batch_size) * spec.epochs
+    history: list[dict] = []
+
+    def on_epoch(epoch, _model, metrics):
+        if world > 1:  # each worker saw its share: the mean over workers
+            import torch.distributed as dist
+
+            v = torch.tensor([metrics["train_loss"], metrics["train_accuracy"]], dtype=torch.float64, device=device)
+            dist.all_reduce(v)
+            metrics.update(train_loss=float(v[0]) / world, train_accuracy=float(v[1]) / world)
+        if rank != 0:
+            return
+        theta = {k: v.detach().cpu().clone() for k, v in theta_module.state_dict().items()}
+        mid = loss_at(kind, 0.5, setup.factory, flat1, layout.flatten(theta), flat2, setup.inputs, setup.targets, spec.loss)
+        metrics = {**metrics, "loss_t05": mid["loss"], "accuracy_t05": mid["accuracy"], "batchnorm_t05": mid["batchnorm"]}
+        history.append(metrics)
+        save_curve(out_dir / f"epoch_{epoch:03d}.pt", {
+            "kind": kind, "theta": theta, "endpoints": setup.endpoints, "epoch": epoch,
+            "identity": config["identity"], "model": spec.model.model_dump(mode="json"), "history": history,
+        })
+        bn = " (BatchNorm re-estimated there)" if mid["batchnorm"] == "recompute" else ""
+        say(
+            f"[train-curve {spec.name}] epoch {epoch}/{spec.epochs} loss along the curve {metrics['train_loss']:.4f} "
+            f"accuracy {metrics['train_accuracy']:.3f} | t=0.5: loss {mid['loss']:.4f} accuracy {mid['accuracy']:.3f}{bn}"
+        )
+
+    train(
+        model, inputs, targets, loss=spec.loss, epochs=spec.epochs, lr=spec.lr, momentum=spec.momentum,
+        weight_decay=spec.weight_decay, batch_size=spec.batch_size, seed=spec.seed, optimizer=spec.optimizer,
+        objective=objective, lr_at=lr_schedule(spec.lr_schedule, spec.lr, steps), on_epoch=on_epoch,
+        shard=(rank, world),
+    )
+
+
+def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: bool = False, address: str | None = None,
+                    workers: int | None = None, gpus_per_worker: float | None = None) -> Path:
+    """Train the curve (in-process, or on Ray Train workers with `workers` / `address`); returns the folder."""
+    out_dir = Path(out or spec.output or f"runs/{spec.name}").absolute()
+    setup = check_curve_train(spec)  # every bad input fails here, before anything is written
+    ident = identity(spec, setup.endpoints)
+    if check_output(out_dir, ident, overwrite):
+        print(f"curve checkpoints: {out_dir} (already trained with this spec and these endpoints; nothing to do)")
+        return out_dir
+    for note in setup.notes:
+        say(f"note: {note}")
+    config = {"spec": spec.model_dump(mode="json"), "setup": setup, "out": str(out_dir), "identity": ident}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RECORD).unlink(missing_ok=True)  # its presence means "finished"
+    for old in out_dir.glob("epoch_*.pt"):  # a different (or unfinished) run's checkpoints must not mix with ours
+        old.unlink()
+    n = workers or spec.cluster.workers
+    if address is None and workers is None:
+        train_curve_worker(config)
+    else:
+        from cluster.ray_train import run_data_parallel
+        from cluster.session import ray_session
+
+        with ray_session(address) as ray:
+            gpus = gpus_per_worker if gpus_per_worker is not None else spec.cluster.gpus_per_worker
+            if gpus is None:
+                gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+            say(f"[train-curve {spec.name}] {n} Ray Train worker(s), each CPU {spec.cluster.cpus_per_worker:g} GPU {gpus:g}")
+            run_data_parallel(train_curve_worker, {**config, "distributed": True}, n, spec.cluster.cpus_per_worker, gpus,
+                              name=f"train-curve-{spec.name}")
+    last = out_dir / f"epoch_{spec.epochs:03d}.pt"
+    if not last.is_file():
+        raise ResultError(f"{out_dir}: the last curve checkpoint {last.name} is missing after training; run it again")
+    history = torch.load(last, weights_only=True).get("history", [])
+    record = out_dir / RECORD
+    tmp = record.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"identity": ident, "spec": spec.model_dump(mode="json"), "endpoints": setup.endpoints,
+                               "workers": n if (address is not None or workers is not None) else 0,
+                               "history": history, "notes": setup.notes}, indent=1))
+    tmp.replace(record)
+    print(f"curve checkpoints: {out_dir} (epoch_001.pt .. epoch_{spec.epochs:03d}.pt)")
+    return out_dir

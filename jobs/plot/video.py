@@ -1,0 +1,129 @@
+"""An animation result (dims (frame, y, x)) as a video and as figures.
+
+Every frame is drawn like a plane's heatmap with contour lines, the curve over
+it, w1, w2 and the bend marked; the colour scale and the (log) contour levels are
+computed once over all frames, so colours mean the same loss in every frame.
+MP4 through matplotlib's ffmpeg writer when ffmpeg is on PATH, else an animated
+GIF through Pillow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import zarr
+from matplotlib import animation
+from matplotlib.colors import LogNorm, Normalize
+
+from landscape.errors import ResultError
+
+from .data import Landscape, expand_done
+from .maps import _decorate_2d, contour, heatmap
+from .style import CMAP, levels, plain_log, shade_missing, value_range
+
+
+def load_frame(g: zarr.Group, f: int) -> Landscape:
+    """Frame f of an animation result as a plane's Landscape (its own marks and curve)."""
+    meta = dict(g.attrs["landscape"])
+    frame = meta["frames"][f]
+    raw = np.asarray(g["loss"][f], dtype=np.float64)  # (ny, nx)
+    metrics = {n: np.ma.masked_invalid(np.asarray(g[n][f], dtype=np.float64)) for n in meta["metrics"] if n in g}
+    evaluated = expand_done(np.asarray(g["tile_done"][f], dtype=bool), tuple(meta["tile_shape"]), raw.shape)
+    fmeta = {**meta, "checkpoints": frame["checkpoints"], "slice_info": {**meta.get("slice_info", {}), "curve": frame["curve_info"]},
+             "name": f"{meta['name']}, epoch {frame['epoch']}"}
+    return Landscape(
+        loss=metrics["loss"], accuracy=metrics.get("accuracy", np.ma.masked_all(raw.shape)),
+        x=np.asarray(g["x"][...], dtype=np.float64), y=np.asarray(g["y"][...], dtype=np.float64), meta=fmeta,
+        unfinished=~evaluated, diverged=evaluated & ~np.isfinite(raw), metrics=metrics,
+    )
+
+
+def shared_scale(g: zarr.Group):
+    """(norm, contour levels) over the finite losses of every frame."""
+    loss = np.ma.masked_invalid(np.asarray(g["loss"][...], dtype=np.float64))  # (F, ny, nx)
+    if not loss.count():
+        return Normalize(0, 1), None
+    lo, hi, log = value_range(loss)
+    return (LogNorm(lo, hi) if log else Normalize(lo, hi)), levels(loss)
+
+
+def draw_frame(fig, ls: Landscape, norm, lv) -> None:
+    """One frame into `fig` (cleared): heatmap + contour lines on the shared scale, curve and marks."""
+    fig.clear()
+    ax = fig.add_subplot()
+    mesh = ax.pcolormesh(ls.x, ls.y, ls.loss, shading="nearest", cmap=CMAP, norm=norm)
+    if lv is not None and ls.loss.count() and min(ls.loss.shape) >= 2:
+        ax.contour(ls.x, ls.y, ls.loss, levels=lv, colors="white", linewidths=0.6, alpha=0.7)
+    cb = fig.colorbar(mesh, ax=ax, label="loss")
+    if isinstance(norm, LogNorm):
+        plain_log(cb.ax.yaxis)
+    shade_missing(ax, ls)
+    _decorate_2d(ax, ls)
+    ax.set_xlim(float(ls.x.min()), float(ls.x.max()))
+    ax.set_ylim(float(ls.y.min()), float(ls.y.max()))
+
+
+def pick_writer(fmt: str, fps: float) -> tuple[animation.AbstractMovieWriter, str, str | None]:
+    """(writer, file suffix, note) for format auto | mp4 | gif; mp4 without ffmpeg falls back to GIF with a note."""
+    ffmpeg = animation.writers.is_available("ffmpeg")
+    if fmt == "mp4" and not ffmpeg:
+        return animation.PillowWriter(fps=fps), ".gif", (
+            "video.format mp4 needs ffmpeg, which is not on PATH: wrote an animated GIF instead (install ffmpeg for MP4)"
+        )
+    if fmt == "mp4" or (fmt == "auto" and ffmpeg):
+        # codec "h264": matplotlib then rounds the frame to even sizes and asks for yuv420p, as players need
+        return animation.FFMpegWriter(fps=fps, codec="h264"), ".mp4", None
+    return animation.PillowWriter(fps=fps), ".gif", None
+
+
+def write_video(result, target: str | Path, fmt: str = "auto", fps: float = 4, dpi: int = 100) -> tuple[Path, str | None]:
+    """Write every frame of the animation result as one video `target`.mp4|.gif; (its path, a note or None).
+
+    Written under a temporary name and renamed when complete: a killed render leaves nothing that looks finished.
+    """
+    g = result if isinstance(result, zarr.Group) else zarr.open_group(str(result), mode="r")
+    frames = g["frame"].shape[0]
+    norm, lv = shared_scale(g)
+    writer, suffix, note = pick_writer(fmt, fps)
+    path = Path(target).with_suffix(suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial{suffix}")
+    first = load_frame(g, 0)
+    x0, x1, y0, y1 = first.extent
+    ratio = float(np.clip((y1 - y0) / (x1 - x0), 0.4, 1.5)) if x1 > x0 else 0.75
+    fig = plt.figure(figsize=(7.2, 1.4 + 5.6 * ratio), layout="constrained")
+    try:
+        with writer.saving(fig, str(tmp), dpi):
+            for f in range(frames):
+                draw_frame(fig, first if f == 0 else load_frame(g, f), norm, lv)
+                writer.grab_frame()
+        os.replace(tmp, path)
+    except (subprocess.CalledProcessError, BrokenPipeError) as e:  # ffmpeg refused or died
+        raise ResultError(
+            f"ffmpeg could not write {path} ({type(e).__name__}); the result is complete: run `landscape animate` again "
+            "with video.format: gif, or `landscape plot` it"
+        ) from None
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path, note
+
+
+def animation_figures(g: zarr.Group) -> dict:
+    """JOBS["animation"] for `landscape plot`: the first and last frames' contour and heatmap."""
+    n = g["frame"].shape[0]
+    out = {}
+    for tag, f in (("first", 0), ("last", n - 1)):
+        out[f"{tag}_contour"] = lambda f=f: contour(load_frame(g, f))
+        out[f"{tag}_heatmap"] = lambda f=f: _heat(load_frame(g, f))
+    return out
+
+
+def _heat(ls: Landscape):
+    from .style import metric_norm
+
+    return heatmap(ls, ls.loss, "loss", metric_norm("loss", ls.loss))

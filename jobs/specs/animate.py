@@ -1,0 +1,46 @@
+"""The animation spec: a curve_plane scan per epoch of a curve run, as one job, then a video."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from .base import Strict
+from .scan import ScanSpec
+
+
+class VideoSpec(Strict):
+    format: Literal["auto", "mp4", "gif"] = Field(
+        "auto", description="auto: MP4 when ffmpeg is on PATH, else an animated GIF; mp4 without ffmpeg writes the GIF (and says so)"
+    )
+    fps: float = Field(4, gt=0, le=120, description="frames per second")
+    dpi: int = Field(100, gt=10, le=600)
+
+
+class AnimateSpec(ScanSpec):
+    """One curve_plane scan per curve checkpoint of a curve run, evaluated as one job into one result.
+
+    `slice.curve` names the curve run's folder (every epoch_NNN.pt curve checkpoint
+    in it is a frame) or one curve checkpoint. Each frame has its own plane (the
+    bend moves as the curve trains); the grid, colour scale and contour levels are
+    shared by all frames.
+    """
+
+    frames: Literal["all"] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = Field(
+        description="all: every curve checkpoint in slice.curve; or a list of epochs, e.g. [1, 5, 10]"
+    )
+    video: VideoSpec = Field(default_factory=VideoSpec)
+
+    @model_validator(mode="after")
+    def _curve_plane(self):
+        if self.slice.kind != "curve_plane":
+            raise ValueError(f"slice.kind: an animation renders curve_plane frames, got {self.slice.kind!r}")
+        return self
+
+    def identity(self) -> str:
+        """What determines the numbers; the video's look is not part of it."""
+        d = self.model_dump(mode="json", exclude={"output", "cluster", "video"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

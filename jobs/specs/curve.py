@@ -1,0 +1,83 @@
+"""Mode-connectivity specs: training a curve between two checkpoints, and the curve slices of scans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Strict
+from .train import TrainSpec
+
+CurveKind = Literal["bezier", "polychain"]
+
+
+class CurveShape(Strict):
+    """The curve's form: one bend between the endpoints."""
+
+    kind: CurveKind = Field(description="bezier: quadratic Bezier curve, theta its control point; polychain: w1 -> theta -> w2")
+    init: Literal["linear"] = Field("linear", description="linear: theta starts at (w1 + w2)/2, the straight line")
+
+
+class CurveCluster(Strict):
+    """Where `landscape submit` (or train-curve --address) trains: Ray Train workers, data parallel."""
+
+    workers: int = Field(1, gt=0, description="data-parallel workers (Ray Train TorchTrainer, DDP); --workers overrides")
+    gpus_per_worker: float | None = Field(None, ge=0, description="GPUs per worker (default: 1 when the cluster has GPUs, else 0)")
+    cpus_per_worker: float = Field(1, gt=0)
+
+
+class CurveTrainSpec(TrainSpec):
+    """Train the bend of a curve joining two trained checkpoints (Garipov et al. 2018).
+
+    Objective: the mean over t ~ U[0, 1] of the loss at phi_theta(t), one t per
+    mini-batch; the endpoints stay fixed, only theta is trained. A curve checkpoint
+    per epoch (epoch_001.pt ..) holds theta and names the endpoints by content hash.
+    """
+
+    endpoints: tuple[Path, Path] = Field(description="the two checkpoints (state_dicts) the curve joins: [w1, w2]")
+    curve: CurveShape
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr_schedule: Literal["constant", "cosine", "garipov"] = Field(
+        "constant",
+        description="constant; cosine (to 0 at the end); garipov: lr for the first half, then linearly down to 1% at 90%",
+    )
+    output: str | None = Field(None, description="curve checkpoint folder (default runs/<name>)")
+    cluster: CurveCluster = Field(default_factory=CurveCluster)
+
+
+class CurveSlice(Strict):
+    """The curve itself, t in [0, 1], beside the straight line between the same endpoints."""
+
+    dims: ClassVar[int] = 1
+    default_batchnorm: ClassVar[str] = "recompute"
+    kind: Literal["curve"]
+    curve: Path = Field(description="a curve checkpoint of `landscape train-curve` (runs/<name>/epoch_NNN.pt)")
+    endpoints: tuple[Path, Path] | None = Field(
+        None, description="where the endpoints are now (default: the paths the curve checkpoint recorded); their "
+        "content must match its hashes"
+    )
+
+    @staticmethod
+    def check_grid(grid) -> None:
+        if grid.x.min < 0 or grid.x.max > 1:
+            raise ValueError(
+                f"grid.x runs from {grid.x.min:g} to {grid.x.max:g}, but a curve is defined for t in [0, 1]; "
+                "keep grid.x within [0, 1] (a plane around the curve: slice kind curve_plane)"
+            )
+
+
+class CurvePlaneSlice(Strict):
+    """The plane through w1, w2 and the bend theta (origin w1, e1 along w2 - w1), the curve drawn on it."""
+
+    dims: ClassVar[int] = 2
+    default_batchnorm: ClassVar[str] = "recompute"
+    kind: Literal["curve_plane"]
+    curve: Path = Field(description="a curve checkpoint (for `landscape animate`: a curve run's folder, one frame per epoch)")
+    endpoints: tuple[Path, Path] | None = Field(
+        None, description="where the endpoints are now (default: the recorded paths); their content must match"
+    )
+
+
+CURVE_SLICES = (CurveSlice, CurvePlaneSlice)
