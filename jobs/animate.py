@@ -25,12 +25,12 @@ from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultWriter
 from cluster.tiling import Tile, iter_tiles, tile_coords, tile_grid_shape
 from landscape.checkpoints import file_sha256, is_curve_checkpoint, read_checkpoint
-from landscape.errors import CheckpointError, ResultError, SpecError
+from landscape.errors import CheckpointError, SpecError
 from landscape.frames import FrameEvaluator, FrameSeries
 
 from .build import build_problem
 from .curve_slices import build_curve_slice
-from .scan import _meta, plots_dir_for, points_left, say, scan_arrays
+from .scan import _meta, finish_run, plots_dir_for, points_left, say, scan_arrays
 from .specs.animate import AnimateSpec
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
@@ -184,13 +184,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
                     lambda t: (t.index[0], tile_coords(t.plane, x, y)), _writer(store), request,
                     max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s, label=spec.name,
                 )
-            missing = int((~store.done_mask()).sum())
-            if missing:
-                raise ResultError(f"{url}: {missing} tile(s) are not stored after the run; run the same command again")
-            w.finish(evals_per_second=report.evals_per_second, wall_seconds=report.wall_seconds,
-                     evaluator_seconds=report.evaluator_seconds, actor_deaths=report.actor_deaths, retries=report.retries,
-                     devices=sorted({a["device"] for a in report.actors}))
-            say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
+            finish_run(w, url, report)
         else:
             if w.store.meta.get("status") == "complete":
                 say(f"{url} is already complete; nothing to evaluate")

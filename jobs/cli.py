@@ -61,6 +61,22 @@ def finite_float(text: str) -> float:
     return v
 
 
+def add_output_flags(p: argparse.ArgumentParser, out_help: str, plots: bool = True) -> None:
+    """--out, --overwrite (a landscape result only, never other files), and --no-plot/--format."""
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--overwrite", action="store_true", help="replace a different result at --out (never other files)")
+    if plots:
+        p.add_argument("--no-plot", action="store_true")
+        p.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+
+
+def add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    """Where the actors run: --address (default: a local Ray), --actors, --gpus-per-actor."""
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one)")
+    p.add_argument("--actors", type=positive_int)
+    p.add_argument("--gpus-per-actor", type=nonneg_float)
+
+
 def parser() -> argparse.ArgumentParser:
     p = _OneLineParser(prog="landscape", description="Loss-landscape grid scans on Ray, into Zarr.")
     from landscape import __version__

@@ -8,40 +8,10 @@ import os
 
 
 def _validate(args) -> int:
-    from .specs import HessianSpec, ScanSpec, TrainSpec, load_any_spec
+    from .specs import load_any_spec, spec_checker
 
     spec = load_any_spec(args.spec)
-    from .curve_commands import validate_line
-
-    line = validate_line(spec, args.spec)  # curve training and animation specs
-    if line is not None:
-        print(line)
-    elif isinstance(spec, ScanSpec):
-        from .build import build_problem
-
-        built = build_problem(spec)  # checkpoints exist and fit, data fits
-        for note in built.notes:
-            print(f"note: {note}")
-        print(
-            f"{args.spec}: valid scan {spec.name!r}: {spec.slice.kind}, grid {spec.grid_shape}, "
-            f"{len(built.problem.inputs)} samples"
-        )
-    elif isinstance(spec, TrainSpec):
-        from .train import check_train
-
-        check_train(spec)
-        print(f"{args.spec}: valid training spec {spec.name!r}: {spec.model.kind} for {spec.epochs} epochs")
-    elif type(spec).__name__ in ("GradientsSpec", "LRScanSpec"):
-        from .health_commands import check_spec
-
-        print(f"{args.spec}: {check_spec(spec)}")
-    elif isinstance(spec, HessianSpec):
-        from .hessian import resolve_point
-
-        point, inputs, _, _, model = resolve_point(spec)  # the point exists and fits, k fits the parameters
-        print(f"{args.spec}: valid hessian spec {spec.name!r}: top-{spec.top_k} at {spec.at.describe()}, {len(inputs)} samples")
-    else:
-        print(f"{args.spec}: valid {type(spec).__name__} {getattr(spec, 'name', '')!r}")
+    print(f"{args.spec}: {spec_checker(spec)(spec)}")  # checkpoints exist and fit, data fits, ...
     return 0
 
 
@@ -105,7 +75,7 @@ def _fetch(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .cli import finite_float, nonneg_float, positive_int
+    from .cli import add_cluster_flags, add_output_flags, finite_float
     from .specs import SPEC_KINDS
 
     v = sub.add_parser("validate", help="check a spec and the files it names")
@@ -113,18 +83,13 @@ def add_parsers(sub) -> None:
     v.set_defaults(run=_validate)
 
     s = sub.add_parser("schema", help="print the JSON schema of a spec")
-    s.add_argument("--kind", choices=[name for name, _, _ in SPEC_KINDS], default="scan")
+    s.add_argument("--kind", choices=[kind for kind, *_ in SPEC_KINDS], default="scan")
     s.set_defaults(run=_schema)
 
     r = sub.add_parser("run", help="run (or resume) a scan")
     r.add_argument("spec")
-    r.add_argument("--out", help="result path or URL (default: spec.output or results/<name>.zarr)")
-    r.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one)")
-    r.add_argument("--actors", type=positive_int)
-    r.add_argument("--gpus-per-actor", type=nonneg_float)
-    r.add_argument("--overwrite", action="store_true", help="replace a different scan's result at --out (never other files)")
-    r.add_argument("--no-plot", action="store_true")
-    r.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    add_output_flags(r, "result path or URL (default: spec.output or results/<name>.zarr)")
+    add_cluster_flags(r)
     r.set_defaults(run=_run)
 
     t = sub.add_parser("train", help="train a built-in model, a checkpoint per epoch")

@@ -24,27 +24,26 @@ def _animate(args) -> int:
     return 0
 
 
-def validate_line(spec, source: str) -> str | None:
-    """`landscape validate` for curve and animation specs (their files checked); None for other kinds."""
-    from .specs import AnimateSpec, CurveTrainSpec
+def check_curve(spec) -> str:
+    """`landscape validate` of a curve training spec: the endpoints, the data and the model."""
+    from .curve_train import check_curve_train
 
-    if isinstance(spec, CurveTrainSpec):
-        from .curve_train import check_curve_train
+    setup = check_curve_train(spec)
+    return (f"valid curve training spec {spec.name!r}: {spec.curve.kind} between {spec.endpoints[0]} and "
+            f"{spec.endpoints[1]}, {spec.epochs} epochs, {len(setup.inputs)} samples")
 
-        setup = check_curve_train(spec)
-        return (f"{source}: valid curve training spec {spec.name!r}: {spec.curve.kind} between {spec.endpoints[0]} and "
-                f"{spec.endpoints[1]}, {spec.epochs} epochs, {len(setup.inputs)} samples")
-    if isinstance(spec, AnimateSpec):
-        from .animate import build_frames
 
-        series, _, records = build_frames(spec)
-        return (f"{source}: valid animation {spec.name!r}: {series.frames} frames (epochs {records[0]['epoch']}.."
-                f"{records[-1]['epoch']}), grid {spec.grid_shape}")
-    return None
+def check_animate(spec) -> str:
+    """`landscape validate` of an animation spec: the curve run's checkpoints, the data and the model."""
+    from .animate import build_frames
+
+    series, _, records = build_frames(spec)
+    return (f"valid animation {spec.name!r}: {series.frames} frames (epochs {records[0]['epoch']}.."
+            f"{records[-1]['epoch']}), grid {spec.grid_shape}")
 
 
 def add_parsers(sub) -> None:
-    from .cli import nonneg_float, positive_int
+    from .cli import add_cluster_flags, add_output_flags, nonneg_float, positive_int
 
     address = dict(default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one when needed)")
     t = sub.add_parser("train-curve", help="train a Bezier curve or polygonal chain between two checkpoints (mode connectivity)")
@@ -59,11 +58,8 @@ def add_parsers(sub) -> None:
 
     a = sub.add_parser("animate", help="a curve_plane scan per epoch of a curve run, as one job, then a video (MP4 or GIF)")
     a.add_argument("spec")
-    a.add_argument("--out", help="result path (default: spec.output or results/<name>.zarr)")
-    a.add_argument("--address", **address)
-    a.add_argument("--actors", type=positive_int)
-    a.add_argument("--gpus-per-actor", type=nonneg_float)
-    a.add_argument("--overwrite", action="store_true", help="replace a different animation's result at --out")
+    add_output_flags(a, "result path (default: spec.output or results/<name>.zarr)", plots=False)
+    add_cluster_flags(a)
     a.add_argument("--no-video", action="store_true", help="evaluate only")
     a.add_argument("--video", help="video path without suffix (default: beside the result, <name>-plots/<name>)")
     a.set_defaults(run=_animate)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 
 def _gradients(args) -> int:
@@ -45,24 +44,16 @@ def check_spec(spec) -> str:
 
 
 def add_parsers(sub) -> None:
-    from .cli import nonneg_float, positive_int
+    from .cli import add_cluster_flags, add_output_flags
 
     g = sub.add_parser("gradients", help="train (or only initialize) and record gradient statistics per parameter")
     g.add_argument("spec")
-    g.add_argument("--out", help="result path or URL (default: spec.output or results/<name>-gradients.zarr)")
-    g.add_argument("--overwrite", action="store_true", help="replace a different run's result at --out (never other files)")
-    g.add_argument("--no-plot", action="store_true")
-    g.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    add_output_flags(g, "result path or URL (default: spec.output or results/<name>-gradients.zarr)")
     g.set_defaults(run=_gradients)
 
     s = sub.add_parser("lr-scan", help="short trainings at log-spaced learning rates on the actors; --bisect for the breakthrough")
     s.add_argument("spec")
     s.add_argument("--bisect", action="store_true", help="find the breakthrough by bisection in log space (spec.bisect)")
-    s.add_argument("--out", help="result path or URL (default: spec.output or results/<name>-lr-scan.zarr / -lr-bisect.zarr)")
-    s.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one)")
-    s.add_argument("--actors", type=positive_int)
-    s.add_argument("--gpus-per-actor", type=nonneg_float)
-    s.add_argument("--overwrite", action="store_true", help="replace a different run's result at --out (never other files)")
-    s.add_argument("--no-plot", action="store_true")
-    s.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    add_output_flags(s, "result path or URL (default: spec.output or results/<name>-lr-scan.zarr / -lr-bisect.zarr)")
+    add_cluster_flags(s)
     s.set_defaults(run=_lr_scan)

@@ -319,6 +319,12 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
     return url
 
 
+def check_hessian(spec: HessianSpec) -> str:
+    """`landscape validate`: the point exists and fits, k fits the parameters."""
+    _, inputs, _, _, _ = resolve_point(spec)
+    return f"valid hessian spec {spec.name!r}: top-{spec.top_k} at {spec.at.describe()}, {len(inputs)} samples"
+
+
 def _hessian(args) -> int:
     from .specs import load_spec
 
@@ -328,11 +334,10 @@ def _hessian(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from .cli import add_output_flags
+
     h = sub.add_parser("hessian", help="Hessian spectrum (top-k, smallest, trace, density) at a checkpoint or a grid point")
     h.add_argument("spec")
-    h.add_argument("--out", help="result path or URL (default: spec.output or results/<name>.zarr)")
-    h.add_argument("--overwrite", action="store_true", help="replace a different result at --out (never other files)")
+    add_output_flags(h, "result path or URL (default: spec.output or results/<name>.zarr)")
     h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    h.add_argument("--no-plot", action="store_true")
-    h.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
     h.set_defaults(run=_hessian)

@@ -201,6 +201,31 @@ def _use_stored_slice(store: ResultStore, problem) -> None:
     problem.slice.directions = torch.from_numpy(store.group["directions"][...])
 
 
+def finish_run(w: ResultWriter, url: str, report) -> None:
+    """Mark the result complete with the run's figures, after checking that every tile is stored."""
+    missing = int((~w.store.done_mask()).sum())
+    if missing:  # never call a result complete that is not
+        raise ResultError(f"{url}: {missing} tile(s) are not stored after the run; run the same command again")
+    w.finish(
+        evals_per_second=report.evals_per_second,
+        wall_seconds=report.wall_seconds,
+        evaluator_seconds=report.evaluator_seconds,
+        actor_deaths=report.actor_deaths,
+        retries=report.retries,
+        devices=sorted({a["device"] for a in report.actors}),
+        evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
+    )
+    say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
+
+
+def check_scan(spec: ScanSpec) -> str:
+    """`landscape validate`: everything a run checks before it writes (notes printed), as one line."""
+    built = build_problem(spec)
+    for note in built.notes:
+        print(f"note: {note}")
+    return f"valid scan {spec.name!r}: {spec.slice.kind}, grid {spec.grid_shape}, {len(built.problem.inputs)} samples"
+
+
 def run_scan(
     spec: ScanSpec,
     *,
@@ -261,19 +286,7 @@ def run_scan(
                     label=spec.name,
                     unit=work.unit,
                 )
-            missing = int((~store.done_mask()).sum())
-            if missing:  # never call a result complete that is not
-                raise ResultError(f"{url}: {missing} tile(s) are not stored after the run; run the same command again")
-            w.finish(
-                evals_per_second=report.evals_per_second,
-                wall_seconds=report.wall_seconds,
-                evaluator_seconds=report.evaluator_seconds,
-                actor_deaths=report.actor_deaths,
-                retries=report.retries,
-                devices=sorted({a["device"] for a in report.actors}),
-                evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
-            )
-            say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
+            finish_run(w, url, report)
         else:
             if w.store.meta.get("status") == "complete":
                 say(f"{url} is already complete; nothing to evaluate")

@@ -28,6 +28,12 @@ def check_train(spec: TrainSpec):
     return p.inputs, p.targets, p.factory, p.notes
 
 
+def check_train_spec(spec: TrainSpec) -> str:
+    """`landscape validate`: data, model and loss fit together."""
+    check_train(spec)
+    return f"valid training spec {spec.name!r}: {spec.model.kind} for {spec.epochs} epochs"
+
+
 def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:
     """True if the folder already holds this spec's finished run; refuses folders with other files."""
     return check_run_folder(out_dir, "train.json", lambda previous: previous.get("spec") == _identity(spec), _OURS,

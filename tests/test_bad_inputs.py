@@ -23,6 +23,7 @@ from jobs.scan import run_scan
 from jobs.specs import ScanSpec
 
 from .conftest import TINY_DATA, TINY_MODEL, scan_spec_dict
+from .one_line import run_bad
 
 pytestmark = pytest.mark.ray
 IMPORT_MODEL = {"kind": "import", "factory": "tests.bad_factories:model_three_outputs"}
@@ -331,15 +332,7 @@ def _zarr_groups(root: Path) -> set[Path]:
 
 def _check(capsys, ctx: Ctx, argv: list[str], needles: list[str]) -> None:
     before = _zarr_groups(ctx.tmp) | _zarr_groups(ctx.plane.parent)
-    code = main(argv)
-    out = capsys.readouterr()
-    err = out.err.strip()
-    assert code == 2, (argv, out)
-    assert "Traceback" not in err and "\x1b[" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("landscape: error: "), err
-    for n in needles:
-        assert n in err, f"{n!r} not in {err!r}"
+    run_bad(capsys, argv, *needles)
     assert (_zarr_groups(ctx.tmp) | _zarr_groups(ctx.plane.parent)) == before, "a Zarr group was created"
 
 

@@ -11,24 +11,13 @@ import yaml
 from jobs.cli import main
 
 from .conftest import scan_spec_dict
+from .one_line import run_bad as _run_bad
 
 
 def _write(tmp_path, d, name="spec.yaml"):
     p = tmp_path / name
     p.write_text(yaml.safe_dump(d))
     return str(p)
-
-
-def _run_bad(capsys, argv, *needles):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if line.startswith("landscape: error:")]
-    assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def _bad_cases(tiny_run, tmp_path):
@@ -106,7 +95,7 @@ def test_schema_and_cli_entry_point():
 def test_actors_that_cannot_be_placed_fail_fast_saying_what_was_asked(ray_cluster, tiny_run, tmp_path, capsys):
     spec = _write(tmp_path, scan_spec_dict(tiny_run))
     out = tmp_path / "gpu.zarr"
-    _run_bad(capsys, ["run", spec, "--out", str(out), "--gpus-per-actor", "1"], "GPU 1", "the cluster has", "GPU 0")
+    _run_bad(capsys, ["run", spec, "--out", str(out), "--gpus-per-actor", "1"], "GPU 1", "the cluster has", "GPU 0", started=True)
     assert not out.exists()
 
 

@@ -28,6 +28,7 @@ from .independent import reference_loss, state_at
 from .procs import alive, descendants, reap
 from .slow_factories import line_checkpoints
 from .test_faults import subprocess_env, tiles_done, wait_for
+from .one_line import run_bad
 
 
 def write(folder: Path, d: dict, name: str) -> str:
@@ -36,16 +37,6 @@ def write(folder: Path, d: dict, name: str) -> str:
     return str(p)
 
 
-def run_bad(capsys, argv, *needles) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "Traceback" not in err
-    errors = [ln for ln in err.splitlines() if ln.startswith("landscape: error:")]
-    assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
-    for n in needles:
-        assert n in errors[0], err
-    return errors[0]
 
 
 def scan_dict(curve: Path, kind: str = "curve", **overrides) -> dict:

@@ -7,6 +7,8 @@ import yaml
 
 from jobs.cli import main
 
+from .one_line import run_bad
+
 DEEP = {"kind": "deep_mlp", "options": {"depth": 2, "width": 8, "activation": "tanh"}}
 DATA = {"kind": "digits", "subset": 64}
 GRADIENTS = {"name": "g", "model": DEEP, "data": DATA, "record": "step", "epochs": 1}
@@ -49,21 +51,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("cmd,base,changes,needles", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-@pytest.mark.parametrize("bisect", [False, True], ids=["", "bisect"])
+# Every case as given, and each lr-scan case again with --bisect (an lr-scan option only).
+RUNS = [(c[0], *c[1:], False) for c in CASES] + [(c[0] + "-bisect", *c[1:], True) for c in CASES if c[1] == "lr-scan"]
+
+
+@pytest.mark.parametrize("cmd,base,changes,needles,bisect", [r[1:] for r in RUNS], ids=[r[0] for r in RUNS])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cmd, base, changes, needles, bisect, tmp_path, capsys):
-    if bisect and cmd != "lr-scan":
-        pytest.skip("--bisect is an lr-scan option")
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({**base, **changes}))
     out = tmp_path / "out.zarr"
     argv = [cmd, str(spec), "--out", str(out)] + (["--bisect"] if bisect else [])
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("landscape: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+    run_bad(capsys, argv, *needles)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no plots, no result, nothing
     if "record" in base:  # (without `record` the file reads as a training spec)

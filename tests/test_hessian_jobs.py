@@ -22,6 +22,7 @@ from landscape.factories import ModelFactory
 from .conftest import TINY_DATA, TINY_MODEL, scan_spec_dict
 from .hessian_reference import dense_hessian
 from .independent import reference_loss
+from .one_line import run_bad
 
 pytestmark = pytest.mark.ray
 
@@ -291,14 +292,7 @@ def test_bad_curvature_input_is_one_line_exit_2_and_writes_nothing(case, ratio_s
     path = _write(tmp_path, spec)
     out = tmp_path / "out.zarr"
     for argv in ([command, path, "--out", str(out)], ["validate", path]):
-        code = main(argv)
-        err = capsys.readouterr().err.strip()
-        assert code == 2, err
-        assert "Traceback" not in err
-        errors = [line for line in err.splitlines() if line.startswith("landscape: error:")]
-        assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
-        for n in needles:
-            assert n in err, err
+        run_bad(capsys, argv, *needles)
         assert not out.exists()
 
 

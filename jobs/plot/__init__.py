@@ -20,7 +20,6 @@ from typing import Callable
 import matplotlib.pyplot as plt
 import zarr
 
-from landscape.metrics import ARRAYS
 
 from .data import Landscape, load
 from .lines import curve
@@ -71,9 +70,8 @@ def _scan_builders(ls: Landscape) -> dict:
     for name, z in ls.metrics.items():
         if name == "loss" or not z.count() or (ls.loss.ndim == 1 and name == "accuracy"):
             continue
-        label = ARRAYS[name].description if name in ARRAYS else name
-        if ls.loss.ndim == 2:
-            b[name] = lambda z=z, name=name, label=label: heatmap(ls, z, f"{name}: {label}", metric_norm(name, z))
+        if ls.loss.ndim == 2:  # the colour bar says the name; the result's attributes hold the description
+            b[name] = lambda z=z, name=name: heatmap(ls, z, name, metric_norm(name, z))
         else:
             from .lines import metric_line
 

@@ -22,20 +22,30 @@ from .hessian import HessianSpec
 from .curve import CurveTrainSpec
 from .animate import AnimateSpec
 
-# (name used by `landscape schema --kind`, spec class, a field only that kind's files have)
-SPEC_KINDS: list[tuple[str, type[BaseModel], str]] = [
-    ("animate", AnimateSpec, "frames"),  # before scan: an animation spec has a slice too
-    ("scan", ScanSpec, "slice"),
-    ("curve", CurveTrainSpec, "endpoints"),  # before train: a curve spec has epochs too
-    ("gradients", GradientsSpec, "record"),  # before train: these files have `epochs` too
-    ("lr-scan", LRScanSpec, "learning_rates"),
-    ("train", TrainSpec, "epochs"),
-    ("hessian", HessianSpec, "top_k"),
+# (name used by `landscape schema --kind`, spec class, a field only that kind's files have,
+#  "module:function" that checks a spec's files beyond its fields: fn(spec) -> one-line summary)
+SPEC_KINDS: list[tuple[str, type[BaseModel], str, str]] = [
+    ("animate", AnimateSpec, "frames", "jobs.curve_commands:check_animate"),  # before scan: it has a slice too
+    ("scan", ScanSpec, "slice", "jobs.scan:check_scan"),
+    ("curve", CurveTrainSpec, "endpoints", "jobs.curve_commands:check_curve"),  # before train: it has epochs too
+    ("gradients", GradientsSpec, "record", "jobs.health_commands:check_spec"),  # before train: epochs too
+    ("lr-scan", LRScanSpec, "learning_rates", "jobs.health_commands:check_spec"),
+    ("train", TrainSpec, "epochs", "jobs.train:check_train_spec"),
+    ("hessian", HessianSpec, "top_k", "jobs.hessian:check_hessian"),
 ]
 
 
 def spec_class(kind: str) -> type[BaseModel]:
-    return {name: cls for name, cls, _ in SPEC_KINDS}[kind]
+    return {name: cls for name, cls, *_ in SPEC_KINDS}[kind]
+
+
+def spec_checker(spec: BaseModel):
+    """The function that checks this kind of spec's files (checkpoints exist and fit, data fits)."""
+    import importlib
+
+    path = next(check for _, cls, _, check in SPEC_KINDS if type(spec) is cls)
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def load_spec(path: str | Path, cls: type[BaseModel] = ScanSpec):
@@ -46,7 +56,7 @@ def load_spec(path: str | Path, cls: type[BaseModel] = ScanSpec):
 def load_any_spec(path: str | Path):
     """Whatever kind of spec the file holds, told apart by SPEC_KINDS' marker fields (a scan by default)."""
     raw = read_yaml(path)
-    cls = next((cls for _, cls, marker in SPEC_KINDS if marker in raw), ScanSpec)
+    cls = next((cls for _, cls, marker, _ in SPEC_KINDS if marker in raw), ScanSpec)
     return validate(cls, raw, str(path))
 
 
@@ -54,5 +64,5 @@ __all__ = [
     "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
     "EvaluatorSpec", "Grid", "HessianSpec", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
     "TrainSpec", "CurveTrainSpec", "AnimateSpec", "GradientsSpec", "LRScanSpec", "format_validation_error", "load_any_spec",
-    "load_spec", "read_yaml", "slice_checkpoints", "spec_class",
+    "load_spec", "read_yaml", "slice_checkpoints", "spec_checker", "spec_class",
 ]

@@ -204,10 +204,12 @@ class ScanSpec(Strict):
         return self.batchnorm or getattr(self.slice, "default_batchnorm", "eval")
 
     def identity(self) -> str:
-        """Hash of what determines the numbers (not where they go or who computes)."""
-        d = self.model_dump(mode="json", exclude={"output", "cluster"})
+        """Hash of what determines the numbers (not where they go or who computes).
+
+        Fields left at their defaults are left out, so a field added later (with a default
+        that changes nothing) does not change the identity of results made before it.
+        """
+        d = self.model_dump(mode="json", exclude={"output", "cluster"}, exclude_defaults=True)
         if hasattr(self.slice, "files"):  # a glob: the files it matches decide the numbers too
             d["slice_files"] = [str(p) for p in self.slice.files()]
-        if d.get("hessian") is None:  # scans without it keep the identity they had before the field existed
-            d.pop("hessian", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
