@@ -186,9 +186,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
                 )
             finish_run(w, url, report)
         else:
-            if w.store.meta.get("status") == "complete":
-                say(f"{url} is already complete; nothing to evaluate")
-            w.finish()
+            finish_run(w, url, None)
     print(f"result: {url}")
     if video:
         from .plot.video import write_video

@@ -202,7 +202,13 @@ def _use_stored_slice(store: ResultStore, problem) -> None:
 
 
 def finish_run(w: ResultWriter, url: str, report) -> None:
-    """Mark the result complete with the run's figures, after checking that every tile is stored."""
+    """Mark the result complete with the run's figures, after checking that every tile is stored;
+    report None: nothing was left to evaluate."""
+    if report is None:
+        if w.store.meta.get("status") == "complete":
+            say(f"{url} is already complete; nothing to evaluate")
+        w.finish()
+        return
     missing = int((~w.store.done_mask()).sum())
     if missing:  # never call a result complete that is not
         raise ResultError(f"{url}: {missing} tile(s) are not stored after the run; run the same command again")
@@ -288,9 +294,7 @@ def run_scan(
                 )
             finish_run(w, url, report)
         else:
-            if w.store.meta.get("status") == "complete":
-                say(f"{url} is already complete; nothing to evaluate")
-            w.finish()
+            finish_run(w, url, None)
     print(f"result: {url}")
     if plot:
         from .plot import plot_result

@@ -43,6 +43,15 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models: one torch thread is faster than two fighting over a shared machine's cores (as an actor runs)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 TINY_MODEL = {"kind": "mlp", "options": {"widths": [12]}, "seed": 0}
 TINY_DATA = {"kind": "digits", "subset": 240, "seed": 0}
 

@@ -66,3 +66,22 @@ def reap(pids: set[int], grace_s: float, pgid: int | None = None) -> set[int]:
         killed |= rest
         time.sleep(0.05)
     return killed
+
+
+def kill_driver(p) -> set[int]:
+    """SIGKILL a driver subprocess (`p`, a Popen in its own session) and reap what its Ray leaves.
+
+    Ray's reaper stops most of its processes once the driver is gone; its agents may linger
+    (they stay in the driver's process group; the actors have their own, hence the listing).
+    Returns the pids that were the driver's descendants, all gone by now.
+    """
+    leftovers = descendants(p.pid)  # its Ray: GCS, raylet, agents, actors
+    try:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        reap(leftovers | descendants(p.pid), grace_s=1, pgid=p.pid)
+    return leftovers

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from landscape.checkpoints import file_sha256, save_curve
 
 from .conftest import CURVE_DATA, CURVE_MODEL, REPO, curve_spec_dict
 from .independent import reference_loss, state_at
-from .procs import alive, descendants, reap
+from .procs import alive, kill_driver
 from .slow_factories import line_checkpoints
 from .test_faults import subprocess_env, tiles_done, wait_for
 from .one_line import run_bad
@@ -221,17 +220,10 @@ def test_animate_one_job_three_frames_resumes_after_a_killed_driver(ray_cluster,
     with open(tmp_path / "driver.log", "wb") as log:
         p = subprocess.Popen([sys.executable, "-m", "jobs.cli", "animate", spec, "--out", str(out), "--no-video"], cwd=REPO,
                              env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    leftovers: set[int] = set()
     try:
         wait_for(lambda: tiles_done(out) >= 2, 120, "two stored tiles", p)
-        leftovers = descendants(p.pid)
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        reap(leftovers | descendants(p.pid), grace_s=1, pgid=p.pid)
+        leftovers = kill_driver(p)
     assert not any(alive(pid) for pid in leftovers)
     n_done = int(ResultStore.open(str(out)).done_mask().sum())
     assert 2 <= n_done < 27, n_done

@@ -31,7 +31,7 @@ from jobs.cli import main
 from jobs.scan import run_scan
 from jobs.specs import ScanSpec
 
-from .procs import alive, descendants, group, reap
+from .procs import alive, descendants, group, kill_driver, reap
 from .slow_factories import line_checkpoints
 
 pytestmark = pytest.mark.ray
@@ -329,19 +329,10 @@ def test_a_killed_driver_resumes_only_the_missing_tiles(ray_cluster, ckpts, base
     out = tmp_path / "driver.zarr"
     spec = write_spec(tmp_path, spec_dict(ckpts, delay=0.2))
     p = start_driver([spec, "--out", str(out)], tmp_path / "driver.log")  # with its own local Ray
-    leftovers: set[int] = set()
     try:
         wait_for(lambda: tiles_done(out) >= 2, 120, "two stored tiles", p)
-        leftovers = descendants(p.pid)  # its Ray: GCS, raylet, agents, actors
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        # Ray's reaper stops most of them once the driver is gone; its agents may linger (they
-        # stay in the driver's process group; the actors have their own, hence the listing).
-        reap(leftovers | descendants(p.pid), grace_s=1, pgid=p.pid)
+        leftovers = kill_driver(p)
     assert not any(alive(pid) for pid in leftovers) and not group(p.pid)
     done = ResultStore.open(str(out)).done_mask()
     n_done = int(done.sum())

@@ -17,12 +17,8 @@ from .hessian_reference import dense_hessian
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread is faster than two fighting over a shared machine's cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # conftest's, for every test here
     yield
-    torch.set_num_threads(n)
 
 
 def tiny_problem(seed=0, n=60):

@@ -31,12 +31,8 @@ GRID = {"x": {"min": -0.6, "max": 0.6, "num": 4}, "y": {"min": -0.3, "max": 0.5,
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread is faster than two fighting over a shared machine's cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # conftest's, for every test here
     yield
-    torch.set_num_threads(n)
 
 
 def _tiny_model():
