@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .errors import DataError
+from .head import ClassMajorLinear, output_layer
 from .metrics import OutputMetric, PointMetric, build_metrics
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, make_plan, widest_output_elements
 from .precision import PRECISIONS, compute_dtype, matmul_mode
@@ -137,6 +138,8 @@ class Evaluator:
         if self.plan.shortcut:
             with matmul_mode(self.precision):  # fp32 means no TF32 here too
                 self._install_shortcut(inputs)  # from the fp32 data, also for bf16 scans
+        if self.plan.class_major_head:
+            self._install_class_major_head()
         self._bind_flat_state()
         self._run_model = self.model
         if self.plan.compile:
@@ -185,6 +188,7 @@ class Evaluator:
         widest = widest_output_elements(self.model, sample)
         per_sample = ACTIVATION_FACTOR * widest * torch.finfo(self.dtype).bits // 8
         self._first = first_layer(self.model, sample)
+        self._last = output_layer(self.model, sample)
         with torch.no_grad():
             out = self.model(sample)
         # MSE averages over every output element, cross-entropy over samples.
@@ -220,6 +224,14 @@ class Evaluator:
         swap_module(self.model, name, self.shortcut)
         self.skip = set(own)
         self._shortcut_key = prefix + "coef"
+
+    def _install_class_major_head(self) -> None:
+        """Swap the model's output Linear for its class-major twin (head.py), if it has one the shortcut left."""
+        name = self._last
+        if name is None or (name == self._first and self.shortcut is not None):
+            self.plan = replace(self.plan, class_major_head=False)
+            return
+        swap_module(self.model, name, ClassMajorLinear(self.model.get_submodule(name)))
 
     def _bind_flat_state(self) -> None:
         """Make the model's float state views of one flat vector.
@@ -288,25 +300,31 @@ class Evaluator:
             return self._run_model(x)[None]
         return vmap(lambda st: functional_call(self.model, st, (x,)), in_dims=(0,), randomness="error")(state)
 
-    def _sums(self, coefs: torch.Tensor) -> list[torch.Tensor]:
-        """Every output metric's (K,) accumulators over all the data, float64 on the device."""
+    def _sums(self, coefs: torch.Tensor, into: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Every output metric's (K,) accumulators over all the data, float64 on the device.
+
+        `into`: zeroed (K,) tensors to accumulate in (views of the call's results), else new ones.
+        """
         k = len(coefs)
         if k == 1:
             self._load_point(coefs)
             state = None
         else:
             state = self._state(coefs)
-        accs = [
-            [torch.zeros(k, dtype=torch.float64, device=self.device) for _ in range(m.accumulators)]
-            for m in self.output_metrics
+        flat = into or [
+            torch.zeros(k, dtype=torch.float64, device=self.device) for m in self.output_metrics for _ in range(m.accumulators)
         ]
+        accs, i = [], 0
+        for m in self.output_metrics:
+            accs.append(flat[i : i + m.accumulators])
+            i += m.accumulators
         for c, (s, e) in enumerate(self._chunks):
             if self.shortcut is not None:
                 self.shortcut.basis = self._bases[c]
             out = self._forward(state, self.inputs[s:e]).float()  # (K, n, C)
             for m, acc in zip(self.output_metrics, accs):
                 m.accumulate(acc, out, self.targets[s:e], s, e)
-        return [a for acc in accs for a in acc]
+        return flat
 
     # -- CUDA graph ------------------------------------------------------------------
     def _graphed(self):
@@ -397,7 +415,7 @@ class Evaluator:
         padded = np.concatenate([coefs, np.repeat(coefs[-1:], (-m) % k, axis=0)])
         c = torch.from_numpy(padded).float().to(self.device)
         n_acc = sum(om.accumulators for om in self.output_metrics)
-        sums = [torch.empty(len(c), dtype=torch.float64, device=self.device) for _ in range(n_acc)]
+        sums = [torch.zeros(len(c), dtype=torch.float64, device=self.device) for _ in range(n_acc)]
         with matmul_mode(self.precision):
             if self.plan.cuda_graphs:
                 graph, static, outs = self._graphed()
@@ -408,8 +426,7 @@ class Evaluator:
                         total[g : g + k].copy_(part)
             else:
                 for g in range(0, len(c), k):
-                    for total, part in zip(sums, self._sums(c[g : g + k])):
-                        total[g : g + k] = part
+                    self._sums(c[g : g + k], into=[total[g : g + k] for total in sums])
             results: dict[str, torch.Tensor] = {}
             i = 0
             for om in self.output_metrics:

@@ -106,6 +106,8 @@ def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torc
     """
     k = out.shape[0]
     if loss == "cross_entropy":
+        if out.device.type == "cpu" and out.dim() == 3:
+            return _cross_entropy_cpu(out, target)
         logp = out.log_softmax(-1)
         picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
         return -picked.sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
@@ -114,6 +116,31 @@ def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torc
         return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
     onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
     return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+
+
+def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K,) summed cross-entropy (logsumexp - logit[target]) and correct predictions, class-major.
+
+    PyTorch's CPU log_softmax and argmax over a short class axis (10 classes) are
+    slow (log_softmax ~15 ns an element: it vectorizes along the classes); the same
+    reductions across the samples of a (K, C, n) layout run several times faster
+    (BENCHMARKS.md). Logits from `head.ClassMajorLinear` are that layout already.
+    Correct means the target is the first maximal class: argmax's rule, NaN included.
+    """
+    k, c = out.shape[0], out.shape[-1]
+    by_class = out.transpose(1, 2).contiguous()  # (K, C, n); a no-op for class-major logits
+    top = by_class.amax(1, keepdim=True)  # (K, 1, n)
+    lse = (by_class - top).exp_().sum(1).log_() + top[:, 0]  # (K, n)
+    picked = by_class.gather(1, target.view(1, 1, -1).expand(k, 1, -1))[:, 0]  # (K, n)
+    hit = by_class == top  # (K, C, n) the maximal classes
+    if bool((hit.sum(1) == 1).all()):  # one maximal class everywhere (no tie, no NaN): is it the target?
+        correct = (picked >= top[:, 0]).sum(1)
+    else:  # argmax's rule: the first maximal class, or the first NaN
+        hit = hit | (by_class.isnan() & top.isnan())
+        rank = torch.arange(c, 0, -1, dtype=out.dtype, device=out.device).view(1, c, 1)  # C .. 1
+        first = c - torch.where(hit, rank, 0.0).amax(1)  # (K, n) index of the first maximal class
+        correct = (first == target).sum(1)
+    return (lse - picked).sum(1), correct.to(out.dtype)
 
 
 class LossAccuracy(OutputMetric):

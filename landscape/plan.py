@@ -32,6 +32,7 @@ class EvalOptions:
     cuda_graphs: bool | None = None  # auto: on for CUDA
     channels_last: bool | None = None  # auto: on for image (4-D) inputs, one point per pass
     compile: bool | None = None  # torch.compile (one point per pass); auto: large conv scans on CUDA
+    class_major_head: bool | None = None  # the output Linear as W @ x^T (head.py); auto: on CPU, one point per pass
     expected_points: int = 0  # grid points in the whole scan: decides whether compiling pays off
     batchnorm: str = "eval"  # eval: running statistics as the slice carries them; recompute: per point
     batchnorm_batch: int = 128  # samples per train-mode pass when recomputing
@@ -47,6 +48,7 @@ class EvalPlan:
     compile: bool
     budget_bytes: int
     vmap_fallback: str | None = None  # why points_per_pass is 1 although more were planned (vmap did not apply)
+    class_major_head: bool = False  # the output Linear computed as W @ x^T (head.py): CPU, one point per pass
 
     def describe(self) -> dict:
         return asdict(self)
@@ -128,8 +130,11 @@ def make_plan(
             chunk = (chunk + 1) // 2
     graphs = options.cuda_graphs if options.cuda_graphs is not None else device.type == "cuda"
     # vmap cannot yet query channels-last contiguity (BatchNorm asks): K > 1 stays NCHW.
-    channels_last = options.channels_last if options.channels_last is not None else image_inputs and k == 1
+    # Channels-last helps convolutions only; for a net that flattens images first it costs a copy per pass.
+    channels_last = options.channels_last if options.channels_last is not None else image_inputs and has_conv and k == 1
     compile_ = options.compile if options.compile is not None else default_compile(device, has_conv, options.expected_points)
+    head = options.class_major_head if options.class_major_head is not None else device.type == "cpu"
     return EvalPlan(
-        k, chunk, shortcut, graphs and device.type == "cuda", channels_last and image_inputs, compile_ and k == 1, budget
+        k, chunk, shortcut, graphs and device.type == "cuda", channels_last and image_inputs, compile_ and k == 1, budget,
+        class_major_head=head and k == 1,
     )
