@@ -186,6 +186,14 @@ def pending_work(spec: ScanSpec, store: ResultStore | None, x: np.ndarray, y: np
     )
 
 
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic natively (AVX-512 BF16 or AMX), as oneDNN sees it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _distinct(items) -> list:
     """The different values among `items` (dicts included), in first-seen order."""
     out = []
@@ -264,9 +272,11 @@ def run_scan(
             with ray_session(address):
                 request = plan_actors(actors or c.actors, gpus, c.cpus_per_actor)  # fails before writing anything
                 say(f"{request.actors} actor(s), each CPU {request.cpus:g} GPU {request.gpus:g}")
-                if request.gpus == 0 and spec.precision != "fp32":
-                    # CPUs without bf16 matrix units emulate it (BENCHMARKS.md: ~10x slower than fp32).
-                    say(f"note: precision {spec.precision} on CPU actors; fp32 is usually faster on CPUs")
+                if request.gpus == 0 and spec.precision == "bf16" and not _cpu_has_bf16():
+                    # CPUs without bf16 units (AVX2 only) emulate it: ~10x slower than fp32 (BENCHMARKS.md).
+                    say("note: precision bf16 on CPU actors, and this CPU has no bf16 units: fp32 will be faster")
+                elif request.gpus == 0 and spec.precision == "tf32":
+                    say("note: tf32 is a GPU format; on CPU actors it computes in fp32")
                 if w.store is None:
                     w.create(scan_arrays(spec, problem, built.grid), _meta(spec, built))
                 else:

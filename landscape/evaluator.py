@@ -145,7 +145,9 @@ class Evaluator:
         if self.plan.compile:
             # Fuses BatchNorm/ReLU/residual adds and autotunes convolutions; the
             # parameters stay inputs of the compiled code, so loading a point in place works.
-            self._run_model = torch.compile(self.model, mode="max-autotune-no-cudagraphs", dynamic=False)
+            mode = "max-autotune-no-cudagraphs" if self.device.type == "cuda" else None  # CPU: default, autotuning GEMMs is slow
+            self._run_model = torch.compile(self.model, mode=mode, dynamic=False)
+        self._compiled_ok = False
         self._graph = None
         metrics = build_metrics(problem.metrics, problem.metric_options)
         self.output_metrics: list[OutputMetric] = [m for m in metrics if isinstance(m, OutputMetric)]
@@ -392,6 +394,7 @@ class Evaluator:
                 out = self._evaluate(self.coef_map(coords))
                 for name, cmap in self.companions.items():
                     out.update({f"{name}_{k}": v for k, v in self._evaluate(cmap(coords)).items()})
+                self._compiled_ok = True
                 return out
             except torch.OutOfMemoryError:
                 k, chunk = self.plan.points_per_pass, self.plan.data_chunk
@@ -403,6 +406,13 @@ class Evaluator:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 self.__init__(self._problem, self.device, options)
+            except Exception as e:
+                if not self.plan.compile or self._compiled_ok:
+                    raise
+                # torch.compile failed on this machine (no C++ compiler for Inductor, say): go on without it, say why.
+                why = f"torch.compile failed ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}); eager instead"
+                self.__init__(self._problem, self.device, replace(self.options, compile=False))
+                self.plan = replace(self.plan, compile_fallback=why)
 
     @torch.no_grad()
     def _evaluate(self, coefs: np.ndarray) -> dict[str, np.ndarray]:

@@ -31,7 +31,7 @@ class EvalOptions:
     shortcut: bool = True  # the exact first-layer shortcut, when its tensors fit
     cuda_graphs: bool | None = None  # auto: on for CUDA
     channels_last: bool | None = None  # auto: on for image (4-D) inputs, one point per pass
-    compile: bool | None = None  # torch.compile (one point per pass); auto: large conv scans on CUDA
+    compile: bool | None = None  # torch.compile (one point per pass); auto: conv nets, scans of >= 1,000 points (CPU), 50,000 (GPU)
     class_major_head: bool | None = None  # the output Linear as W @ x^T (head.py); auto: on CPU, one point per pass
     expected_points: int = 0  # grid points in the whole scan: decides whether compiling pays off
     batchnorm: str = "eval"  # eval: running statistics as the slice carries them; recompute: per point
@@ -49,6 +49,7 @@ class EvalPlan:
     budget_bytes: int
     vmap_fallback: str | None = None  # why points_per_pass is 1 although more were planned (vmap did not apply)
     class_major_head: bool = False  # the output Linear computed as W @ x^T (head.py): CPU, one point per pass
+    compile_fallback: str | None = None  # why torch.compile was planned but not used (it failed to compile here)
 
     def describe(self) -> dict:
         return asdict(self)
@@ -92,12 +93,18 @@ def default_points_per_pass(device: torch.device, has_conv: bool) -> int:
 # torch.compile (max-autotune) costs one to three minutes per actor and made
 # ResNet-20 2.8x faster on an H100; below this many points it does not pay.
 COMPILE_MIN_POINTS = 50_000
+# On CPU, Inductor's C++ code made the MNIST CNN 3.3x and ResNet-20 1.2x faster for
+# 4-20 s of compiling per actor (BENCHMARKS.md): worth it from about a thousand points.
+CPU_COMPILE_MIN_POINTS = 1_000
 
 
 def default_compile(device: torch.device, has_conv: bool, expected_points: int) -> bool:
-    # CUDA only (Triton); convolutional nets only: for MLPs it forces one point
-    # per pass, slower than vmap over 128 (BENCHMARKS.md).
-    return device.type == "cuda" and has_conv and expected_points >= COMPILE_MIN_POINTS
+    # Convolutional nets only: MLPs gain nothing on CPU, and on GPU compiling forces
+    # one point per pass, slower than vmap over 128 (BENCHMARKS.md).
+    if not has_conv:
+        return False
+    least = COMPILE_MIN_POINTS if device.type == "cuda" else CPU_COMPILE_MIN_POINTS
+    return expected_points >= least
 
 
 def make_plan(

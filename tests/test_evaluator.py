@@ -142,3 +142,31 @@ def test_out_of_memory_halves_the_points_per_pass_and_goes_on(monkeypatch):
     got = ev.evaluate(coords)
     assert ev.plan.points_per_pass == 2
     np.testing.assert_array_equal(got["loss"], want["loss"])
+
+
+def test_a_failed_compile_falls_back_to_eager_with_the_same_numbers(monkeypatch):
+    factory, sl, x, y = _digits_problem(subset=120)
+    coords = np.random.default_rng(4).uniform(-1, 1, (5, 2))
+    want = Evaluator(ScanProblem(factory, sl, x, y), device="cpu").evaluate(coords)
+
+    def broken_compile(model, **kwargs):
+        def run(*args):
+            raise RuntimeError("InductorError: no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    ev = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(compile=True)), device="cpu")
+    assert ev.plan.compile
+    got = ev.evaluate(coords)
+    assert not ev.plan.compile and "torch.compile failed (RuntimeError: InductorError: no C++ compiler" in ev.plan.compile_fallback
+    np.testing.assert_array_equal(got["loss"], want["loss"])
+    assert ev.describe()["compile_fallback"] == ev.plan.compile_fallback  # recorded in the result's evaluator plans
+
+
+def test_cpu_plans_compile_conv_nets_for_large_scans_only():
+    from landscape.plan import make_plan
+
+    def plan(conv, points):
+        return make_plan(EvalOptions(expected_points=points), torch.device("cpu"), 100, 1024, None, conv, True)
+
+    assert plan(True, 10_000).compile and not plan(True, 999).compile and not plan(False, 10_000).compile

@@ -33,8 +33,8 @@ def test_shortcut_only_when_its_tensors_fit():
     assert fits.shortcut and not too_big.shortcut and not off.shortcut
 
 
-def test_compile_is_never_automatic_on_cpu_and_obeys_an_explicit_choice():
-    big = EvalOptions(expected_points=10 * COMPILE_MIN_POINTS)
+def test_compile_obeys_an_explicit_choice_and_needs_one_point_per_pass():
+    big = EvalOptions(expected_points=10 * COMPILE_MIN_POINTS, compile=False)
     assert not make_plan(big, CPU, 10, 10, None, True, True).compile
     assert make_plan(EvalOptions(compile=True), CPU, 10, 10, None, True, True).compile
     assert not make_plan(EvalOptions(compile=True, points_per_pass=4), CPU, 10, 10, None, True, True).compile

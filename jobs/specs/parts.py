@@ -175,5 +175,7 @@ class EvaluatorSpec(Strict):
     cuda_graphs: bool | None = Field(None, description="replay each pass as a CUDA graph (default: on for GPUs)")
     channels_last: bool | None = Field(None, description="channels-last memory format (default: on for image inputs)")
     compile: bool | None = Field(
-        None, description="torch.compile the model (default: on for conv nets on GPU in scans of >= 50,000 points)"
+        None,
+        description="torch.compile the model (default: on for conv nets in scans of >= 1,000 points on CPU, "
+        ">= 50,000 on GPU); if it fails to compile, the scan goes on without it and the result says why",
     )
