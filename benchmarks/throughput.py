@@ -222,9 +222,10 @@ def modes(
     device: torch.device, explore: str, case: Case, precisions: list[str], chunks: tuple[int, ...] = ()
 ) -> list[tuple[str, EvalOptions]]:
     out = []
+    # Planned as for a 1000x1000 scan (expected_points), so the defaults a real scan gets apply (e.g. compile).
     for p in precisions:
         for sc in (True, False):
-            out.append((f"{p}{' +shortcut' if sc else ''}", EvalOptions(precision=p, shortcut=sc)))
+            out.append((f"{p}{' +shortcut' if sc else ''}", EvalOptions(precision=p, shortcut=sc, expected_points=10**6)))
     if explore == "compile" and device.type == "cuda":
         out.append(("bf16 +shortcut +compile", EvalOptions(precision="bf16", compile=True)))
         for chunk in chunks:  # smaller passes whose activations may stay in L2
