@@ -47,7 +47,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landscape import data as datasets  # noqa: E402
-from landscape.evaluator import Evaluator, ScanProblem  # noqa: E402
+from landscape.evaluator import Evaluator, ScanProblem, allow_recompiles  # noqa: E402
 from landscape.factories import ModelFactory  # noqa: E402
 from landscape.params import StateLayout  # noqa: E402
 from landscape.plan import EvalOptions  # noqa: E402
@@ -339,6 +339,7 @@ def main(argv=None) -> int:
     args.n = {k: int(v) for k, v in (kv.split("=") for kv in args.n.split(",") if kv)}
     if args.threads:
         torch.set_num_threads(args.threads)
+    allow_recompiles()  # every mode compiles the same forward anew: past dynamo's limit it would silently run eager
     device = torch.device(args.device)
 
     def log(msg: str) -> None:

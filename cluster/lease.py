@@ -265,37 +265,35 @@ class S3Lease(Lease):
             return True
         return info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"])
 
+    def _put_if(self, **condition) -> bool:
+        """One conditional write; False when its precondition failed (another writer got there first)."""
+        try:
+            self.etag = self._put(**condition)
+            return True
+        except OSError as e:
+            if not _precondition_failed(e):
+                raise
+            return False
+
     def _acquire(self) -> None:
         with storage_errors(self.url, "take the lease on"):
-            try:
-                self.etag = self._put(IfNoneMatch="*")
+            if self._put_if(IfNoneMatch="*"):
                 return
-            except OSError as e:
-                if not _precondition_failed(e):
-                    raise
             for _ in range(3):
                 try:
                     info, etag, age = self._get()
                 except FileNotFoundError:  # released meanwhile: try to create it again
-                    try:
-                        self.etag = self._put(IfNoneMatch="*")
+                    if self._put_if(IfNoneMatch="*"):
                         return
-                    except OSError as e:
-                        if not _precondition_failed(e):
-                            raise
-                        continue
+                    continue
                 if not self._stale(info, age):
                     raise LeaseHeld(
                         f"{self.url} is being written by {describe_holder(info, age)}; wait for it to finish or stop it "
                         f"(a lease not renewed for {ttl_seconds():.0f} s is taken over)"
                     )
-                try:
-                    self.etag = self._put(IfMatch=etag)
+                if self._put_if(IfMatch=etag):
                     self.taken_over = info
                     return
-                except OSError as e:
-                    if not _precondition_failed(e):
-                        raise
             raise LeaseHeld(f"cannot take the lease on {self.url}: another writer took it first")
 
     def _verify(self) -> None:

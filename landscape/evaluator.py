@@ -29,6 +29,20 @@ from .slices import Slice, points_on_slice
 
 LossKind = Literal["cross_entropy", "mse"]
 
+# Dynamo caches compiled code per Python function (a model class's forward), and
+# every evaluator's model is a new instance that fails the guards of the others:
+# past `recompile_limit` (8) dynamo runs the forward eagerly, silently, while the
+# plan still says compiled. One process builds many evaluators (animation frames
+# on one actor, a benchmark's modes), so allow many.
+RECOMPILE_LIMIT = 256
+
+
+def allow_recompiles() -> None:
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
+
 
 @dataclass
 class ScanProblem:
@@ -146,6 +160,7 @@ class Evaluator:
             # Fuses BatchNorm/ReLU/residual adds and autotunes convolutions; the
             # parameters stay inputs of the compiled code, so loading a point in place works.
             mode = "max-autotune-no-cudagraphs" if self.device.type == "cuda" else None  # CPU: default, autotuning GEMMs is slow
+            allow_recompiles()
             self._run_model = torch.compile(self.model, mode=mode, dynamic=False)
         self._compiled_ok = False
         self._graph = None

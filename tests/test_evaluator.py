@@ -163,6 +163,30 @@ def test_a_failed_compile_falls_back_to_eager_with_the_same_numbers(monkeypatch)
     assert ev.describe()["compile_fallback"] == ev.plan.compile_fallback  # recorded in the result's evaluator plans
 
 
+def test_many_evaluators_in_one_process_all_run_compiled(monkeypatch):
+    # Dynamo keeps one cache per forward function: evaluators whose data differ in shape (or whose
+    # first layer is swapped, or whose dtype differs) each recompile it; past dynamo's default
+    # recompile_limit (8) it would silently run the rest eagerly.
+    compiled = []
+    real_compile = torch.compile
+
+    def counting(gm, example_inputs):
+        compiled.append(1)
+        return gm.forward  # no Inductor: only whether dynamo compiled is counted
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real_compile(model, backend=counting, dynamic=False))
+    torch._dynamo.reset()
+    try:
+        for i in range(12):
+            factory, sl, x, y = _digits_problem(subset=30 + i)  # a new data shape each time
+            ev = Evaluator(ScanProblem(factory, sl, x, y, options=EvalOptions(compile=True, shortcut=False)), device="cpu")
+            before = len(compiled)
+            ev.evaluate(np.zeros((1, 2)))
+            assert len(compiled) > before, f"evaluator {i + 1} ran its model uncompiled"
+    finally:
+        torch._dynamo.reset()
+
+
 def test_cpu_plans_compile_conv_nets_for_large_scans_only():
     from landscape.plan import make_plan
 
