@@ -29,11 +29,12 @@ from .slices import Slice, points_on_slice
 
 LossKind = Literal["cross_entropy", "mse"]
 
-# Dynamo caches compiled code per Python function (a model class's forward), and
-# every evaluator's model is a new instance that fails the guards of the others:
-# past `recompile_limit` (8) dynamo runs the forward eagerly, silently, while the
-# plan still says compiled. One process builds many evaluators (animation frames
-# on one actor, a benchmark's modes), so allow many.
+# Dynamo caches compiled code per Python function (a model class's forward) and
+# recompiles it for each new dtype, input shape or swapped submodule (the
+# shortcut's first layer). Past `recompile_limit` (8 variants) it runs that
+# forward eagerly, silently, while the plan still says compiled: one process that
+# builds evaluators of one model in several configurations (a benchmark's modes,
+# data chunks, precisions) got there. So allow many.
 RECOMPILE_LIMIT = 256
 
 
