@@ -26,6 +26,7 @@ from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
 from landscape.errors import ClusterError
 
+from . import interrupts
 from .tiling import Tile
 
 
@@ -106,7 +107,8 @@ class TileScheduler:
         try:
             for _ in range(min(self.n_actors, max(count, 1))):
                 self._start_actor()
-            self._loop(args_of, on_result)
+            with interrupts.polled():
+                self._loop(args_of, on_result)
         finally:
             for actor in [*self._idle, *(a for a, _ in self._running.values()), *(a for a, _ in self._starting.values())]:
                 _kill(actor)
@@ -142,6 +144,7 @@ class TileScheduler:
             if not refs:
                 raise ClusterError(f"no actor is left to evaluate the remaining work; {self.describe_request()}")
             done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
+            interrupts.check()  # Ctrl-C or SIGTERM during the wait: end here, between Ray calls
             for ref in done:
                 if ref in starting:
                     self._started(ref)

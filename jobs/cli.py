@@ -11,11 +11,10 @@ import argparse
 import importlib
 import math
 import os
-import signal
 import sys
-import threading
 
-from landscape.errors import LandscapeError, Terminated, raise_terminated
+from cluster import interrupts
+from landscape.errors import LandscapeError, Terminated
 
 # Modules that add subcommands, in the order `landscape --help` lists them.
 MODULES = ("jobs.commands", "jobs.remote")
@@ -88,8 +87,7 @@ def _os_error_line(e: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_terminated)  # `landscape stop`, `ray job stop`: end like Ctrl-C
+    installed = interrupts.install()  # SIGTERM (`landscape stop`, `ray job stop`) ends like Ctrl-C
     try:
         try:
             args = parser().parse_args(argv)
@@ -109,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"landscape: error: {_os_error_line(e)}", file=sys.stderr)
         return 2
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if installed:
+            interrupts.uninstall()
 
 
 if __name__ == "__main__":

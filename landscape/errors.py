@@ -34,7 +34,3 @@ class Terminated(BaseException):
 
     A BaseException, as KeyboardInterrupt is: `except Exception` must not swallow it.
     """
-
-
-def raise_terminated(signum, frame):  # a signal handler
-    raise Terminated()
