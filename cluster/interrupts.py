@@ -61,6 +61,7 @@ def polled() -> Iterator[None]:
         yield
     finally:
         _polling -= 1
+    check()  # a signal after the loop's last check still ends the run
 
 
 def check() -> None:

@@ -29,6 +29,14 @@ def test_a_signal_while_polled_waits_for_check(installed, sig, exc):
     assert done == 499500
 
 
+def test_a_signal_after_the_loops_last_check_is_raised_when_the_loop_ends(installed):
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.polled():
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(10))  # the loop ends without another check
+    interrupts.check()
+
+
 def test_a_second_signal_while_polled_raises_at_once(installed):
     with interrupts.polled():
         os.kill(os.getpid(), signal.SIGINT)
