@@ -36,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landscape.curves import CurveObjective, curve_slice, init_linear, loss_at  # noqa: E402
 from landscape.data import digits, synthetic  # noqa: E402
-from landscape.evaluator import Evaluator, ScanProblem  # noqa: E402
+from landscape.evaluator import Evaluator  # noqa: E402
 from landscape.factories import ModelFactory  # noqa: E402
 from landscape.metrics import loss_terms  # noqa: E402
 from landscape.params import StateLayout  # noqa: E402
 from landscape.plan import EvalOptions  # noqa: E402
+from landscape.problem import ScanProblem  # noqa: E402
 from landscape.training import train  # noqa: E402
 
 

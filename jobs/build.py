@@ -12,11 +12,11 @@ from landscape.adapters import fit_input_dtype
 from landscape.checkpoints import load_state, nonfinite_entries
 from landscape.datasets import Loaded, load_dataset
 from landscape.errors import CheckpointError, SpecError
-from landscape.evaluator import ScanProblem, check_data_fits
 from landscape.factories import ModelFactory
 from landscape.memory import check_data_memory
-from landscape.plan import EvalOptions
 from landscape.params import StateLayout, non_float_state
+from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem, check_data_fits
 from landscape.slices import Slice, line_between, plane_through, random_slice
 
 from .specs import DataSpec, ModelSpec, ScanSpec, slice_checkpoints

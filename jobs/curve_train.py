@@ -106,7 +106,7 @@ def train_curve_worker(config: dict) -> None:
         rank, world = worker_rank()
         device = worker_device()
     else:
-        from landscape.evaluator import default_device
+        from landscape.problem import default_device
 
         rank, world, device = 0, 1, default_device()  # a GPU when this machine has one
     model = setup.factory()

@@ -19,13 +19,20 @@ import torch
 
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from landscape.errors import ResultError, SpecError
-from landscape.evaluator import check_data_fits, default_device
 from landscape.hessian import operator_at, point_evaluator
 from landscape.hessian_plane import hessian_plane, in_layout
 from landscape.params import StateLayout
 from landscape.plan import EvalOptions
 from landscape.precision import matmul_mode
-from landscape.spectrum import Density, Eigenpairs, TraceEstimate, eigenpairs, hutchinson_trace, spectral_density
+from landscape.problem import check_data_fits, default_device
+from landscape.spectrum import (
+    Density,
+    Eigenpairs,
+    TraceEstimate,
+    eigenpairs,
+    hutchinson_trace,
+    spectral_density,
+)
 
 from .build import load_checked, load_data_noted, model_factory
 from .specs import DataSpec, ModelSpec

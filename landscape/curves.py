@@ -170,8 +170,9 @@ def loss_at(kind: str, t: float, factory: Callable[[], nn.Module], w1: torch.Ten
     (batchnorm: recompute, update_bn's cumulative average), then it runs in eval
     mode: exactly what a curve scan at t reports with the same data.
     """
-    from .evaluator import Evaluator, ScanProblem
+    from .evaluator import Evaluator
     from .plan import EvalOptions
+    from .problem import ScanProblem
 
     layout = StateLayout.of(factory())
     sl = curve_slice(layout, kind, w1, theta, w2)

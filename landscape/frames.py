@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .evaluator import Evaluator, ScanProblem, default_device
+from .evaluator import Evaluator
+from .problem import ScanProblem, default_device
 
 
 @dataclass

@@ -25,10 +25,11 @@ from torch import nn
 from torch.func import functional_call
 
 from .errors import SpecError
-from .evaluator import Evaluator, ScanProblem
+from .evaluator import Evaluator
 from .metrics import PointMetric, loss_terms
 from .params import StateLayout
 from .plan import EvalOptions, budget_bytes
+from .problem import ScanProblem
 from .slices import Slice
 from .spectrum import eigenpairs
 

@@ -13,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .evaluator import Evaluator, ScanProblem
+from .evaluator import Evaluator
+from .problem import ScanProblem
 from .slices import Slice
 
 

@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from jobs.build import prepare
 from jobs.specs import ImportData, ModelSpec
 from landscape.errors import DataError
-from landscape.evaluator import Evaluator, ScanProblem, check_data_fits
+from landscape.evaluator import Evaluator
 from landscape.params import StateLayout
 from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem, check_data_fits
 from landscape.slices import random_slice
 
 from .independent import state_at

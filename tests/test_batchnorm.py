@@ -5,10 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.evaluator import Evaluator, ScanProblem
+from landscape.evaluator import Evaluator
 from landscape.factories import ModelFactory
-from landscape.plan import EvalOptions
 from landscape.params import StateLayout
+from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem
 from landscape.slices import line_between, random_slice
 
 from .independent import reference_loss, state_at

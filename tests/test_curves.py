@@ -18,8 +18,9 @@ from jobs.specs import DigitsData
 from jobs.specs.parts import ModelSpec
 from landscape.coefmaps import MAPS, BezierMap, ChordMap, PolychainMap, from_json
 from landscape.curves import CurveObjective, curve_plane, curve_slice, curve_xy, phi
-from landscape.evaluator import Evaluator, ScanProblem
+from landscape.evaluator import Evaluator
 from landscape.params import StateLayout
+from landscape.problem import ScanProblem
 from landscape.training import train
 
 from .conftest import CURVE_DATA, CURVE_MODEL

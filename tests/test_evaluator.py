@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from landscape.errors import DataError
-from landscape.evaluator import Evaluator, ScanProblem, check_fit
+from landscape.evaluator import Evaluator
 from landscape.factories import ModelFactory
-from landscape.plan import EvalOptions
 from landscape.params import StateLayout
+from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem, check_fit
 from landscape.slices import random_slice
 
 from .independent import reference_loss, state_at

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from landscape.data import synthetic
-from landscape.evaluator import Evaluator, ScanProblem
+from landscape.evaluator import Evaluator
 from landscape.factories import ModelFactory
 from landscape.params import StateLayout
 from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem
 from landscape.slices import random_slice
 
 from .independent import reference_loss, state_at

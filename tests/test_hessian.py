@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.evaluator import Evaluator, ScanProblem
+from landscape.evaluator import Evaluator
 from landscape.factories import ModelFactory
 from landscape.hessian import HessianOperator, operator_at, point_evaluator
 from landscape.params import StateLayout
 from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem
 from landscape.slices import random_slice
 from landscape.spectrum import eigenpairs, hutchinson_trace, spectral_density
 

@@ -3,8 +3,9 @@ import torch
 from torch import nn
 
 from landscape.errors import SpecError
-from landscape.evaluator import Evaluator, ScanProblem
+from landscape.evaluator import Evaluator
 from landscape.params import StateLayout
+from landscape.problem import ScanProblem
 from landscape.slices import line_between, plane_through
 
 from .independent import reference_loss

@@ -9,11 +9,19 @@ from torch import nn
 
 from landscape.coefmaps import Polyline, from_json
 from landscape.errors import CheckpointError, SpecError
-from landscape.evaluator import Evaluator, ScanProblem
+from landscape.evaluator import Evaluator
 from landscape.params import StateLayout
+from landscape.problem import ScanProblem
 from landscape.slices import combine
 from landscape.state_eval import StateEvaluator
-from landscape.trajectory import SIGN_RULE, orient, path_slice, pca_slice, plane_entries, trajectory_plane
+from landscape.trajectory import (
+    SIGN_RULE,
+    orient,
+    path_slice,
+    pca_slice,
+    plane_entries,
+    trajectory_plane,
+)
 
 from .independent import reference_loss, state_at
 
