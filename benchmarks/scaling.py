@@ -35,6 +35,7 @@ def spec_for(grid: int, checkpoint: str) -> dict:
         "slice": {"kind": "random_plane", "checkpoint": checkpoint, "seed": 0},
         "grid": {"x": {"min": -1, "max": 1, "num": grid}, "y": {"min": -1, "max": 1, "num": grid}},
         "tile": 50,
+        "precision": "fp32",
     }
 
 
@@ -74,6 +75,13 @@ def main(argv=None) -> int:
                     with open(args.jsonl, "a") as f:
                         f.write(json.dumps({"date": dt.date.today().isoformat(), **row}) + "\n")
     rate = {a: statistics.median(r["evals_per_s"] for r in rows if r["actors"] == a) for a in counts}
+    import platform
+
+    import torch
+
+    print(f"# scaling: {dt.date.today().isoformat()}, {platform.machine()} CPU ({os.cpu_count()} cores, "
+          f"{torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}, CPU actors x 1 thread, fp32, "
+          f"{args.grid}x{args.grid} digits-MLP random plane")
     print(f"| actors | evals/s (median of {args.repeats}) | speed-up | parallel efficiency |")
     print("|---|---|---|---|")
     for a in counts:

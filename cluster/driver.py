@@ -70,6 +70,16 @@ def run_work(
     return scheduler.run(items, args_of, lambda item, result: on_result(item, result, scheduler.stats), count=count)
 
 
+def store_tiles(store: ResultStore) -> Callable[[Any, dict], int]:
+    """The `write` of a plain tile scan: store the tile's result, which completes one tile."""
+
+    def write(tile, result: dict) -> int:
+        store.write_tile(tile, result)
+        return 1
+
+    return write
+
+
 def evaluate_tiles(
     problem: Any,
     make_evaluator: Callable[[Any], Any],

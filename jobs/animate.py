@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cluster.driver import evaluate_tiles
+from cluster.driver import evaluate_tiles, store_tiles
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultWriter
 from cluster.tiling import Tile, iter_tiles, tile_coords, tile_grid_shape
@@ -34,14 +34,6 @@ from .scan import _meta, finish_run, plots_dir_for, points_left, say, scan_array
 from .specs.animate import AnimateSpec
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-def _writer(store):
-    def write(tile, result) -> int:
-        store.write_tile(tile, result)
-        return 1
-
-    return write
 
 
 class FrameTile(Tile):
@@ -181,7 +173,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
                 tiles = (FrameTile(t.index, t.bounds) for t in iter_tiles(shape, tshape, done))
                 report = evaluate_tiles(
                     series, FrameEvaluator, store, tiles, tiles_left, todo_points,
-                    lambda t: (t.index[0], tile_coords(t.plane, x, y)), _writer(store), request,
+                    lambda t: (t.index[0], tile_coords(t.plane, x, y)), store_tiles(store), request,
                     max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s, label=spec.name,
                 )
             finish_run(w, url, report)

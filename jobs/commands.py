@@ -50,12 +50,9 @@ def _train(args) -> int:
 def _plot(args) -> int:
     from cluster.store import ResultStore
 
-    from .plot import plot_result
-    from .scan import plots_dir_for
+    from .scan import plot_and_say
 
-    name = ResultStore.open(args.result).meta["name"]
-    for path in plot_result(args.result, args.out or plots_dir_for(args.result, name), args.format):
-        print(f"plot: {path}")
+    plot_and_say(args.result, ResultStore.open(args.result).meta["name"], args.format, out=args.out)
     return 0
 
 

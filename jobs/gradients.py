@@ -21,7 +21,7 @@ from landscape.errors import SpecError
 from landscape.gradients import STAT_INFO, STATS, GradientRecorder, Row, probe_gradients, update_ratio, weight_matrices
 from landscape.training import StopTraining, train
 
-from .scan import plots_dir_for, say, versions
+from .scan import plot_and_say, say, versions
 from .specs import GradientsSpec
 from .train import check_train
 
@@ -149,10 +149,7 @@ def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: boo
             _summary(w.store.group, wm)
     print(f"result: {url}")
     if plot:
-        from .plot import plot_result
-
-        for path in plot_result(url, plots_dir_for(url, f"{spec.name}-gradients"), fmt):
-            print(f"plot: {path}")
+        plot_and_say(url, f"{spec.name}-gradients", fmt)
     return url
 
 

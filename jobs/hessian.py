@@ -288,7 +288,7 @@ def default_output(spec: HessianSpec) -> str:
 def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
                 fmt: str = "png", device: str | None = None) -> str:
     """Compute (or find already computed) the spectrum at the spec's point; returns the result's path or URL."""
-    from .scan import plots_dir_for, versions
+    from .scan import plot_and_say, versions
 
     url = str(out or default_output(spec))
     dev = check_device(device)
@@ -319,10 +319,7 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
         print(line)
     print(f"result: {url}")
     if plot:
-        from .plot import plot_result
-
-        for path in plot_result(url, plots_dir_for(url, spec.name), fmt):
-            print(f"plot: {path}")
+        plot_and_say(url, spec.name, fmt)
     return url
 
 

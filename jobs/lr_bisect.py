@@ -35,15 +35,14 @@ from .lr_scan import (
     RateItem,
     _arrays,
     _meta,
-    _plots,
     _range_test,
     _request,
     _Rows,
-    _say_range,
     _work_left,
     _writer,
     build_lr_problem,
     default_output,
+    report_end,
 )
 from .scan import say
 from .specs import LRScanSpec
@@ -185,8 +184,5 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
         state = f"within {b.tolerance:g} decades" if converged else f"not within {b.tolerance:g} decades after bisect.max_rounds = {b.max_rounds}"
         say(f"bisection: breakthrough {t.breakthrough:.4g} ({state}: collapse from {t.first_collapse:.4g}), "
             f"{runs} runs in {len(rounds.rounds)} round(s), {wall:.1f} s wall on {store.meta.get('actors')} actor(s)")
-    _say_range(store)
-    print(f"result: {url}")
-    if plot:
-        _plots(url, spec, "bisect", fmt)
+    report_end(store, url, spec, "bisect", plot, fmt)
     return url

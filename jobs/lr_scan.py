@@ -41,7 +41,7 @@ from landscape.lr_search import (
 )
 
 from .gradients import checked_model
-from .scan import plots_dir_for, say, versions
+from .scan import plot_and_say, say, versions
 from .specs import LRScanSpec
 from .train import check_train
 
@@ -245,11 +245,12 @@ def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool) -> ResultW
                         command=f"landscape lr-scan {spec.name}{' --bisect' if method == 'bisect' else ''}", what="lr_scan")
 
 
-def _plots(url: str, spec: LRScanSpec, method: str, fmt: str) -> None:
-    from .plot import plot_result
-
-    for path in plot_result(url, plots_dir_for(url, f"{spec.name}-lr-{method}"), fmt):
-        print(f"plot: {path}")
+def report_end(store, url: str, spec: LRScanSpec, method: str, plot: bool, fmt: str) -> None:
+    """The end of a scan or bisection: the range test's line, the result, its plots."""
+    _say_range(store)
+    print(f"result: {url}")
+    if plot:
+        plot_and_say(url, f"{spec.name}-lr-{method}", fmt)
 
 
 def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None = None, actors: int | None = None,
@@ -298,8 +299,5 @@ def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None
     if meta.get("scan_wall_seconds") is not None:
         say(f"lr scan: {len(lrs)} runs in {meta['scan_wall_seconds']:.1f} s wall on {meta['actors']} actor(s) "
             f"({meta['scan_train_seconds']:.1f} s training)")
-    _say_range(store)
-    print(f"result: {url}")
-    if plot:
-        _plots(url, spec, "scan", fmt)
+    report_end(store, url, spec, "scan", plot, fmt)
     return url

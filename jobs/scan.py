@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from cluster.driver import evaluate_tiles
+from cluster.driver import evaluate_tiles, store_tiles
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
@@ -42,6 +42,14 @@ def plots_dir_for(url: str, name: str) -> Path:
         return Path("results") / f"{name}-plots"
     p = Path(url)
     return p.with_name(p.name.removesuffix(".zarr") + "-plots")
+
+
+def plot_and_say(url: str, name: str, fmt: str, out: str | Path | None = None) -> None:
+    """Draw the result's figures (into `out`, else beside it as <name>-plots) and print each path."""
+    from .plot import plot_result
+
+    for path in plot_result(url, out or plots_dir_for(url, name), fmt):
+        print(f"plot: {path}")
 
 
 def versions() -> dict:
@@ -167,13 +175,8 @@ def pending_work(spec: ScanSpec, store: ResultStore | None, x: np.ndarray, y: np
         done = store.done_mask() if store is not None else None
         count, points = points_left(spec, done)
         total = int(np.prod(tile_grid_shape(spec.grid_shape, spec.tile_shape)))
-
-        def write(tile, result) -> int:
-            store.write_tile(tile, result)
-            return 1
-
         return Work(iter_tiles(spec.grid_shape, spec.tile_shape, done), count, points, total,
-                    lambda t: (tile_coords(t, x, y),), write, "tiles")
+                    lambda t: (tile_coords(t, x, y),), store_tiles(store), "tiles")
     strides = strides_of(spec.preview)
     empty = empty_pairs(spec.grid_shape, spec.tile_shape, strides)
     done = np.asarray(store.group["preview_done"][...], bool) if store is not None else empty
@@ -307,8 +310,5 @@ def run_scan(
             finish_run(w, url, None)
     print(f"result: {url}")
     if plot:
-        from .plot import plot_result
-
-        for path in plot_result(url, plots_dir_for(url, spec.name), fmt):
-            print(f"plot: {path}")
+        plot_and_say(url, spec.name, fmt)
     return url

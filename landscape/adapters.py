@@ -43,8 +43,14 @@ def fit_input_dtype(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tenso
     if inputs.is_floating_point():
         return inputs, None
     was = str(inputs.dtype).removeprefix("torch.")
+    model.eval()
     try:
-        model.eval()(inputs[:2].long())
-    except Exception:  # a Linear or Conv refuses integers: cast, as for any numeric data
+        model(inputs[:2].long())
+    except Exception as as_ints:
+        try:  # a Linear or Conv refuses integers: cast, as for any numeric data
+            model(inputs[:2].float())
+        except Exception:  # refused either way: let the fit check report the error that is not about the dtype
+            if not any(w in str(as_ints) for w in ("dtype", "scalar type", "Long")):  # a token id past the vocabulary
+                return inputs.long(), None
         return inputs.float(), f"inputs cast from {was} to float32"
     return inputs.long(), f"inputs are integers ({was}) and stay int64: the model reads them (token ids)"

@@ -22,6 +22,7 @@ import gzip
 import importlib
 import os
 import pickle
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             buf = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a corrupt .gz
         raise DataError(f"{path}: cannot read it ({type(e).__name__}: {e}); a truncated download?") from None
     if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] != 0x08 or not 1 <= buf[3] <= 4:
         raise DataError(f"{path} is not an idx file of unsigned bytes (its first bytes are {buf[:4].hex() or 'missing'}, "
@@ -218,10 +219,11 @@ def read_svhn(kind: str, root: Path, split: str) -> RawSet:
     if path is None:
         raise _missing(kind, root, name, folders)
     import scipy.io  # comes with scikit-learn
+    from scipy.io.matlab import MatReadError  # an empty or truncated .mat
 
     try:
         mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
-    except (ValueError, NotImplementedError, OSError, TypeError) as e:
+    except (ValueError, NotImplementedError, OSError, TypeError, MatReadError) as e:
         raise DataError(f"{path} is not a MATLAB file scipy can read ({type(e).__name__}: {str(e)[:120]}); expected SVHN's "
                         f"{name} (format 2)") from None
     if "X" not in mat or "y" not in mat:

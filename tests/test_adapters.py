@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from jobs.build import prepare
 from jobs.specs import ImportData, ModelSpec
@@ -81,3 +82,15 @@ def test_an_output_without_logits_is_one_clear_error():
         check_data_fits(Pair, torch.randn(4, 4), torch.zeros(4, dtype=torch.long), "cross_entropy")
     with pytest.raises(DataError, match="outputs \\(3, 1\\) values per sample but the data set has 3 classes"):
         check_data_fits(factory, torch.randn(4, 4), torch.zeros(4, dtype=torch.long), "cross_entropy", classes=3)
+
+
+def test_integer_inputs_the_model_refuses_either_way_stay_integers_so_the_real_error_is_reported():
+    from landscape.adapters import fit_input_dtype
+
+    embed = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 2))
+    ok, note = fit_input_dtype(embed, torch.tensor([[1, 2, 3], [4, 5, 6]]))
+    assert ok.dtype == torch.int64 and "stay int64" in note
+    past_vocab, _ = fit_input_dtype(embed, torch.tensor([[1, 2, 30], [4, 5, 6]]))  # id 30 >= 10: an index error
+    assert past_vocab.dtype == torch.int64  # not cast to float, which would report a misleading "expected Long"
+    wrong_width, note = fit_input_dtype(nn.Linear(4, 2), torch.tensor([[1, 2, 3], [4, 5, 6]]))
+    assert wrong_width.dtype == torch.float32 and "cast" in note  # a dtype refusal first: the shape error comes as floats

@@ -38,6 +38,17 @@ def _cases(tmp_path, monkeypatch):
     (empty / "b").mkdir()
     one = tmp_path / "one"
     write_image_folder(one, classes=("only",), per_class=(3,), size=(8, 8))
+    corrupt = tmp_path / "corrupt"  # a .gz whose compressed body is damaged (zlib.error, not OSError)
+    corrupt.mkdir()
+    import gzip
+
+    packed = bytearray(gzip.compress(bytes(range(256)) * 64))
+    packed[20:40] = b"\xff" * 20
+    (corrupt / "train-images-idx3-ubyte.gz").write_bytes(bytes(packed))
+    (corrupt / "train-labels-idx1-ubyte.gz").write_bytes(bytes(packed))
+    svhn = tmp_path / "svhn"
+    svhn.mkdir()
+    (svhn / "train_32x32.mat").write_bytes(b"")  # empty (scipy's MatReadError)
     flat = tmp_path / "flat"
     write_image_folder(flat, per_class=(2, 2, 2), size=(8, 8))
 
@@ -52,6 +63,8 @@ def _cases(tmp_path, monkeypatch):
         "root holds other files": (_scan({**c10, "root": str(mnist)}), ["does not hold the CIFAR-10 files", "data_batch_1"]),
         "damaged batch": (_scan({**c10, "root": str(damaged)}), ["data_batch_3 is not a CIFAR-10 python batch"]),
         "mnist root empty": (_scan({"kind": "mnist", "root": str(cifar)}), ["train-images-idx3-ubyte[.gz]", "MNIST/raw"]),
+        "corrupt gzip": (_scan({"kind": "mnist", "root": str(corrupt)}), ["train-images-idx3-ubyte.gz: cannot read it"]),
+        "empty svhn file": (_scan({"kind": "svhn", "root": str(svhn)}), ["train_32x32.mat is not a MATLAB file"]),
         "svhn file missing": (_scan({"kind": "svhn", "root": str(cifar)}), ["train_32x32.mat", "ufldl.stanford.edu"]),
         "split does not exist": (_scan({**c10, "split": "valid"}), ["data.split", "'train' or 'test'"]),
         "image folder split does not exist": (_scan({"kind": "image_folder", "root": str(flat), "split": "test"}),
@@ -73,7 +86,8 @@ def _cases(tmp_path, monkeypatch):
 
 
 CASES = [
-    "root does not exist", "root holds other files", "damaged batch", "mnist root empty", "svhn file missing",
+    "root does not exist", "root holds other files", "damaged batch", "mnist root empty", "corrupt gzip",
+    "empty svhn file", "svhn file missing",
     "split does not exist", "image folder split does not exist", "subset larger than the data set", "subset and fraction",
     "image folder without images", "image folder of one class", "torchvision name does not exist",
     "torchvision without a name", "output does not fit the classes", "too large for the device",
