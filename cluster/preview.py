@@ -13,6 +13,7 @@ a plain one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -30,7 +31,7 @@ def strides_of(preview: int) -> list[int]:
 
 def level_of(indices: tuple[np.ndarray, ...], strides: list[int]) -> np.ndarray:
     """The level of each grid point, for index arrays that broadcast against each other."""
-    level = np.full(np.broadcast_shapes(*(i.shape for i in indices)), len(strides) - 1, dtype=np.int64)
+    level = np.full(np.broadcast_shapes(*(i.shape for i in indices)), len(strides) - 1, dtype=np.int8)  # <= 9 levels (preview <= 256)
     for k in reversed(range(len(strides) - 1)):  # coarsest last, so it wins
         on = np.ones(level.shape, bool)
         for i in indices:
@@ -40,10 +41,18 @@ def level_of(indices: tuple[np.ndarray, ...], strides: list[int]) -> np.ndarray:
 
 
 def tile_levels(tile: Tile, strides: list[int]) -> np.ndarray:
-    """(tile shape) level of each of the tile's points."""
-    axes = [np.arange(a, b) for a, b in tile.bounds]
-    grids = np.meshgrid(*axes, indexing="ij")
-    return level_of(tuple(grids), strides)
+    """(tile shape) level of each of the tile's points (read-only: shared by tiles alike)."""
+    coarsest = strides[0]  # every stride divides it, so a point's level depends on its index modulo it only
+    return _levels(tuple((a % coarsest, b - a) for a, b in tile.bounds), tuple(strides))
+
+
+@lru_cache(maxsize=256)
+def _levels(starts_and_lengths: tuple[tuple[int, int], ...], strides: tuple[int, ...]) -> np.ndarray:
+    # Interior tiles share one entry: a scan's tiles are computed once each per shape and offset, not per item.
+    axes = [np.arange(a, a + n) for a, n in starts_and_lengths]
+    levels = level_of(tuple(np.meshgrid(*axes, indexing="ij", sparse=True)), list(strides))
+    levels.flags.writeable = False
+    return levels
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ def item_coords(item: PreviewItem, strides: list[int], x: np.ndarray, y: np.ndar
 def evaluated_points(preview_done: np.ndarray, grid_shape, tile_shape, strides: list[int]) -> np.ndarray:
     """(grid shape) bool: points whose (level, tile) pair is stored."""
     indices = tuple(np.arange(n) for n in grid_shape)
-    grids = np.meshgrid(*indices, indexing="ij")
+    grids = np.meshgrid(*indices, indexing="ij", sparse=True)  # broadcast below: no dense index arrays
     level = level_of(tuple(grids), strides)
     tiles = tuple(g // t for g, t in zip(grids, tile_shape))
     return preview_done.astype(bool)[(level, *tiles)]

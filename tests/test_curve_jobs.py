@@ -329,6 +329,9 @@ def bad_inputs(digits_minima, digits_curve, tiny_run, tmp_path):
         "animate of another slice kind": (
             ["animate", spec({**animate_dict(digits_curve), "slice": {"kind": "plane_through",
                                                                    "checkpoints": [str(w1), str(w2), str(w1)]}}, "a4.yaml"), "--out", str(out)], out, ["slice.kind", "curve_plane"]),
+        "animate with a preview": (
+            ["animate", spec({**animate_dict(digits_curve), "model": CURVE_MODEL, "data": CURVE_DATA, "preview": 2}, "a6.yaml"),
+             "--out", str(out)], out, ["preview", "remove preview"]),
         "submit of an animation": (
             ["submit", spec({**animate_dict(digits_curve), "model": CURVE_MODEL, "data": CURVE_DATA}, "a5.yaml"),
              "--address", "http://127.0.0.1:9", "--out", str(out)], out, ["submit` runs scans and curve training"]),
@@ -340,7 +343,8 @@ CASES = [
     "a curve checkpoint where a model checkpoint is expected", "a model checkpoint where a curve checkpoint is expected",
     "endpoints that changed since the curve was trained", "endpoints no longer where the curve recorded them",
     "t outside [0, 1]", "animate of a training run (model checkpoints)",
-    "animate of an empty folder", "animate of missing epochs", "animate of another slice kind", "submit of an animation",
+    "animate of an empty folder", "animate of missing epochs", "animate of another slice kind", "animate with a preview",
+    "submit of an animation",
 ]
 
 

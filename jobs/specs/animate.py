@@ -38,6 +38,8 @@ class AnimateSpec(ScanSpec):
     def _curve_plane(self):
         if self.slice.kind != "curve_plane":
             raise ValueError(f"slice.kind: an animation renders curve_plane frames, got {self.slice.kind!r}")
+        if self.preview is not None:
+            raise ValueError("preview: an animation evaluates each frame's tiles whole; remove preview (it is for single scans)")
         return self
 
     def identity(self) -> str:
