@@ -24,7 +24,7 @@ from landscape.hessian_plane import hessian_plane, in_layout
 from landscape.params import StateLayout
 from landscape.plan import EvalOptions
 from landscape.precision import matmul_mode
-from landscape.problem import check_data_fits, default_device
+from landscape.problem import default_device
 from landscape.spectrum import (
     Density,
     Eigenpairs,
@@ -34,7 +34,7 @@ from landscape.spectrum import (
     spectral_density,
 )
 
-from .build import load_checked, load_data_noted, model_factory
+from .build import check_prepared, load_checked, prepare
 from .specs import DataSpec, ModelSpec
 from .specs.hessian import HessianSpec
 
@@ -116,9 +116,9 @@ def resolve_point(spec: HessianSpec):
     model_spec = spec.model or ModelSpec.model_validate(meta["spec"]["model"])
     data_spec = spec.data or TypeAdapter(DataSpec).validate_python(meta["spec"]["data"])
     loss = spec.loss or meta.get("loss_kind", "cross_entropy")
-    inputs, targets, notes = load_data_noted(data_spec)
-    factory = model_factory(model_spec, inputs, targets)
-    check_data_fits(factory, inputs, targets, loss)
+    prepared = prepare(data_spec, model_spec)  # as a scan sizes the model: the data set's classes, integer inputs
+    check_prepared(prepared, loss)
+    inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     model = factory()
     if at.checkpoint is not None:
         state = load_checked(at.checkpoint, model, spec.allow_nonfinite, notes)

@@ -51,6 +51,6 @@ def fit_input_dtype(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tenso
             model(inputs[:2].float())
         except Exception:  # refused either way: let the fit check report the error that is not about the dtype
             if not any(w in str(as_ints) for w in ("dtype", "scalar type", "Long")):  # a token id past the vocabulary
-                return inputs.long(), None
+                return inputs.long(), f"inputs are integers ({was}) and stay int64 (the model refuses them either way)"
         return inputs.float(), f"inputs cast from {was} to float32"
     return inputs.long(), f"inputs are integers ({was}) and stay int64: the model reads them (token ids)"
