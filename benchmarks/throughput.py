@@ -47,10 +47,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landscape import data as datasets  # noqa: E402
-from landscape.evaluator import Evaluator, allow_recompiles  # noqa: E402
+from landscape.evaluator import Evaluator  # noqa: E402
 from landscape.factories import ModelFactory  # noqa: E402
 from landscape.params import StateLayout  # noqa: E402
-from landscape.plan import EvalOptions  # noqa: E402
+from landscape.plan import EvalOptions, allow_recompiles  # noqa: E402
 from landscape.precision import compute_dtype, matmul_mode  # noqa: E402
 from landscape.problem import ScanProblem  # noqa: E402
 from landscape.slices import combine, random_slice  # noqa: E402

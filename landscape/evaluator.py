@@ -20,13 +20,7 @@ from torch.func import functional_call, vmap
 
 from .head import ClassMajorLinear, output_layer
 from .metrics import OutputMetric, PointMetric, build_metrics
-from .plan import (
-    ACTIVATION_FACTOR,
-    EvalOptions,
-    EvalPlan,
-    make_plan,
-    widest_output_elements,
-)
+from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, allow_recompiles, make_plan, widest_output_elements
 from .precision import PRECISIONS, compute_dtype, matmul_mode
 from .problem import ScanProblem, default_device
 from .shortcut import (
@@ -37,22 +31,6 @@ from .shortcut import (
     swap_module,
 )
 from .slices import points_on_slice
-
-# Dynamo caches compiled code per Python function (a model class's forward) and
-# recompiles it for each new dtype, input shape or swapped submodule (the
-# shortcut's first layer). Past `recompile_limit` (8 variants) it runs that
-# forward eagerly, silently, while the plan still says compiled: one process that
-# builds evaluators of one model in several configurations (a benchmark's modes,
-# data chunks, precisions) got there. So allow many.
-RECOMPILE_LIMIT = 256
-
-
-def allow_recompiles() -> None:
-    import torch._dynamo.config as dynamo_config
-
-    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
-    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
-
 
 class Evaluator:
     """Holds the model and the full-batch data on one device; evaluates grid points."""

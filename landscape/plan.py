@@ -98,6 +98,22 @@ COMPILE_MIN_POINTS = 50_000
 CPU_COMPILE_MIN_POINTS = 1_000
 
 
+# Dynamo caches compiled code per Python function (a model class's forward) and
+# recompiles it for each new dtype, input shape or swapped submodule (the
+# shortcut's first layer). Past `recompile_limit` (8 variants) it runs that
+# forward eagerly, silently, while the plan still says compiled: one process that
+# builds evaluators of one model in several configurations (a benchmark's modes,
+# data chunks, precisions) got there. So allow many.
+RECOMPILE_LIMIT = 256
+
+
+def allow_recompiles() -> None:
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 4 * RECOMPILE_LIMIT)
+
+
 def default_compile(device: torch.device, has_conv: bool, expected_points: int) -> bool:
     # Convolutional nets only: MLPs gain nothing on CPU, and on GPU compiling forces
     # one point per pass, slower than vmap over 128 (BENCHMARKS.md).
