@@ -29,6 +29,12 @@ def load_data_full(spec: DataSpec) -> Loaded:
     if spec.kind in FILE_DATA_KINDS:  # subset (stratified) and memory check inside, before decoding
         return load_dataset(spec.kind, **spec.load_kwargs())
     notes: list[str] = []
+    if spec.kind == "text":
+        from landscape.text import load_tokens
+
+        t = load_tokens(spec.path, spec.tokenizer, spec.block_size, spec.max_tokens, spec.dtype)
+        x, y = datasets.subsample(t.inputs, t.targets, spec.subset, spec.seed)
+        return Loaded(x, y, t.vocab, t.notes)
     if spec.kind == "digits":
         x, y = datasets.digits()
     elif spec.kind == "synthetic":
@@ -58,7 +64,7 @@ def model_factory(spec: ModelSpec, inputs: torch.Tensor, targets: torch.Tensor, 
         kind=spec.kind,
         input_shape=tuple(inputs.shape[1:]),
         num_classes=classes or datasets.num_classes(targets),
-        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}),
+        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}) | spec.lm_options(),
         factory=spec.factory,
         seed=spec.seed,
     )

@@ -1,0 +1,134 @@
+"""Causal language models on text: token blocks, a tiny GPT-2, the mean token cross-entropy against
+Hugging Face's own `model(input_ids, labels=...)`, and a scan through the normal Ray path."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from landscape.vision import prepare_torchvision
+
+prepare_torchvision()
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (optional extra): pip install -e '.[hf]'")
+
+from tests.lm_corpus import TINY_GPT2, lm_spec_dict, write_corpus  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    write_corpus(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gpt2_checkpoint(corpus) -> Path:
+    """A tiny GPT-2's random initial weights (seed 0) as a checkpoint."""
+    from jobs.build import model_factory
+    from jobs.specs import ScanSpec
+
+    spec = ScanSpec.model_validate(lm_spec_dict(corpus, corpus / "unused.pt"))
+    from jobs.build import load_data_full
+
+    d = load_data_full(spec.data)
+    path = corpus / "gpt2.pt"
+    torch.save(model_factory(spec.model, d.inputs, d.targets, d.classes)().state_dict(), path)
+    return path
+
+
+def plain_gpt2(vocab: int) -> torch.nn.Module:
+    """The Hugging Face model as is (tied output layer, its own loss)."""
+    cfg = {k: v for k, v in TINY_GPT2.items() if k != "model_type"}
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=vocab, **cfg)).eval()
+
+
+def hf_loss(model, inputs, targets, batch: int = 7) -> float:
+    """Mean over blocks of model(block, labels=block).loss: every block predicts the same number of tokens."""
+    blocks = torch.cat([inputs, targets[:, -1:]], 1)  # (N, T + 1)
+    losses = []
+    with torch.no_grad():
+        for s in range(0, len(blocks), batch):
+            b = blocks[s : s + batch]
+            losses.append(model(input_ids=b, labels=b).loss.item() * len(b))
+    return sum(losses) / len(blocks)
+
+
+def test_token_blocks_are_the_stream_shifted_by_one(tmp_path):
+    from landscape.text import load_tokens
+
+    ids = np.arange(3, 3 + 50, dtype=np.uint16)
+    ids.tofile(tmp_path / "ids.bin")
+    np.save(tmp_path / "ids.npy", ids.astype(np.int32))
+    for name in ("ids.bin", "ids.npy"):
+        t = load_tokens(tmp_path / name, None, block_size=8, max_tokens=40)
+        assert t.inputs.shape == (5, 8) and t.targets.shape == (5, 8) and t.inputs.dtype == torch.int64
+        assert t.inputs[1].tolist() == list(range(11, 19)) and t.targets[1].tolist() == list(range(12, 20))
+        assert t.targets[-1, -1] == 3 + 40  # max_tokens 40 + the one token the last block predicts
+
+
+def test_text_through_the_tokenizer(corpus):
+    from landscape.text import load_tokens
+    from tokenizers import Tokenizer
+
+    t = load_tokens(corpus / "corpus.txt", str(corpus), block_size=16, max_tokens=800)
+    ids = Tokenizer.from_file(str(corpus / "tokenizer.json")).encode((corpus / "corpus.txt").read_text()).ids
+    assert t.vocab == 20 and t.inputs.shape == (50, 16)
+    assert t.inputs.reshape(-1).tolist() == ids[:800] and t.targets.reshape(-1).tolist() == ids[1:801]
+
+
+def test_token_loss_matches_hugging_face_at_grid_points(corpus, gpt2_checkpoint):
+    """The evaluator's loss and accuracy at grid points = the HF model's own loss on the same weights (1e-5)."""
+    from jobs.build import build_problem
+    from jobs.specs import ScanSpec
+    from landscape.evaluator import Evaluator
+    from landscape.lm import load_causal_lm_state
+
+    built = build_problem(ScanSpec.model_validate(lm_spec_dict(corpus, gpt2_checkpoint)))
+    p = built.problem
+    assert "lm_head.weight" not in {e.name for e in p.slice.layout.entries}  # tied: one entry moves both uses
+    ev = Evaluator(p, device="cpu")
+    coords = np.array([[0.0, 0.0], [0.3, -0.2], [-0.5, 0.6]])
+    got = ev.evaluate(coords)
+    model = plain_gpt2(20)
+    for i, c in enumerate(coords):
+        load_causal_lm_state(model, {k: v.clone() for k, v in ev.state_at(c).items()})
+        assert got["loss"][i] == pytest.approx(hf_loss(model, p.inputs, p.targets), rel=1e-5, abs=1e-6)
+        with torch.no_grad():
+            pred = model(input_ids=p.inputs).logits.argmax(-1)
+        assert got["accuracy"][i] == pytest.approx((pred == p.targets).float().mean().item(), abs=1e-6)
+    assert got["loss"][1] != got["loss"][0]  # the plane moves the model
+
+
+def test_memory_plan_counts_sequence_and_vocabulary(corpus):
+    """The plan sizes a pass by the widest activation: the logits, T x V per sample."""
+    from landscape.factories import ModelFactory
+    from landscape.plan import widest_output_elements
+
+    ids = torch.zeros(2, 16, dtype=torch.int64)
+    for vocab in (20, 5000):
+        model = ModelFactory("hf_causal_lm", (16,), vocab, {"config": TINY_GPT2})()
+        assert widest_output_elements(model, ids) == 16 * max(vocab, 4 * TINY_GPT2["n_embd"])  # logits, or the MLP's 4d
+
+
+@pytest.mark.ray
+def test_tiny_gpt2_scans_through_ray(ray_cluster, corpus, gpt2_checkpoint, tmp_path):
+    from cluster.store import ResultStore
+    from jobs.point import point_state
+    from jobs.scan import run_scan
+    from jobs.specs import ScanSpec
+    from landscape.lm import load_causal_lm_state
+
+    spec = ScanSpec.model_validate(lm_spec_dict(corpus, gpt2_checkpoint))
+    out = tmp_path / "gpt2.zarr"
+    run_scan(spec, out=str(out), actors=1, plot=False)
+    loss = ResultStore.open(str(out)).group["loss"][...]
+    assert loss.shape == (3, 4) and np.isfinite(loss).all()
+    from landscape.text import load_tokens
+
+    t = load_tokens(corpus / "corpus.txt", str(corpus), 16, 800)
+    model = plain_gpt2(20)
+    xs, ys = np.linspace(-0.5, 0.3, 4), np.linspace(-0.2, 0.6, 3)
+    for i, j in [(0, 0), (2, 3), (1, 2)]:
+        load_causal_lm_state(model, point_state(str(out), xs[j], ys[i]))
+        assert loss[i, j] == pytest.approx(hf_loss(model, t.inputs, t.targets), rel=1e-5)
