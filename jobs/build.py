@@ -14,6 +14,7 @@ from landscape.datasets import Loaded, load_dataset
 from landscape.errors import CheckpointError, SpecError
 from landscape.factories import ModelFactory
 from landscape.memory import check_data_memory
+from landscape.param_select import entry_mask, keep_only, moved, select
 from landscape.params import StateLayout, non_float_state
 from landscape.plan import EvalOptions
 from landscape.problem import ScanProblem, check_data_fits
@@ -131,6 +132,11 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
     paths = slice_checkpoints(s)
     states = [load_checked(p, model, spec.allow_nonfinite, notes) for p in paths]
     vecs = [layout.flatten(st) for st in states]
+    chosen = select(layout, s.params, "slice.params") if s.params else None
+    if chosen is not None and s.kind in ("line_between", "plane_through"):  # the other checkpoints, outside the block: the first's
+        mask = entry_mask(layout, chosen)
+        vecs = [vecs[0]] + [torch.where(mask, v, vecs[0]) for v in vecs[1:]]
+        notes.append(f"slice.params: the checkpoints after the first differ from it only on {len(chosen)} tensor(s)")
     if s.kind in ("random_plane", "random_line"):
         sl = random_slice(layout, vecs[0], spec.dims, s.seed, s.normalization, s.ignore)
     elif s.kind == "line_between":
@@ -143,6 +149,12 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
         sl = hessian_plane_of(spec, factory, layout, vecs[0], data or load_data(spec.data), notes)
     else:  # pragma: no cover - the spec's union forbids it
         raise SpecError(f"unknown slice kind {s.kind!r}")
+    if chosen is not None and s.kind in ("random_plane", "random_line"):
+        sl.directions = keep_only(sl.directions, entry_mask(layout, chosen))
+        if not bool(torch.any(sl.directions != 0)):
+            raise SpecError("slice.params chooses only 1-D parameters, which ignore: biasbn zeroes; set slice.ignore: none")
+    sl.info["params"] = s.params
+    sl.info["moved"] = moved(layout, sl.directions)  # the tensors the slice moves
     return sl, non_float_state(states[0])
 
 

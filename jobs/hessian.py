@@ -69,7 +69,7 @@ def hessian_plane_of(spec, factory, layout: StateLayout, center: torch.Tensor, d
     say(f"hessian_plane: top two Hessian eigenvectors at {s.checkpoint} (Lanczos, at most {s.iterations} steps)")
     sl = hessian_plane(
         factory, layout, center, inputs, targets, spec.loss, iterations=s.iterations, tol=s.tol, seed=s.seed,
-        normalization=s.normalization, ignore=s.ignore, options=EvalOptions(precision=precision, data_chunk=spec.data_chunk),
+        normalization=s.normalization, ignore=s.ignore, params=s.params, options=EvalOptions(precision=precision, data_chunk=spec.data_chunk),
         on_step=StepPrinter("hessian_plane"),
     )
     info = sl.info

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .selection import ParamsChoice
 
 Normalization = Literal["filter", "layer", "weight", "none"]
 
@@ -27,7 +28,7 @@ class HessianOptions(Strict):
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: the evaluator's data chunk)")
 
 
-class HessianPlane(Strict):
+class HessianPlane(ParamsChoice):
     """The plane of the top two Hessian eigenvectors at a checkpoint; their eigenvalues go into slice_info."""
 
     dims: ClassVar[int] = 2
