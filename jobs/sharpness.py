@@ -137,6 +137,14 @@ def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: boo
     return url
 
 
+def check_sharpness(spec: SharpnessSpec) -> str:
+    """`landscape validate`: the point exists and fits, params choose something."""
+    _, inputs, _, factory, _ = resolve_point(spec)
+    if spec.params:
+        select(StateLayout.of(factory()), spec.params, "params")
+    return f"valid sharpness spec {spec.name!r} at {spec.at.describe()}, {len(inputs)} samples"
+
+
 def _sharpness(args) -> int:
     from .specs import load_spec
 

@@ -126,3 +126,14 @@ def test_sharpness_command_on_the_tiny_mlp(tiny_run, tmp_path, capsys):
     keep = np.r_[np.zeros(780, bool), np.ones(130, bool)]
     assert meta["parameters"] == 130
     assert meta["top_eigenvalue"] == pytest.approx(np.linalg.eigvalsh(h[np.ix_(keep, keep)])[-1], rel=1e-4)
+
+
+def test_validate_tells_a_sharpness_spec_apart(tiny_run, tmp_path, capsys):
+    d = {"name": "v", "model": TINY_MODEL, "data": TINY_DATA, "at": {"checkpoint": str(tiny_run / "epoch_003.pt")}}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    assert main(["validate", str(spec)]) == 0
+    assert "valid sharpness spec 'v'" in capsys.readouterr().out
+    spec.write_text(yaml.safe_dump({**d, "params": ["nope.*"]}))
+    assert main(["validate", str(spec)]) == 2
+    assert "params: 'nope.*' matches no parameter" in capsys.readouterr().err
