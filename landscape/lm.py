@@ -89,7 +89,17 @@ def check_token_fit(out: torch.Tensor, targets: torch.Tensor, classes: int | Non
             f"token targets {tuple(targets.shape[1:])} per sample need logits (T, vocabulary) per sample; the model "
             f"outputs {tuple(out.shape[1:])}: use model kind hf_causal_lm"
         )
-    hi, vocab = int(targets.max()), out.shape[-1]
+    _check_vocabulary(out.shape[-1], int(targets.max()), classes)
+
+
+def check_vocabulary(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, classes: int | None) -> None:
+    """Before any forward pass (an embedding fails on an id past its table with no word of why): the ids fit."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if isinstance(emb, nn.Embedding) and not inputs.is_floating_point():
+        _check_vocabulary(emb.num_embeddings, max(int(inputs.max()), int(targets.max())), classes)
+
+
+def _check_vocabulary(vocab: int, hi: int, classes: int | None) -> None:
     if hi >= vocab or (classes is not None and classes > vocab):
         need = max(hi + 1, classes or 0)
         raise DataError(

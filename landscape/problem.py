@@ -46,6 +46,10 @@ def check_data_fits(
     (or the data set's `classes`, when it has a class count of its own)."""
     model = model_factory().eval()
     x, y = inputs[:2], targets[:2]
+    if loss == "cross_entropy" and not targets.is_floating_point() and targets.dim() == 2:  # token targets (n, T)
+        from .lm import check_vocabulary
+
+        check_vocabulary(model, inputs, targets, classes)
     try:
         with torch.no_grad():
             out = model(x)

@@ -132,3 +132,27 @@ def test_tiny_gpt2_scans_through_ray(ray_cluster, corpus, gpt2_checkpoint, tmp_p
     for i, j in [(0, 0), (2, 3), (1, 2)]:
         load_causal_lm_state(model, point_state(str(out), xs[j], ys[i]))
         assert loss[i, j] == pytest.approx(hf_loss(model, t.inputs, t.targets), rel=1e-5)
+
+
+@pytest.mark.parametrize("data, model, needles", [
+    ({"tokenizer": None}, None, ["give data.tokenizer"]),
+    ({"tokenizer": "/nonexistent/tok"}, None, ["data.tokenizer", "nothing is downloaded"]),
+    ({"block_size": 5000}, None, ["make no block of block_size 5000"]),
+    ({"path": "/nonexistent/corpus.txt"}, None, ["data.path", "does not exist"]),
+    ({}, {"config": {**TINY_GPT2, "vocab_size": 10}}, ["vocabulary has 10 tokens but the data need 20"]),
+    ({}, {"config": {"n_layer": "two"}}, ["model.config"]),
+    ({}, {"path": "/nonexistent/model"}, ["model.path", "no config.json"]),
+    ({}, {"config": TINY_GPT2, "options": {"x": 1}}, ["takes path or config, not options"]),
+])
+def test_bad_language_model_input_is_one_line_exit_2(data, model, needles, corpus, gpt2_checkpoint, tmp_path, capsys):
+    import yaml
+
+    from tests.one_line import run_bad
+
+    d = lm_spec_dict(corpus, gpt2_checkpoint)
+    d["data"] = {k: v for k, v in {**d["data"], **data}.items() if v is not None}
+    if model is not None:
+        d["model"] = {"kind": "hf_causal_lm", "seed": 0, **model}
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    run_bad(capsys, ["validate", str(spec)], *needles)
