@@ -184,6 +184,8 @@ def build_problem(spec: ScanSpec) -> Built:
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
     sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
+    if spec.hessian is not None and spec.hessian.params:  # a typo fails here, not on the actors
+        select(sl.layout, spec.hessian.params, "hessian.params")
     options = EvalOptions(
         precision=spec.precision,
         data_chunk=spec.data_chunk,

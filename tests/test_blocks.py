@@ -126,3 +126,27 @@ def test_gpt2_block_hessian_equals_a_dense_one_of_the_hugging_face_loss(tmp_path
 
     want = torch.autograd.functional.hessian(loss, torch.cat([w0, b0])).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def test_curvature_map_restricted_to_weights_is_the_hessian_of_the_weights(tiny_run):
+    """Li et al.'s Figure 7 convention: metrics hessian with hessian.params: [weights] differentiates tensors of dim > 1."""
+    from landscape.evaluator import Evaluator
+
+    d = scan_spec_dict(tiny_run, metrics=["loss", "accuracy", "hessian"],
+                       hessian={"iterations": 200, "tol": 1e-6, "params": ["weights"]})
+    ev = Evaluator(build_problem(ScanSpec.model_validate(d)).problem, device="cpu")
+    got = ev.evaluate(np.zeros((1, 2)))
+    x, y = load_data(DigitsData(kind="digits", subset=240, seed=0))
+    w, _ = _block_eigs(dense_hessian(_tiny_model(), torch.load(tiny_run / "epoch_003.pt", weights_only=True), x, y),
+                       _tiny_model(), ["net.0.weight", "net.2.weight"])
+    assert got["hessian_max"][0] == pytest.approx(w[-1], rel=1e-4)
+    assert got["hessian_min"][0] == pytest.approx(w[0], rel=1e-3, abs=1e-4 * w[-1])
+
+
+def test_a_curvature_map_params_typo_is_one_line_before_any_work(tiny_run, tmp_path, capsys):
+    from .one_line import run_bad
+
+    d = scan_spec_dict(tiny_run, metrics=["loss", "accuracy", "hessian"], hessian={"params": ["net.7.*"]})
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    run_bad(capsys, ["validate", str(spec)], "hessian.params: 'net.7.*' matches no parameter")

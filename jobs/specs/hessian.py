@@ -16,7 +16,7 @@ from .selection import ParamsChoice
 Normalization = Literal["filter", "layer", "weight", "none"]
 
 
-class HessianOptions(Strict):
+class HessianOptions(ParamsChoice):
     """Per-point curvature of a scan (`metrics: [loss, accuracy, hessian]`): Lanczos at every grid point."""
 
     iterations: int = Field(20, gt=0, le=10_000, description="Lanczos steps (H v products) per grid point, at most")
