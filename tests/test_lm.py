@@ -122,8 +122,14 @@ def test_tiny_gpt2_scans_through_ray(ray_cluster, corpus, gpt2_checkpoint, tmp_p
     spec = ScanSpec.model_validate(lm_spec_dict(corpus, gpt2_checkpoint))
     out = tmp_path / "gpt2.zarr"
     run_scan(spec, out=str(out), actors=1, plot=False)
-    loss = ResultStore.open(str(out)).group["loss"][...]
+    store = ResultStore.open(str(out))
+    loss = store.group["loss"][...]
     assert loss.shape == (3, 4) and np.isfinite(loss).all()
+    assert store.meta["slice_info"]["moved"][0] == "transformer.wte.weight"
+    from jobs.plot import plot_result
+
+    drawn = [str(p) for p in plot_result(str(out), tmp_path / "plots", "png")]
+    assert any(p.endswith("perplexity.png") for p in drawn)
     from landscape.text import load_tokens
 
     t = load_tokens(corpus / "corpus.txt", str(corpus), 16, 800)
