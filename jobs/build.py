@@ -183,6 +183,8 @@ def build_problem(spec: ScanSpec) -> Built:
     prepared = prepare(spec.data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
+    if "ensemble" in spec.metrics and targets.dim() > 1 and not targets.is_floating_point():
+        raise SpecError("metrics: ensemble averages one class distribution per sample; token data (kind text) has one per token")
     sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
     if spec.hessian is not None and spec.hessian.params:  # a typo fails here, not on the actors
         select(sl.layout, spec.hessian.params, "hessian.params")

@@ -162,3 +162,31 @@ def test_bad_language_model_input_is_one_line_exit_2(data, model, needles, corpu
     spec = tmp_path / "bad.yaml"
     spec.write_text(yaml.safe_dump(d))
     run_bad(capsys, ["validate", str(spec)], *needles)
+
+
+def test_vmap_applies_to_gpt2_k_points_per_pass_equal_one_at_a_time(corpus, gpt2_checkpoint):
+    """As on a GPU (K points per pass through vmap): the same losses as one point at a time."""
+    from dataclasses import replace
+
+    from jobs.build import build_problem
+    from jobs.specs import ScanSpec
+    from landscape.evaluator import Evaluator
+    from landscape.plan import EvalOptions
+
+    p = build_problem(ScanSpec.model_validate(lm_spec_dict(corpus, gpt2_checkpoint))).problem
+    one = Evaluator(p, device="cpu")
+    four = Evaluator(replace(p, options=EvalOptions(points_per_pass=4)), device="cpu")
+    assert four.plan.points_per_pass == 4 and four.describe()["vmap_fallback"] is None
+    coords = np.array([[0.0, 0.0], [0.5, -0.5], [-1.0, 0.3], [0.2, 0.9], [0.7, 0.7]])
+    a, b = one.evaluate(coords), four.evaluate(coords)
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    np.testing.assert_allclose(b["accuracy"], a["accuracy"], atol=1e-6)
+
+
+def test_ensemble_metric_on_tokens_is_refused(corpus, gpt2_checkpoint):
+    from jobs.build import build_problem
+    from jobs.specs import ScanSpec
+    from landscape.errors import SpecError
+
+    with pytest.raises(SpecError, match="token data"):
+        build_problem(ScanSpec.model_validate(lm_spec_dict(corpus, gpt2_checkpoint, metrics=["loss", "ensemble"])))
