@@ -81,3 +81,23 @@ def test_params_is_a_field_of_the_slice_spec(tiny_run):
 
     with pytest.raises(ValidationError, match="at least 1 item"):
         ScanSpec.model_validate(scan_spec_dict(tiny_run, slice={"kind": "random_plane", "checkpoint": str(tiny_run / "epoch_003.pt"), "params": []}))
+
+
+def test_trajectory_pca_of_a_block_is_the_pca_of_that_block(tiny_run):
+    """params on trajectory_pca: the principal components of the chosen entries' trajectory (plain SVD), zero elsewhere."""
+    from jobs.build import build_problem
+    from jobs.specs import ScanSpec
+    from landscape.checkpoints import load_state
+
+    ckpts = [tiny_run / f"epoch_{i:03d}.pt" for i in range(4)]
+    d = scan_spec_dict(tiny_run, slice={"kind": "trajectory_pca", "checkpoints": [str(p) for p in ckpts], "params": ["net.2.*"]})
+    sl = build_problem(ScanSpec.model_validate(d)).problem.slice
+    assert sl.info["moved"] == ["net.2.weight"] and sl.info["params"] == ["net.2.*"]
+    inside = entry_mask(sl.layout, ["net.2.weight"])
+    assert bool((sl.directions[:, ~inside] == 0).all())
+    model = build_problem(ScanSpec.model_validate(d)).problem.model_factory()
+    w = [load_state(p, model)["net.2.weight"].double().reshape(-1) for p in ckpts]
+    rows = torch.stack([v - w[-1] for v in w])
+    _, _, vt = torch.linalg.svd(rows - rows.mean(0), full_matrices=False)
+    for k in range(2):
+        assert abs(float(sl.directions[k, inside].double() @ vt[k])) == pytest.approx(1.0, abs=1e-5)
