@@ -58,6 +58,17 @@ def load_tokenizer(name: str):
     return (lambda text: tok(text)["input_ids"]), len(tok)
 
 
+def _encode_prefix(encode, text: str, need: int | None) -> np.ndarray:
+    """The token ids of `text`, or at least its first `need` ids without encoding all of a long text: encode a
+    prefix of 16 characters per token wanted, more until it holds `need` + 8 ids (a cut may change the last few)."""
+    chars = len(text) if need is None else max(64, 16 * need)
+    while True:
+        ids = np.asarray(encode(text[:chars]), dtype=np.int64)
+        if chars >= len(text) or len(ids) >= need + 8:
+            return ids
+        chars *= 4
+
+
 def read_ids(path: Path, dtype: str) -> np.ndarray:
     """(L,) int64 token ids from a .npy (its own dtype) or a .bin of raw `dtype` values."""
     try:
@@ -89,9 +100,7 @@ def load_tokens(path, tokenizer: str | None, block_size: int, max_tokens: int | 
             raise DataError(f"data.path {str(path)!r} is text: give data.tokenizer (a tokenizer.json or a tokenizer folder)")
         encode, vocab = load_tokenizer(tokenizer)
         text = path.read_text(encoding="utf-8", errors="replace")
-        if max_tokens is not None:
-            text = text[: max(64, 16 * (max_tokens + 1))]  # tokens are rarely longer than 16 characters: skip encoding the rest
-        ids = np.asarray(encode(text), dtype=np.int64)
+        ids = _encode_prefix(encode, text, None if max_tokens is None else max_tokens + 1)
         notes.append(f"{len(ids):,} tokens from {path.name} (tokenizer {tokenizer})")
     if max_tokens is not None:
         ids = ids[: max_tokens + 1]

@@ -190,3 +190,17 @@ def test_ensemble_metric_on_tokens_is_refused(corpus, gpt2_checkpoint):
 
     with pytest.raises(SpecError, match="token data"):
         build_problem(ScanSpec.model_validate(lm_spec_dict(corpus, gpt2_checkpoint, metrics=["loss", "ensemble"])))
+
+
+def test_max_tokens_reads_enough_text_even_for_long_tokens():
+    from landscape.text import _encode_prefix
+
+    words = [f"{i:04d}" + "x" * 36 for i in range(500)]  # 40-character tokens: 16 characters per token is too few
+    text = " ".join(words)
+
+    def encode(t):
+        return [int(w[:4]) for w in t.split()]
+
+    ids = _encode_prefix(encode, text, 101)
+    assert ids[:101].tolist() == list(range(101))
+    assert _encode_prefix(encode, text, None).tolist() == list(range(500))
