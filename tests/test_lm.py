@@ -204,3 +204,28 @@ def test_max_tokens_reads_enough_text_even_for_long_tokens():
     ids = _encode_prefix(encode, text, 101)
     assert ids[:101].tolist() == list(range(101))
     assert _encode_prefix(encode, text, None).tolist() == list(range(500))
+
+
+def test_landscape_train_trains_a_tiny_gpt2_on_tokens(corpus, tmp_path):
+    """The training loop takes the mean token cross-entropy: it lowers HF's own loss, and the saved checkpoint
+    is scanned at the trained loss (evaluator = HF's own loss on those weights)."""
+    from jobs.build import build_problem
+    from jobs.specs import ScanSpec, TrainSpec
+    from jobs.train import run_train
+    from landscape.evaluator import Evaluator
+    from landscape.lm import load_causal_lm_state
+
+    d = lm_spec_dict(corpus, tmp_path / "x.pt")
+    spec = TrainSpec.model_validate({"name": "gpt2-train", "model": d["model"], "data": d["data"], "epochs": 3, "lr": 0.2,
+                                     "batch_size": 10})
+    run = run_train(spec, out=str(tmp_path / "run"))
+    ckpt = run / "epoch_003.pt"
+    p = build_problem(ScanSpec.model_validate(lm_spec_dict(corpus, ckpt))).problem
+    got = Evaluator(p, device="cpu").evaluate(np.zeros((1, 2)))["loss"][0]
+    model = plain_gpt2(20)
+    load_causal_lm_state(model, torch.load(ckpt, weights_only=True))
+    trained = hf_loss(model, p.inputs, p.targets)
+    assert got == pytest.approx(trained, rel=1e-5)
+    start = plain_gpt2(20)
+    load_causal_lm_state(start, torch.load(run / "epoch_000.pt", weights_only=True))
+    assert trained < hf_loss(start, p.inputs, p.targets) - 0.02  # the training loop lowered HF's own token loss
