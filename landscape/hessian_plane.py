@@ -14,7 +14,7 @@ from .directions import Ignore, Normalization, normalize_direction
 from .blocks import RestrictedOperator
 from .errors import SpecError
 from .hessian import operator_at, point_evaluator
-from .param_select import select
+from .param_select import entry_mask, keep_only, select
 from .params import StateLayout
 from .plan import EvalOptions
 from .precision import matmul_mode
@@ -52,8 +52,9 @@ def hessian_plane(
     ev = point_evaluator(model_factory, layout, center, inputs, targets, loss, options, device)
     model = model_factory().to(ev.device).eval()
     op = full = operator_at(ev, model, [0.0])
-    if params:
-        op = RestrictedOperator.of(full, select(layout, params, "slice.params"))
+    chosen = select(layout, params, "slice.params") if params else None
+    if chosen:
+        op = RestrictedOperator.of(full, chosen)
     if op.size < 2:
         raise SpecError(f"slice: hessian_plane needs a model with at least 2 parameters; this one has {op.size}")
     with matmul_mode(ev.precision):
@@ -67,6 +68,8 @@ def hessian_plane(
     dirs = in_layout(vectors.float(), layout)  # (2, P)
     if normalization != "none":
         dirs = torch.stack([normalize_direction(d, center, layout, normalization, ignore) for d in dirs])
+        if chosen:  # ignore: none sets 1-D entries to the weights (Li et al.): keep those of the block only
+            dirs = keep_only(dirs, entry_mask(layout, chosen))
         if not bool(torch.any(dirs != 0)):
             raise SpecError("slice: the normalized eigenvectors are all zeros (only 1-D parameters); set slice.ignore: none")
     info = {

@@ -150,3 +150,12 @@ def test_a_curvature_map_params_typo_is_one_line_before_any_work(tiny_run, tmp_p
     spec = tmp_path / "s.yaml"
     spec.write_text(yaml.safe_dump(d))
     run_bad(capsys, ["validate", str(spec)], "hessian.params: 'net.7.*' matches no parameter")
+
+
+def test_hessian_plane_of_a_block_normalized_without_biasbn_stays_in_the_block(tiny_run):
+    """ignore: none sets 1-D entries of a normalized direction to the weights (Li et al.): outside params they stay 0."""
+    d = scan_spec_dict(tiny_run)
+    d["slice"] = {"kind": "hessian_plane", "checkpoint": str(tiny_run / "epoch_003.pt"), "iterations": 60,
+                  "params": ["net.2.weight"], "normalization": "filter", "ignore": "none"}
+    sl = build_problem(ScanSpec.model_validate(d)).problem.slice
+    assert sl.info["moved"] == ["net.2.weight"]
