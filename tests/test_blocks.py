@@ -159,3 +159,27 @@ def test_hessian_plane_of_a_block_normalized_without_biasbn_stays_in_the_block(t
                   "params": ["net.2.weight"], "normalization": "filter", "ignore": "none"}
     sl = build_problem(ScanSpec.model_validate(d)).problem.slice
     assert sl.info["moved"] == ["net.2.weight"]
+
+
+def test_hessian_blocks_auto_on_a_tiny_gpt2(tmp_path, capsys):
+    """`landscape hessian --blocks auto` on a language model: one block per layer, HF's own names (tied output: no
+    lm_head block), each block no sharper than the whole model."""
+    pytest.importorskip("transformers")
+    from tests.lm_corpus import TINY_GPT2, write_corpus
+
+    write_corpus(tmp_path, sentences=60)
+    model = {"kind": "hf_causal_lm", "config": TINY_GPT2, "seed": 0}
+    from landscape.factories import ModelFactory as F
+
+    torch.save(F("hf_causal_lm", (8,), 20, {"config": TINY_GPT2})().state_dict(), tmp_path / "g.pt")
+    d = {"name": "gpt2-blocks", "model": model, "at": {"checkpoint": str(tmp_path / "g.pt")}, "top_k": 1,
+         "data": {"kind": "text", "path": str(tmp_path / "corpus.txt"), "tokenizer": str(tmp_path), "block_size": 8, "max_tokens": 64},
+         "eigen": {"iterations": 40, "tol": 1e-3}, "trace": None, "density": None}
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    assert main(["hessian", str(spec), "--out", str(tmp_path / "h.zarr"), "--blocks", "auto", "--no-plot"]) == 0
+    meta = ResultStore.open(str(tmp_path / "h.zarr")).meta
+    assert [b["name"] for b in meta["blocks"]] == ["transformer.wte", "transformer.wpe", "transformer.h.0", "transformer.h.1",
+                                                   "transformer.ln_f"]
+    assert sum(b["parameters"] for b in meta["blocks"]) == meta["parameters"]
+    assert max(b["top_eigenvalue"] for b in meta["blocks"]) <= meta["eigenvalues"][0] * (1 + 1e-3)

@@ -25,7 +25,11 @@ def blocks_figure(g: zarr.Group, meta: dict):
         top.bar(x + 0.2, tr, 0.4, yerr=np.nan_to_num(err), color="C1", capsize=3, label="trace (+- standard error)")
     top.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
     top.axhline(0, color="0.3", lw=0.8)
-    top.set_yscale("symlog", linthresh=max(1e-3, float(np.nanmax(np.abs(np.r_[lam, tr]))) * 1e-3) if np.isfinite(lam).any() else 1.0)
+    vals = np.r_[lam, tr][np.isfinite(np.r_[lam, tr])]
+    if vals.size and (vals > 0).all():
+        top.set_yscale("log")
+    elif vals.size:  # negative curvature (a saddle's block): symmetric log around 0
+        top.set_yscale("symlog", linthresh=max(1e-12, float(np.abs(vals).max()) * 1e-3))
     top.legend(fontsize=8)
     top.set_title(f"{meta.get('name', 'hessian')}: Hessian of each block alone ({meta.get('precision', '?')})", fontsize=10)
     if dens:
