@@ -14,6 +14,7 @@ from landscape.datasets import Loaded, load_dataset
 from landscape.errors import CheckpointError, SpecError
 from landscape.factories import ModelFactory
 from landscape.memory import check_data_memory
+from landscape.param_select import entry_mask, keep_only, moved, select
 from landscape.params import StateLayout, non_float_state
 from landscape.plan import EvalOptions
 from landscape.problem import ScanProblem, check_data_fits
@@ -29,6 +30,12 @@ def load_data_full(spec: DataSpec) -> Loaded:
     if spec.kind in FILE_DATA_KINDS:  # subset (stratified) and memory check inside, before decoding
         return load_dataset(spec.kind, **spec.load_kwargs())
     notes: list[str] = []
+    if spec.kind == "text":
+        from landscape.text import load_tokens
+
+        t = load_tokens(spec.path, spec.tokenizer, spec.block_size, spec.max_tokens, spec.dtype)
+        x, y = datasets.subsample(t.inputs, t.targets, spec.subset, spec.seed)
+        return Loaded(x, y, t.vocab, t.notes)
     if spec.kind == "digits":
         x, y = datasets.digits()
     elif spec.kind == "synthetic":
@@ -58,7 +65,7 @@ def model_factory(spec: ModelSpec, inputs: torch.Tensor, targets: torch.Tensor, 
         kind=spec.kind,
         input_shape=tuple(inputs.shape[1:]),
         num_classes=classes or datasets.num_classes(targets),
-        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}),
+        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}) | spec.lm_options(),
         factory=spec.factory,
         seed=spec.seed,
     )
@@ -125,6 +132,11 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
     paths = slice_checkpoints(s)
     states = [load_checked(p, model, spec.allow_nonfinite, notes) for p in paths]
     vecs = [layout.flatten(st) for st in states]
+    chosen = select(layout, s.params, "slice.params") if s.params else None
+    if chosen is not None and s.kind in ("line_between", "plane_through"):  # the other checkpoints, outside the block: the first's
+        mask = entry_mask(layout, chosen)
+        vecs = [vecs[0]] + [torch.where(mask, v, vecs[0]) for v in vecs[1:]]
+        notes.append(f"slice.params: the checkpoints after the first differ from it only on {len(chosen)} tensor(s)")
     if s.kind in ("random_plane", "random_line"):
         sl = random_slice(layout, vecs[0], spec.dims, s.seed, s.normalization, s.ignore)
     elif s.kind == "line_between":
@@ -137,6 +149,12 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
         sl = hessian_plane_of(spec, factory, layout, vecs[0], data or load_data(spec.data), notes)
     else:  # pragma: no cover - the spec's union forbids it
         raise SpecError(f"unknown slice kind {s.kind!r}")
+    if chosen is not None and s.kind in ("random_plane", "random_line"):
+        sl.directions = keep_only(sl.directions, entry_mask(layout, chosen))
+        if not bool(torch.any(sl.directions != 0)):
+            raise SpecError("slice.params chooses only 1-D parameters, which ignore: biasbn zeroes; set slice.ignore: none")
+    sl.info["params"] = s.params
+    sl.info["moved"] = moved(layout, sl.directions)  # the tensors the slice moves
     return sl, non_float_state(states[0])
 
 
@@ -165,7 +183,11 @@ def build_problem(spec: ScanSpec) -> Built:
     prepared = prepare(spec.data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
+    if "ensemble" in spec.metrics and targets.dim() > 1 and not targets.is_floating_point():
+        raise SpecError("metrics: ensemble averages one class distribution per sample; token data (kind text) has one per token")
     sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
+    if spec.hessian is not None and spec.hessian.params:  # a typo fails here, not on the actors
+        select(sl.layout, spec.hessian.params, "hessian.params")
     options = EvalOptions(
         precision=spec.precision,
         data_chunk=spec.data_chunk,

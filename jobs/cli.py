@@ -20,6 +20,7 @@ from landscape.errors import LandscapeError, Terminated
 MODULES = ("jobs.commands", "jobs.remote")
 MODULES += ("jobs.health_commands",)  # gradients, lr-scan
 MODULES += ("jobs.hessian",)  # hessian
+MODULES += ("jobs.sharpness",)  # sharpness
 MODULES += ("jobs.curve_commands",)
 
 

@@ -131,8 +131,10 @@ class Evaluator:
         self._last = output_layer(self.model, sample)
         with torch.no_grad():
             out = self.model(sample)
-        # MSE averages over every output element, cross-entropy over samples.
-        self.terms_per_point = self.n * (out[0].numel() if self.loss == "mse" else 1)
+        # MSE averages over every output element, cross-entropy over labels (one per sample, or per token).
+        labels = 1 if problem.targets.is_floating_point() else problem.targets[0].numel()
+        self.predictions = self.n * labels  # what accuracy divides by
+        self.terms_per_point = self.n * out[0].numel() if self.loss == "mse" else self.predictions
         shortcut_per_sample = None
         if self._first is not None:
             with torch.no_grad():

@@ -40,6 +40,10 @@ class ModelFactory:
             if not isinstance(model, nn.Module):
                 raise SpecError(f"model.factory {self.factory!r} returned {type(model).__name__}, not an nn.Module")
             return with_logits(model)  # e.g. transformers' outputs: their logits
+        if self.kind == "hf_causal_lm":
+            from .lm import build_causal_lm
+
+            return with_logits(build_causal_lm(vocab=self.num_classes, **self.options))
         from .models import build_model
 
         options = dict(self.options)

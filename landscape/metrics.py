@@ -105,8 +105,10 @@ def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torc
     out (K, n, ...) fp32, target (n, ...) -> ((K,), (K,)); correct is NaN for regression.
     """
     k = out.shape[0]
+    if loss == "cross_entropy" and not target.is_floating_point() and target.dim() > 1:  # tokens: (n, T) -> (n*T,)
+        out, target = out.reshape(k, -1, out.shape[-1]), target.reshape(-1)
     if loss == "cross_entropy":
-        if out.device.type == "cpu" and out.dim() == 3:
+        if out.device.type == "cpu" and out.dim() == 3 and out.shape[-1] <= CLASS_MAJOR_MAX:
             return _cross_entropy_cpu(out, target)
         logp = out.log_softmax(-1)
         picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
@@ -116,6 +118,10 @@ def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torc
         return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
     onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
     return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+
+
+# Above this many classes (a language model's vocabulary) log_softmax along the classes is the fast way.
+CLASS_MAJOR_MAX = 1024
 
 
 def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,4 +164,4 @@ class LossAccuracy(OutputMetric):
         acc[1] += c
 
     def finish(self, acc, evaluator) -> dict[str, torch.Tensor]:
-        return {"loss": acc[0] / evaluator.terms_per_point, "accuracy": acc[1] / evaluator.n}
+        return {"loss": acc[0] / evaluator.terms_per_point, "accuracy": acc[1] / evaluator.predictions}

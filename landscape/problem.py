@@ -46,6 +46,10 @@ def check_data_fits(
     (or the data set's `classes`, when it has a class count of its own)."""
     model = model_factory().eval()
     x, y = inputs[:2], targets[:2]
+    if loss == "cross_entropy" and not targets.is_floating_point() and targets.dim() == 2:  # token targets (n, T)
+        from .lm import check_vocabulary
+
+        check_vocabulary(model, inputs, targets, classes)
     try:
         with torch.no_grad():
             out = model(x)
@@ -58,6 +62,10 @@ def check_data_fits(
         raise DataError(
             f"the model returns {type(out).__name__}, not a tensor of outputs per sample nor an object or dict with `logits`"
         )
+    if loss == "cross_entropy" and not targets.is_floating_point() and targets.dim() == 2:  # token targets (n, T)
+        from .lm import check_token_fit
+
+        return check_token_fit(out, targets, classes)
     if classes is not None and not targets.is_floating_point() and (out.dim() != 2 or out.shape[1] != classes):
         width = out.shape[1] if out.dim() == 2 else tuple(out.shape[1:])
         raise DataError(

@@ -45,6 +45,10 @@ from . import hessian as _hessian  # noqa: E402 (registers its figures)
 JOBS["hessian"] = _hessian.spectrum_figures
 FIGURES.append(_hessian.ratio_beside_loss)
 
+from . import lm as _lm  # noqa: E402
+
+FIGURES.append(_lm.perplexity_figures)
+
 
 def grid_image(result):
     """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at

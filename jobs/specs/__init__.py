@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from .base import Strict, format_validation_error, read_yaml, validate
 from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
 from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
+from .sharpness import SharpnessSpec
 from .train import TrainSpec
 from .gradients import GradientsSpec
 from .lr_scan import LRScanSpec
@@ -32,6 +33,7 @@ SPEC_KINDS: list[tuple[str, type[BaseModel], str, str]] = [
     ("lr-scan", LRScanSpec, "learning_rates", "jobs.health_commands:check_spec"),
     ("train", TrainSpec, "epochs", "jobs.train:check_train_spec"),
     ("hessian", HessianSpec, "top_k", "jobs.hessian:check_hessian"),
+    ("sharpness", SharpnessSpec, "at", "jobs.sharpness:check_sharpness"),  # after hessian: it has `at` too
 ]
 
 

@@ -11,11 +11,12 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .selection import ParamsChoice
 
 Normalization = Literal["filter", "layer", "weight", "none"]
 
 
-class HessianOptions(Strict):
+class HessianOptions(ParamsChoice):
     """Per-point curvature of a scan (`metrics: [loss, accuracy, hessian]`): Lanczos at every grid point."""
 
     iterations: int = Field(20, gt=0, le=10_000, description="Lanczos steps (H v products) per grid point, at most")
@@ -27,7 +28,7 @@ class HessianOptions(Strict):
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: the evaluator's data chunk)")
 
 
-class HessianPlane(Strict):
+class HessianPlane(ParamsChoice):
     """The plane of the top two Hessian eigenvectors at a checkpoint; their eigenvalues go into slice_info."""
 
     dims: ClassVar[int] = 2
@@ -104,8 +105,20 @@ class HessianSpec(Strict):
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: from the device's memory)")
     allow_nonfinite: bool = Field(False, description="accept a checkpoint holding NaN or inf (its results are NaN)")
     output: str | None = Field(None, description="result path or URL (default results/<name>.zarr)")
+    blocks: list[str] | None = Field(
+        None, min_length=1,
+        description="also the spectrum of each block's Hessian: [auto] (one block per layer) or globs (each one block; "
+        "weights: every tensor of dimension > 1); --blocks on the command line sets it",
+    )
 
     _name = field_validator("name")(check_name)
+
+    @field_validator("blocks")
+    @classmethod
+    def _auto_alone(cls, v):
+        if v is not None and "auto" in v and len(v) > 1:
+            raise ValueError("auto picks the blocks itself: give auto alone, or globs")
+        return v
 
     @model_validator(mode="after")
     def _complete(self):
@@ -117,6 +130,6 @@ class HessianSpec(Strict):
 
     def identity(self, result_identity: str | None = None) -> str:
         """Hash of what determines the numbers (and of the result the point comes from)."""
-        d = self.model_dump(mode="json", exclude={"output"})
+        d = self.model_dump(mode="json", exclude={"output"} | ({"blocks"} if self.blocks is None else set()))
         d["result_identity"] = result_identity
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -15,6 +15,7 @@ from landscape.metrics import METRIC_FAMILIES
 from .base import UNION_TAGS, Strict, check_name
 from .hessian import HessianOptions, HessianPlane
 from .curve import CurvePlaneSlice, CurveSlice
+from .selection import ParamsChoice
 from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
 from .trajectory import TrajectoryPath, TrajectoryPCA
 
@@ -22,7 +23,7 @@ Normalization = Literal["filter", "layer", "weight", "none"]
 MAX_TILES = 1_000_000  # the driver keeps a done-mask and a queue per tile
 
 
-class RandomPlane(Strict):
+class RandomPlane(ParamsChoice):
     """Two filter-normalized Gaussian directions around a checkpoint (Li et al.)."""
 
     dims: ClassVar[int] = 2
@@ -38,7 +39,7 @@ class RandomLine(RandomPlane):
     kind: Literal["random_line"]
 
 
-class LineBetween(Strict):
+class LineBetween(ParamsChoice):
     """w(alpha) = a + alpha * (b - a): a at 0, b at 1."""
 
     dims: ClassVar[int] = 1
@@ -46,7 +47,7 @@ class LineBetween(Strict):
     checkpoints: tuple[Path, Path]
 
 
-class PlaneThrough(Strict):
+class PlaneThrough(ParamsChoice):
     """Plane through three checkpoints; Gram-Schmidt basis, Euclidean coordinates."""
 
     dims: ClassVar[int] = 2
