@@ -21,6 +21,7 @@ MODULES = ("jobs.commands", "jobs.remote")
 MODULES += ("jobs.health_commands",)  # gradients, lr-scan
 MODULES += ("jobs.hessian",)  # hessian
 MODULES += ("jobs.curve_commands",)
+MODULES += ("jobs.export.commands",)  # export
 
 
 class _OneLineParser(argparse.ArgumentParser):
