@@ -3,8 +3,8 @@
 Every frame is drawn like a plane's heatmap with contour lines, the curve over
 it, w1, w2 and the bend marked; the colour scale and the (log) contour levels are
 computed once over all frames, so colours mean the same loss in every frame.
-MP4 through matplotlib's ffmpeg writer when ffmpeg is on PATH, else an animated
-GIF through Pillow.
+MP4 through matplotlib's ffmpeg writer with ffmpeg from PATH or, when there is none,
+the one imageio-ffmpeg installs; else an animated GIF through Pillow.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import zarr
@@ -67,12 +68,27 @@ def draw_frame(fig, ls: Landscape, norm, lv) -> None:
     ax.set_ylim(float(ls.y.min()), float(ls.y.max()))
 
 
+def have_ffmpeg() -> bool:
+    """ffmpeg on PATH, else the one the imageio-ffmpeg package installs (matplotlib is pointed at it)."""
+    if animation.writers.is_available("ffmpeg"):
+        return True
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):  # not installed, or no binary for this platform
+        return False
+    matplotlib.rcParams["animation.ffmpeg_path"] = exe
+    return animation.writers.is_available("ffmpeg")
+
+
 def pick_writer(fmt: str, fps: float) -> tuple[animation.AbstractMovieWriter, str, str | None]:
     """(writer, file suffix, note) for format auto | mp4 | gif; mp4 without ffmpeg falls back to GIF with a note."""
-    ffmpeg = animation.writers.is_available("ffmpeg")
+    ffmpeg = have_ffmpeg()
     if fmt == "mp4" and not ffmpeg:
         return animation.PillowWriter(fps=fps), ".gif", (
-            "video.format mp4 needs ffmpeg, which is not on PATH: wrote an animated GIF instead (install ffmpeg for MP4)"
+            "video.format mp4 needs ffmpeg, which is not on PATH: wrote an animated GIF instead (install ffmpeg, "
+            "or the imageio-ffmpeg package, for MP4)"
         )
     if fmt == "mp4" or (fmt == "auto" and ffmpeg):
         # codec "h264": matplotlib then rounds the frame to even sizes and asks for yuv420p, as players need
