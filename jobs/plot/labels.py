@@ -59,6 +59,8 @@ def base_title(meta: dict) -> str:
     t = f"{what}: {slice_words(meta)}"
     if meta.get("epoch") is not None:
         t += f", epoch {meta['epoch']}"
+    if meta.get("plane_of_epoch") is not None:  # a video holding one plane still
+        t += f" on epoch {meta['plane_of_epoch']}'s plane (bend {meta.get('bend_off_plane', 0):.3g} off it)"
     if meta.get("precision") not in (None, "fp32"):
         t += f" ({meta['precision']})"
     return t
