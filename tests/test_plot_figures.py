@@ -102,6 +102,8 @@ def test_colour_bars_as_tall_as_axes_with_round_ticks_nothing_clipped(tmp_path, 
             assert all(is_round(s) for s in labels), f"{name}: colour-bar ticks not round: {labels}"
         for name, fig in figs.items():
             assert_all_text_inside(fig, f"{name} {shape}")
+        z = [t.get_text() for t in figs["surface"].axes[0].get_zticklabels() if t.get_text()]
+        assert 2 <= len(z) <= 6 and all(is_round(s) for s in z), f"surface z ticks {z}"
     finally:
         for f in figs.values():
             plt.close(f)

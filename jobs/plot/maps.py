@@ -145,7 +145,7 @@ def surface(ls: Landscape, opts: PlotOptions | None = None):
     surf = ax.plot_surface(X, Y, zz, cmap=opts.cmap or CMAP, vmin=zlo, vmax=zhi, linewidth=0, antialiased=False)
     ax.set_zlim(zlo, zhi)
     for axis in (ax.xaxis, ax.yaxis):  # default 3D ticks overlap on the short axes
-        axis.set_major_locator(ticker.MaxNLocator(4))
+        axis.set_major_locator(ticker.MaxNLocator(4, steps=[1, 2, 2.5, 5, 10]))
     if log:  # z in log10 units, labelled with the values themselves
         ticks = round_ticks(lo, hi, True, most=6)
         ax.set_zticks(np.log10(ticks), labels=[tick_text(t) for t in ticks])

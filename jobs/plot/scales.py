@@ -35,16 +35,17 @@ def make_norm(lo: float, hi: float, log: bool) -> Normalize:
 
 
 def round_ticks(lo: float, hi: float, log: bool, most: int = 9) -> np.ndarray:
-    """Ticks at round values inside [lo, hi]: 1-2-5 per decade on a log scale (1..9 when the range is
-    narrow), else a 1-2-2.5-5 step; at least two."""
+    """Ticks at round values inside [lo, hi], at most `most`: on a log scale the first of 1, 1-2-5, 1..9 per
+    decade that gives three (every k-th when that is too many), else a 1-2-2.5-5 step; at least two."""
     if log:
         decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
         for subs in ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
             t = np.array([s * 10.0 ** d for d in decades for s in subs])
             t = round_sig(t[(t >= lo * (1 - 1e-9)) & (t <= hi * (1 + 1e-9))])
-            if len(t) >= 3 or subs[-1] == 9:
-                if len(t) <= most or subs == (1,):
-                    break
+            if len(t) >= 3:
+                break
+        if len(t) > most:
+            t = t[:: int(np.ceil(len(t) / most))]
         if len(t) >= 2:
             return t
     t = ticker.MaxNLocator(min(most, 7), steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
@@ -59,6 +60,12 @@ def contour_levels(lo: float, hi: float, log: bool, levels) -> np.ndarray:
     """Explicit values as given; a count: that many levels spaced evenly (log or linear), rounded to 2 digits."""
     if isinstance(levels, tuple):
         return np.array(levels, dtype=np.float64)
+    if levels is None and log:  # round values, about 6 per decade: 1, 1.5, 2, 3, 5, 7 x 10^k
+        decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
+        t = round_sig(np.array([m * 10.0 ** d for d in decades for m in (1, 1.5, 2, 3, 5, 7)]))
+        t = t[(t >= lo) & (t <= hi)]
+        if len(t) >= 4:
+            return t
     n = levels or 14
     if not log:  # round steps (1, 2, 2.5, 5 x 10^k), about n of them
         t = ticker.MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
