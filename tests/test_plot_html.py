@@ -63,3 +63,14 @@ def test_html_of_a_line(tmp_path, browser):
     names = browser.wait_for("document.getElementById('plot-line') && document.getElementById('plot-line').data.map(t => t.name)")
     assert names == ["loss", "accuracy (%)"]
     assert browser.errors() == []
+
+
+def test_html_refuses_other_results_in_one_line(tmp_path, capsys):
+    from .test_video_writer import animation_result
+
+    g, *_ = animation_result(tmp_path / "a.zarr")
+    g.attrs["landscape"] = {**g.attrs["landscape"], "format": FORMAT}
+    assert main(["plot", str(tmp_path / "a.zarr"), "--html", str(tmp_path / "a.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "this result is of kind 'animation'" in err[0], err
+    assert not (tmp_path / "a.html").exists()

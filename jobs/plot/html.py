@@ -167,6 +167,12 @@ def write_html(result, target: str | os.PathLike, opts: PlotOptions | None = Non
     from .api import as_landscape
 
     ls = as_landscape(result)
+    job = ls.meta.get("job", "scan")
+    if job != "scan" or ls.loss.ndim not in (1, 2):
+        from landscape.errors import ResultError
+
+        raise ResultError(f"--html draws a scan (a line or a plane); this result is of kind {job!r} with {ls.loss.ndim} "
+                          "dimension(s): plot it without --html")
     text = page(ls, opts)
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
