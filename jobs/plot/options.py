@@ -95,27 +95,29 @@ def parse_figsize(text: str) -> tuple[float, float]:
     return w, h
 
 
-def add_plot_flags(p) -> None:
-    """The `landscape plot` flags that fill PlotOptions."""
+def add_plot_flags(p, static: bool = True) -> None:
+    """The flags that fill PlotOptions; static=False leaves out those only a static figure has (levels, size, dpi, style)."""
     g = p.add_argument_group("figure options (2D maps)")
-    g.add_argument("--metric", default="loss", help="the array to draw as contour/surface (loss, accuracy, error, test_loss, ...)")
-    g.add_argument("--levels", help="contour levels: a count (20) or values (0.1,0.2,0.5,1)")
-    g.add_argument("--level-scale", choices=["log", "linear"], help="spacing of counted levels and the colour scale")
+    g.add_argument("--metric", default="loss", help="the array to draw (loss, accuracy, error, test_loss, ...)")
+    g.add_argument("--level-scale", choices=["log", "linear"], help="spacing of the colour scale (and of counted contour levels)")
     g.add_argument("--vmin", type=float, help="colour scale minimum (lower values get the lowest colour)")
     g.add_argument("--vmax", type=float, help="colour scale maximum (higher values get the top colour)")
     g.add_argument("--cmap", help="matplotlib colormap name")
-    g.add_argument("--title", help="figure title (default: model, data, split and slice)")
+    g.add_argument("--title", help="title (default: model, data, split and slice)")
     g.add_argument("--xlabel", help="x axis label")
     g.add_argument("--ylabel", help="y axis label")
-    g.add_argument("--figsize", help="WIDTH,HEIGHT in inches")
-    g.add_argument("--dpi", type=int, default=120)
-    g.add_argument("--style", choices=list(STYLES), help="li: linear labelled levels; garipov: filled log levels, '> vmax'")
+    if static:
+        g.add_argument("--levels", help="contour levels: a count (20) or values (0.1,0.2,0.5,1)")
+        g.add_argument("--figsize", help="WIDTH,HEIGHT in inches")
+        g.add_argument("--dpi", type=int, default=120)
+        g.add_argument("--style", choices=list(STYLES), help="li: linear labelled levels; garipov: filled log levels, '> vmax'")
 
 
 def options_from_args(args) -> PlotOptions:
+    levels, figsize = getattr(args, "levels", None), getattr(args, "figsize", None)
     return PlotOptions(
-        metric=args.metric, levels=None if args.levels is None else parse_levels(args.levels),
+        metric=args.metric, levels=None if levels is None else parse_levels(levels),
         level_scale=args.level_scale, vmin=args.vmin, vmax=args.vmax, cmap=args.cmap, title=args.title,
-        xlabel=args.xlabel, ylabel=args.ylabel, figsize=None if args.figsize is None else parse_figsize(args.figsize),
-        dpi=args.dpi, style=args.style,
+        xlabel=args.xlabel, ylabel=args.ylabel, figsize=None if figsize is None else parse_figsize(figsize),
+        dpi=getattr(args, "dpi", 120), style=getattr(args, "style", None),
     )

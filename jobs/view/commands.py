@@ -38,5 +38,5 @@ def add_parsers(sub) -> None:
     v.add_argument("result")
     v.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     v.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
-    add_plot_flags(v)
+    add_plot_flags(v, static=False)
     v.set_defaults(run=_view)

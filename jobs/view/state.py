@@ -57,8 +57,9 @@ class Watch:
         else:
             label, scale, values, z_text = self.opts.metric, None, None, None
         xl, yl = axis_labels(ls.meta)
+        xl, yl = self.opts.xlabel or xl, self.opts.ylabel or yl
         return {
-            "title": title(ls), "status": status, "done": done, "total": total,
+            "title": self.opts.title or title(ls), "status": status, "done": done, "total": total,
             "progress": f"{done:,} / {total:,} points ({100 * done / max(total, 1):.0f}%)"
                         + ("" if status != "complete" else ", complete")
                         + (f", ETA {_hms(eta)}" if eta is not None and status != "complete" else ""),
