@@ -18,7 +18,7 @@ import numpy as np
 from .data import Landscape
 from .labels import axis_labels, log_by_default, metric_values
 from .options import PlotOptions, resolved
-from .scales import round_ticks, scale_for, tick_text
+from .scales import round_ticks, tick_text
 from .style import CMAP, title
 
 MAX_POINTS = 1_000_000  # a bigger grid makes the page slow: thin it to this many points
