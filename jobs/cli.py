@@ -22,6 +22,8 @@ MODULES += ("jobs.health_commands",)  # gradients, lr-scan
 MODULES += ("jobs.hessian",)  # hessian
 MODULES += ("jobs.sharpness",)  # sharpness
 MODULES += ("jobs.curve_commands",)
+MODULES += ("jobs.export.commands",)  # export
+MODULES += ("jobs.view.commands",)  # view
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -18,6 +18,10 @@ class VideoSpec(Strict):
     )
     fps: float = Field(4, gt=0, le=120, description="frames per second")
     dpi: int = Field(100, gt=10, le=600)
+    plane: Literal["each", "last"] = Field(
+        "each", description="each: every frame on its own plane (it turns as the bend moves); last: every frame drawn on the "
+        "last epoch's plane, its curve projected onto it, so the plane holds still"
+    )
 
 
 class AnimateSpec(ScanSpec):
