@@ -68,7 +68,7 @@ SPEC_CASES: list[tuple[str, Callable[[Ctx], dict | str], list[str]]] = [
     ("unknown slice kind", lambda c: _with(c.base(), "slice.kind", "random_plan"), ["slice", "random_plan"]),
     ("missing slice", lambda c: _with(c.base(), "slice", None), ["slice", "required field is missing"]),
     ("missing name", lambda c: _with(c.base(), "name", None), ["name", "required field is missing"]),
-    ("name with a slash", lambda c: _with(c.base(), "name", "a/b"), ["name", "letters, digits"]),
+    ("name with a slash", lambda c: _with(c.base(), "name", "a/b"), ["name", "ASCII letters", "holds '/'"]),
     ("empty name", lambda c: _with(c.base(), "name", ""), ["name"]),
     ("num zero", lambda c: _with(c.base(), "grid.x.num", 0), ["grid.x.num"]),
     ("num negative", lambda c: _with(c.base(), "grid.x.num", -3), ["grid.x.num"]),
