@@ -133,6 +133,8 @@ def read_yaml(path: str | Path) -> dict:
         _check_expansion(node, path)
         raw = loader.construct_document(node)
     except yaml.YAMLError as e:
+        if "nesting depth" in str(getattr(e, "problem", "")):  # libyaml's own limit (1,000), met before ours in flow style
+            raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep; a spec's fields nest a few levels") from None
         raise SpecError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
     except ValueError as e:  # Python's own limits, e.g. an integer of more than 4,300 digits
         raise SpecError(f"{path}: cannot read a value: {str(e).split(';')[0]}") from None
