@@ -62,13 +62,14 @@ def _text(path: Path) -> str:
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES >> 20} MiB; a spec is a few kB of YAML (is this the right file?)")
     encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    advice = "a spec is YAML text: save it as UTF-8 (or UTF-16 with a byte-order mark)"
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise SpecError(
-            f"{path}: not a text file in {'UTF-8' if encoding == 'utf-8' else encoding.upper()} (byte {e.start}); "
-            "a spec is YAML text: save it as UTF-8 (or UTF-16 with a byte-order mark)"
-        ) from None
+        raise SpecError(f"{path}: not a text file in {'UTF-8' if encoding == 'utf-8' else encoding.upper()} (byte {e.start}); {advice}") from None
+    if "\0" in text:
+        raise SpecError(f"{path}: not a text file in UTF-8 (it holds NUL bytes: UTF-16 without a byte-order mark?); {advice}")
+    return text
 
 
 def _check_nesting(text: str, path: Path) -> None:
@@ -124,9 +125,10 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise SpecError(f"spec file {str(path)!r} does not exist")
     text = _text(path)
-    loader = _UniqueKeyLoader(text)
+    loader = None
     try:
         _check_nesting(text, path)
+        loader = _UniqueKeyLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise SpecError(f"{path}: expected a mapping of fields at the top level")
@@ -139,7 +141,8 @@ def read_yaml(path: str | Path) -> dict:
     except ValueError as e:  # Python's own limits, e.g. an integer of more than 4,300 digits
         raise SpecError(f"{path}: cannot read a value: {str(e).split(';')[0]}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping of fields at the top level")
     return raw
