@@ -24,10 +24,10 @@ MAX_VALUES = 100_000  # scalars, lists and mappings once every alias is expanded
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # UTF-32 first: its LE BOM starts with UTF-16's
-_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: the bounds' parse is fast
+_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: parsing and composing in C
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(_SAFE):
     """safe_load, except that a key given twice in one mapping is an error (YAML would keep the last)."""
 
     def construct_mapping(self, node, deep=False):
@@ -73,9 +73,13 @@ def _text(path: Path) -> str:
 
 
 def _check_nesting(text: str, path: Path) -> None:
-    """Nesting depth from the parse events (no recursion, nothing built), before the composer recurses."""
-    depth = 0
+    """Nesting depth and value count from the parse events (no recursion, nothing built), before composing."""
+    depth = values = 0
     for event in yaml.parse(text, Loader=_SAFE):
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            values += 1
+            if values > MAX_VALUES:
+                raise SpecError(f"{path}: holds more than {MAX_VALUES:,} values (line {event.start_mark.line + 1}); a spec is a few dozen fields")
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
