@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from landscape.errors import SpecError
-
-from .spec_file import read_yaml  # noqa: F401  (the one place a spec file is read)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
