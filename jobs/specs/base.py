@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from landscape.errors import SpecError
 
@@ -41,7 +41,8 @@ def _seed(v: int) -> int:
     return v
 
 
-Seed = Annotated[int, AfterValidator(_seed)]  # every seed field of every spec
+# every seed field of every spec (the bounds also in `landscape schema`)
+Seed = Annotated[int, AfterValidator(_seed), Field(json_schema_extra={"minimum": 0, "maximum": MAX_SEED})]
 
 MAX_LR = 1e12  # far beyond any rate that trains (an LR scan may probe divergence); beyond float32's range SGD cannot even apply it
 
@@ -52,7 +53,8 @@ def check_lr(v: float) -> float:
     return v
 
 
-LearningRate = Annotated[float, AfterValidator(check_lr)]  # every learning rate of every spec
+# every learning rate of every spec
+LearningRate = Annotated[float, AfterValidator(check_lr), Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_LR})]
 
 
 # Discriminator values of the unions: pydantic puts them in error locations, users never wrote them.

@@ -89,7 +89,10 @@ class ScanSpec(Strict):
     metrics: list[str] = Field(
         ["loss", "accuracy"], description=f"per-point metrics; loss and accuracy always, plus any of {', '.join(METRIC_FAMILIES)}"
     )
-    tile: int | tuple[int, int] = Field(32, description="tile = Zarr chunk, in points per axis ([rows, cols] or one int)")
+    tile: int | tuple[int, int] = Field(
+        32, description=f"tile = Zarr chunk, in points per axis ([rows, cols] or one int; at most {MAX_TILE_SIDE} per side, "
+        f"{MAX_TILE_POINTS:,} points)"
+    )
     preview: int | None = Field(
         None,
         description="progressive preview: evaluate every p-th row and column first (p a power of two, 2..256), "
