@@ -24,6 +24,11 @@ class TrainingDiverged(LandscapeError):
     """The loss or the weights became NaN or inf: the run ends with one line, its diverged epoch unsaved."""
 
 
+def diverged(loss: float, model: torch.nn.Module) -> bool:
+    """The loss or a floating-point weight (or buffer) is NaN or inf."""
+    return not math.isfinite(loss) or not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point())
+
+
 def _identity(spec: TrainSpec) -> dict:
     return spec.model_dump(mode="json", exclude={"output"})
 
@@ -102,7 +107,7 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
 
     def check_finite(loss: float, where: str, epoch: int) -> None:
         """Before a checkpoint is saved: a NaN or inf loss or weight ends the run (nothing non-finite is saved)."""
-        if math.isfinite(loss) and all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point()):
+        if not diverged(loss, model):
             return
         kept = f"epoch_000.pt .. epoch_{epoch - 1:03d}.pt" if epoch > 1 else "epoch_000.pt"
         raise TrainingDiverged(

@@ -179,3 +179,13 @@ def test_an_actor_asking_for_more_cpus_than_the_cluster_has_names_cpus_per_actor
         from cluster.store import ResultStore
 
         assert ResultStore.open(str(out)).meta["status"] != "complete"
+
+
+def test_a_diverging_curve_training_ends_in_one_line_and_saves_no_curve(tiny_run, tmp_path, capsys):
+    d = {"name": "c", "model": TINY_MODEL, "data": TINY_DATA, "epochs": 3, "lr": 1e12, "momentum": 0.99, "loss": "mse",
+         "endpoints": [str(tiny_run / "epoch_001.pt"), str(tiny_run / "epoch_003.pt")], "curve": {"kind": "bezier"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    out = tmp_path / "curve"
+    run_bad(capsys, ["train-curve", str(tmp_path / "c.yaml"), "--out", str(out)], "curve training diverged in epoch 1",
+            "lower lr", "no curve.json", started=True)
+    assert not (out / "curve.json").exists() and not list(out.glob("epoch_*.pt"))
