@@ -41,7 +41,7 @@ def load_data_full(spec: DataSpec) -> Loaded:
     elif spec.kind == "synthetic":
         x, y = datasets.synthetic(spec.n, tuple(spec.shape), spec.classes, spec.seed, spec.task)
     else:
-        x, y, notes = datasets.from_factory(spec.factory, **spec.kwargs)
+        x, y, notes = datasets.from_factory(spec.factory, spec.kwargs, spec.subset, spec.seed)  # a Dataset: only the subset is read
     x, y = datasets.subsample(x, y, spec.subset, spec.seed)
     check_data_memory(len(x), tuple(x.shape[1:]), f"data {spec.kind}", bytes_per_value=max(4, x.element_size()))
     return Loaded(x, y, None, notes)

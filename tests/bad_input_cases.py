@@ -68,7 +68,7 @@ SPEC_CASES: list[tuple[str, Callable[[Ctx], dict | str], list[str]]] = [
     ("unknown slice kind", lambda c: _with(c.base(), "slice.kind", "random_plan"), ["slice", "random_plan"]),
     ("missing slice", lambda c: _with(c.base(), "slice", None), ["slice", "required field is missing"]),
     ("missing name", lambda c: _with(c.base(), "name", None), ["name", "required field is missing"]),
-    ("name with a slash", lambda c: _with(c.base(), "name", "a/b"), ["name", "letters, digits"]),
+    ("name with a slash", lambda c: _with(c.base(), "name", "a/b"), ["name", "ASCII letters", "holds '/'"]),
     ("empty name", lambda c: _with(c.base(), "name", ""), ["name"]),
     ("num zero", lambda c: _with(c.base(), "grid.x.num", 0), ["grid.x.num"]),
     ("num negative", lambda c: _with(c.base(), "grid.x.num", -3), ["grid.x.num"]),
@@ -125,6 +125,8 @@ SPEC_CASES: list[tuple[str, Callable[[Ctx], dict | str], list[str]]] = [
     ("model factory attribute missing", lambda c: _with(c.base(), "model", {"kind": "import", "factory": "tests.bad_factories:nope"}), ["model.factory", "has no attribute 'nope'"]),
     ("model factory raises", lambda c: _with(c.base(), "model", {"kind": "import", "factory": "tests.bad_factories:model_raises"}), ["raised RuntimeError: no GPU here", "must return an nn.Module"]),
     ("model factory unexpected option", lambda c: _with(c.base(), "model", {**IMPORT_MODEL, "options": {"depth": 3}}), ["raised TypeError", "depth"]),
+    ("model factory exits", lambda c: _with(c.base(), "model", {"kind": "import", "factory": "tests.bad_factories:model_exits"}),
+     ["model.factory 'tests.bad_factories:model_exits' exited (sys.exit(0))", "must return an nn.Module, not exit"]),
     ("model factory returns a number", lambda c: _with(c.base(), "model", {"kind": "import", "factory": "tests.bad_factories:model_returns_int"}), ["returned int, not an nn.Module"]),
     ("unknown data kind", lambda c: _with(c.base(), "data", {"kind": "cifar"}), ["data", "cifar"]),
     ("synthetic n zero", lambda c: _with(c.base(), "data", {"kind": "synthetic", "n": 0, "shape": [4]}), ["data.n"]),
@@ -146,6 +148,10 @@ SPEC_CASES: list[tuple[str, Callable[[Ctx], dict | str], list[str]]] = [
         ("labels beyond the classes", "data_labels_too_big", ["labels run from 3 to 5", "[0, 3)"]),
         ("negative labels", "data_labels_negative", ["labels run from -1 to 1", "[0, 3)"]),
         ("float labels for cross-entropy", "data_float_labels", ["integer class labels"]),
+        ("returns a Dataset of 10^9 items", "data_huge_dataset", ["a Dataset of 1,000,000,000 items, more than 10,000,000"]),
+        ("returns a Dataset too large for memory", "data_wide_dataset", ["1,000 samples of (100000000,)", "data.subset"]),
+        ("returns a Dataset of ragged items", "data_ragged_dataset", ["Dataset item 2", "(5,)", "same shapes"]),
+        ("exits", "data_exits", ["data factory 'tests.bad_factories:data_exits' exited (sys.exit('no data today'))"]),
     ]
 ] + [
     ("data factory unexpected kwarg", lambda c: {**_with(c.base(), "model", IMPORT_MODEL), "data": {"kind": "import", "factory": "tests.bad_factories:data_ok", "kwargs": {"size": 3}}},

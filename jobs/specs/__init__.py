@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .base import Strict, format_validation_error, read_yaml, validate
+from .base import Strict, format_validation_error, validate
+from .spec_file import read_yaml  # the one place a spec file is read
 from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
 from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
 from .sharpness import SharpnessSpec

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Strict
+from .base import Seed, Strict
 
 
 class FileData(Strict):
@@ -20,7 +20,7 @@ class FileData(Strict):
     std: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1, description="per-channel stds instead of the usual ones (with mean)")
     subset: int | None = Field(None, gt=0, description="a seeded subset of this many samples, stratified by class")
     subset_fraction: float | None = Field(None, gt=0, le=1, description="a seeded stratified subset of this fraction of the samples")
-    seed: int = Field(0, description="seed of the subset")
+    seed: Seed = Field(0, description="seed of the subset")
 
     @model_validator(mode="after")
     def _choices(self):

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Strict, check_name
+from .base import Seed, Strict, check_name
 from .parts import DataSpec, ModelSpec
 from .selection import ParamsChoice
 
@@ -24,7 +24,7 @@ class HessianOptions(ParamsChoice):
         1e-3, ge=1e-6, lt=1,
         description="stop a point once both extremes' residuals are below tol x max|eigenvalue| (hessian_residual records it)",
     )
-    seed: int = Field(0, description="seed of the Lanczos start vector (the same at every point)")
+    seed: Seed = Field(0, description="seed of the Lanczos start vector (the same at every point)")
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: the evaluator's data chunk)")
 
 
@@ -40,7 +40,7 @@ class HessianPlane(ParamsChoice):
     ignore: Literal["biasbn", "none"] = Field("biasbn", description="with a normalization: biasbn zeroes 1-D parameters")
     iterations: int = Field(100, gt=0, le=100_000, description="Lanczos steps, at most")
     tol: float = Field(1e-5, ge=1e-6, lt=1, description="residual tolerance of the two eigenpairs, relative to max|eigenvalue| (fp32: >= 1e-6)")
-    seed: int = Field(0, description="seed of the Lanczos start vector")
+    seed: Seed = Field(0, description="seed of the Lanczos start vector")
 
 
 class HessianAt(Strict):
@@ -71,14 +71,14 @@ class HessianAt(Strict):
 class EigenOptions(Strict):
     iterations: int = Field(100, gt=0, le=100_000, description="Lanczos steps (H v products), at most")
     tol: float = Field(1e-4, ge=1e-6, lt=1, description="stop once every wanted residual is below tol x max|eigenvalue| (fp32: >= 1e-6)")
-    seed: int = Field(0, description="seed of the start vector")
+    seed: Seed = Field(0, description="seed of the start vector")
 
 
 class TraceOptions(Strict):
     samples: int = Field(64, gt=1, le=1_000_000, description="Rademacher probes, at most (the standard error needs >= 2)")
     tol: float | None = Field(None, gt=0, description="stop early once the standard error is below tol x |trace|")
     batch: int | None = Field(None, gt=0, description="probes per H v pass (default: 1 on CPU, where it measured fastest; 8 on GPU)")
-    seed: int = Field(1, description="seed of the probes")
+    seed: Seed = Field(1, description="seed of the probes")
 
 
 class DensityOptions(Strict):
@@ -86,7 +86,7 @@ class DensityOptions(Strict):
     iterations: int = Field(64, gt=0, le=100_000, description="Lanczos steps per run")
     sigma: float = Field(0.01, gt=0, description="Gaussian broadening, as a fraction of the spread of the Ritz values")
     points: int = Field(1000, ge=10, le=1_000_000, description="points of the density's grid")
-    seed: int = Field(2, description="seed of the start vectors")
+    seed: Seed = Field(2, description="seed of the start vectors")
 
 
 class HessianSpec(Strict):

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from landscape.models import MODEL_KINDS
 
-from .base import UNION_TAGS, Strict
+from .base import Seed, Strict, UNION_TAGS
 from .datasets import Cifar10Data, Cifar100Data, FashionMnistData, ImageFolderData, MnistData, SvhnData
 
 # Grid coordinates are applied in float32 to weights of order 1: beyond this they
@@ -103,7 +103,7 @@ class ModelSpec(Strict):
     kind: str = Field(description=f"one of {', '.join(MODEL_KINDS)}, 'import' with `factory`, or 'hf_causal_lm'")
     options: dict = Field(default_factory=dict, description="keyword options of the model (e.g. widths: [64, 64])")
     factory: str | None = Field(None, description="'package.module:function' returning an nn.Module (kind: import)")
-    seed: int = Field(0, description="seed of the initial weights (training)")
+    seed: Seed = Field(0, description="seed of the initial weights (training)")
     name: str | None = Field(None, description="kind torchvision: the model's name in torchvision.models, e.g. resnet18")
     path: Path | None = Field(None, description="kind hf_causal_lm: a local folder written by save_pretrained")
     config: dict | None = Field(
@@ -153,7 +153,7 @@ class ModelSpec(Strict):
 class DigitsData(Strict):
     kind: Literal["digits"]
     subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples")
-    seed: int = Field(0, description="seed of the subsample")
+    seed: Seed = Field(0, description="seed of the subsample")
 
 
 class SyntheticData(Strict):
@@ -162,7 +162,7 @@ class SyntheticData(Strict):
     shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, description="one sample's shape, e.g. [3, 32, 32]")
     classes: int = Field(10, gt=1, description="classes (or regression outputs)")
     task: Literal["classification", "regression"] = "classification"
-    seed: int = 0
+    seed: Seed = 0
     subset: int | None = Field(None, gt=0)
 
 
@@ -171,7 +171,7 @@ class ImportData(Strict):
     factory: str = Field(description="'package.module:function' returning (inputs, targets) or a Dataset")
     kwargs: dict = Field(default_factory=dict)
     subset: int | None = Field(None, gt=0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class TextData(Strict):

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from landscape.metrics import METRIC_FAMILIES
 
-from .base import UNION_TAGS, Strict, check_name
+from .base import Seed, Strict, UNION_TAGS, check_name
 from .hessian import HessianOptions, HessianPlane
 from .curve import CurvePlaneSlice, CurveSlice
 from .selection import ParamsChoice
@@ -21,6 +21,8 @@ from .trajectory import TrajectoryPath, TrajectoryPCA
 
 Normalization = Literal["filter", "layer", "weight", "none"]
 MAX_TILES = 1_000_000  # the driver keeps a done-mask and a queue per tile
+MAX_TILE_SIDE = 4096  # points per tile side
+MAX_TILE_POINTS = 1 << 22  # points per tile: an actor's per-point sums (float64, per metric) stay ~32 MiB each
 
 
 class RandomPlane(ParamsChoice):
@@ -29,7 +31,7 @@ class RandomPlane(ParamsChoice):
     dims: ClassVar[int] = 2
     kind: Literal["random_plane"]
     checkpoint: Path = Field(description="the center (a state_dict file)")
-    seed: int = Field(0, description="seed of the random directions")
+    seed: Seed = Field(0, description="seed of the random directions")
     normalization: Normalization = "filter"
     ignore: Literal["biasbn", "none"] = Field("biasbn", description="biasbn: zero 1-D parameters in the directions")
 
@@ -88,7 +90,10 @@ class ScanSpec(Strict):
     metrics: list[str] = Field(
         ["loss", "accuracy"], description=f"per-point metrics; loss and accuracy always, plus any of {', '.join(METRIC_FAMILIES)}"
     )
-    tile: int | tuple[int, int] = Field(32, description="tile = Zarr chunk, in points per axis ([rows, cols] or one int)")
+    tile: int | tuple[int, int] = Field(
+        32, description=f"tile = Zarr chunk, in points per axis ([rows, cols] or one int; at most {MAX_TILE_SIDE} per side, "
+        f"{MAX_TILE_POINTS:,} points)"
+    )
     preview: int | None = Field(
         None,
         description="progressive preview: evaluate every p-th row and column first (p a power of two, 2..256), "
@@ -132,13 +137,27 @@ class ScanSpec(Strict):
             raise ValueError("options for a metric the scan does not compute: add hessian to metrics, or remove this block")
         return v
 
-    @field_validator("tile")
+    @field_validator("tile", mode="before")
     @classmethod
     def _tile(cls, v):
-        sizes = (v, v) if isinstance(v, int) else v
-        if any(s <= 0 for s in sizes):
-            raise ValueError("tile sizes must be positive")
-        return v
+        """Whole numbers from 1 to MAX_TILE_SIDE, said plainly (pydantic's own words name int parsing, not the tile)."""
+        form = f"give a positive integer or [rows, cols], each at most {MAX_TILE_SIDE:,}"
+        sizes = list(v) if isinstance(v, (list, tuple)) else [v]
+        if isinstance(v, (list, tuple)) and len(sizes) != 2:
+            raise ValueError(f"{form}; got a list of {len(sizes)}")
+        whole = []
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or (isinstance(s, float) and not s.is_integer()):
+                raise ValueError(f"{form}; got {s!r}")
+            if s <= 0:
+                raise ValueError(f"tile sizes must be positive; got {s:g}")
+            if s > MAX_TILE_SIDE:
+                raise ValueError(
+                    f"{s:,.0f} points per side is more than {MAX_TILE_SIDE:,}: a tile is one Zarr chunk, allocated, evaluated and "
+                    "returned whole by one actor (a tile larger than the grid gains nothing; the default is 32)"
+                )
+            whole.append(int(s))
+        return whole[0] if not isinstance(v, (list, tuple)) else tuple(whole)
 
     @field_validator("preview")
     @classmethod
@@ -163,6 +182,11 @@ class ScanSpec(Strict):
             raise ValueError(f"slice {self.slice.kind} is a plane: grid.y is required")
         if not plane and self.grid.y is not None:
             raise ValueError(f"slice {self.slice.kind} is a line: remove grid.y")
+        if prod(self.tile_shape) > MAX_TILE_POINTS:
+            raise ValueError(
+                f"tile {list(self.tile_shape)} holds {prod(self.tile_shape):,} points, more than {MAX_TILE_POINTS:,} (2048 x 2048): "
+                "an actor allocates and returns a tile's values at once; use a smaller tile"
+            )
         tiles = prod(-(-n // t) for n, t in zip(self.grid_shape, self.tile_shape))
         if tiles > MAX_TILES:
             raise ValueError(
