@@ -184,7 +184,7 @@ class TextData(Strict):
     max_tokens: int | None = Field(None, gt=0, description="use the first max_tokens tokens only")
     dtype: Literal["uint16", "uint32", "int32", "int64"] = Field("uint16", description="value type of a .bin file (nanoGPT: uint16)")
     subset: int | None = Field(None, gt=0, description="a seeded subset of this many blocks")
-    seed: int = 0
+    seed: Seed = 0
 
 
 DataSpec = Annotated[

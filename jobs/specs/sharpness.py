@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import Strict, check_name
+from .base import Seed, Strict, check_name
 from .hessian import EigenOptions, HessianAt, TraceOptions
 from .parts import DataSpec, ModelSpec
 from .selection import ParamsChoice
@@ -16,7 +16,7 @@ from .selection import ParamsChoice
 
 class AscentOptions(Strict):
     steps: int = Field(20, ge=0, le=10_000, description="projected ascent steps after the first-order maximizer")
-    seed: int = Field(0, description="seed of the start direction where the gradient is exactly zero")
+    seed: Seed = Field(0, description="seed of the start direction where the gradient is exactly zero")
 
 
 class SharpnessSpec(ParamsChoice):
