@@ -49,6 +49,7 @@ class Evaluator:
         self.origin = problem.slice.origin.to(self.device)  # (P,) fp32
         self.directions = problem.slice.directions.to(self.device)  # (D, P) fp32
         self.n = len(problem.inputs)
+        self.samples_seen: int | torch.Tensor = self.n  # what output metrics divide by (sequential.py: per point)
         self.model = problem.model_factory().to(self.device).eval()  # eval: BatchNorm uses running stats
         self._names = [e.name for e in self.layout.entries]
         self._batchnorms = [

@@ -45,6 +45,11 @@ from . import hessian as _hessian  # noqa: E402 (registers its figures)
 JOBS["hessian"] = _hessian.spectrum_figures
 FIGURES.append(_hessian.ratio_beside_loss)
 
+from . import errorbars as _errorbars  # noqa: E402
+from .errorbars import is_se_of_a_metric  # noqa: E402
+
+FIGURES.append(_errorbars.figures)  # <metric>_relative_se: where a value is less sure than it looks
+
 
 def grid_image(result):
     """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at
@@ -68,7 +73,7 @@ def _scan_builders(ls: Landscape) -> dict:
         b = {"contour": lambda: contour(ls), "heatmap": lambda: heatmap(ls, ls.loss, "loss", metric_norm("loss", ls.loss)),
              "surface": lambda: surface(ls)}
     for name, z in ls.metrics.items():
-        if name == "loss" or not z.count() or (ls.loss.ndim == 1 and name == "accuracy"):
+        if name == "loss" or not z.count() or (ls.loss.ndim == 1 and name == "accuracy") or is_se_of_a_metric(name, ls):
             continue
         if ls.loss.ndim == 2:  # the colour bar says the name; the result's attributes hold the description
             b[name] = lambda z=z, name=name: heatmap(ls, z, name, metric_norm(name, z))
