@@ -19,6 +19,7 @@ from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
 from landscape.metrics import ARRAYS, array_names
+from landscape.sequential import SAMPLES
 
 from .build import Built, build_problem
 from .specs import ScanSpec
@@ -80,7 +81,7 @@ def _batchnorm_note(spec: ScanSpec, problem) -> str:
 
 def result_metrics(spec: ScanSpec, sl) -> dict[str, str]:
     """name -> description of every per-point array: the spec's metrics, then each companion path's copy of them."""
-    base = array_names(spec.metrics)
+    base = array_names(spec.metrics) + ([SAMPLES] if spec.data.tolerance is not None else [])
     out = {n: ARRAYS[n].description for n in base}
     for c in sl.companions:
         what = sl.info.get("companions", {}).get(c, f"the companion path {c!r}")

@@ -172,6 +172,11 @@ class ScanSpec(Strict):
             check_grid(self.grid)
         if "ensemble" in self.metrics and self.loss != "cross_entropy":
             raise ValueError("metrics: ensemble averages class probabilities; it needs loss: cross_entropy")
+        if self.data.tolerance is not None and self.batchnorm_mode == "recompute":
+            raise ValueError(
+                "data.tolerance (sequential evaluation) evaluates a point step by step; batchnorm: recompute would re-estimate "
+                "its statistics at every step: use batchnorm: eval, or remove data.tolerance"
+            )
         if self.batchnorm_samples is not None and self.batchnorm_mode != "recompute":
             raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
         return self
