@@ -130,3 +130,35 @@ def test_a_sequential_scan_is_bit_identical_across_actors_and_tile_shapes(sequen
         run_scan(ScanSpec.model_validate(scan_spec_dict(tiny_run, data=SEQ_DATA, tile=tile)), out=str(other), actors=actors, plot=False)
         for name, v in _arrays(other).items():
             assert np.array_equal(v, base[name]), (actors, tile, name)
+
+
+@pytest.mark.ray
+def test_a_killed_sequential_driver_resumes_to_the_same_bits(ray_cluster, tmp_path, capsys):
+    from jobs.cli import main
+    from jobs.scan import run_scan
+    from jobs.specs import ScanSpec
+
+    from .procs import alive, kill_driver
+    from .slow_factories import line_checkpoints
+    from .test_faults import TILES, spec_dict, start_driver, tiles_done, wait_for, write_spec
+
+    ckpts = line_checkpoints(tmp_path)
+    data = {"kind": "import", "factory": "tests.user_factories:make_data", "kwargs": {"n": 60},
+            "tolerance": 0.05, "min_samples": 10, "step": 10}
+    base = tmp_path / "base.zarr"
+    run_scan(ScanSpec.model_validate({**spec_dict(ckpts, name="seq"), "data": data}), out=str(base), plot=False)
+    out = tmp_path / "killed.zarr"
+    spec = write_spec(tmp_path, {**spec_dict(ckpts, name="seq", delay=0.05), "data": data})
+    p = start_driver([spec, "--out", str(out)], tmp_path / "driver.log")
+    try:
+        wait_for(lambda: tiles_done(out) >= 2, 120, "two stored tiles", p)
+    finally:
+        leftovers = kill_driver(p)
+    assert not any(alive(pid) for pid in leftovers)
+    assert 2 <= tiles_done(out) < TILES
+    assert main(["run", spec, "--out", str(out), "--no-plot"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    want, got = _arrays(base), _arrays(out)
+    assert 10 <= want["samples"].min() and len(set(want["samples"].tolist())) >= 2
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
