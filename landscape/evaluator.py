@@ -245,17 +245,16 @@ class Evaluator:
             return self._run_model(x)[None]
         return vmap(lambda st: functional_call(self.model, st, (x,)), in_dims=(0,), randomness="error")(state)
 
-    def _sums(self, coefs: torch.Tensor, into: list[torch.Tensor] | None = None, chunks=None) -> list[torch.Tensor]:
+    def _sums(self, coefs: torch.Tensor, into: list[torch.Tensor] | None = None, chunks=None, loaded=False) -> list[torch.Tensor]:
         """Every output metric's (K,) accumulators over all the data (or the data `chunks`, indices), float64 on the device.
 
         `into`: zeroed (K,) tensors to accumulate in (views of the call's results), else new ones.
+        `loaded`: K = 1 and this point is loaded already (sequential evaluation's next step).
         """
         k = len(coefs)
-        if k == 1:
+        if k == 1 and not loaded:
             self._load_point(coefs)
-            state = None
-        else:
-            state = self._state(coefs)
+        state = None if k == 1 else self._state(coefs)
         flat = into or [
             torch.zeros(k, dtype=torch.float64, device=self.device) for m in self.output_metrics for _ in range(m.accumulators)
         ]

@@ -80,29 +80,32 @@ def evaluate_sequentially(ev, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
     n_acc = sum(om.accumulators for om in ev.output_metrics)
     sums = [torch.zeros(m, dtype=torch.float64, device=ev.device) for _ in range(n_acc)]
     seen = torch.zeros(m, dtype=torch.float64, device=ev.device)
-    live = torch.arange(m, device=ev.device)
     offsets, i = [], 0
     for om in ev.output_metrics:
         offsets.append(i)
         i += om.accumulators
     j = next(j for j, om in enumerate(ev.output_metrics) if "loss_se" in om.names)  # its loss and loss_se decide
     judge, first = ev.output_metrics[j], offsets[j]
-    for chunks, (start, stop) in zip(ev.step_chunks, steps(ev.n, rule.step)):
-        if len(live) == 0:
-            break
-        # Whole groups of K: the last live point repeats; its copies' sums are dropped.
-        padded = torch.cat([live, live[-1:].repeat((-len(live)) % k)])
-        for g in range(0, len(padded), k):
-            idx = padded[g : g + k]
-            part = [torch.zeros(k, dtype=torch.float64, device=ev.device) for _ in range(n_acc)]
-            ev._sums(coefs[idx], into=part, chunks=chunks)
-            valid = min(k, len(live) - g)
-            for total, p in zip(sums, part):
-                total[idx[:valid]] += p[:valid]
-        seen[live] += stop - start
-        ev.samples_seen = seen[live]
-        now = judge.finish([s[live] for s in sums[first : first + judge.accumulators]], ev)
-        live = live[~finished(now["loss"], now["loss_se"], seen[live], rule, ev.n)]
+    # One point per pass (CPU): a point at a time, loaded once, step after step; K per pass: all the points
+    # together, each pass on one step. Same values either way: a point's sums never mix with another's.
+    groups = torch.arange(m, device=ev.device).split(1 if k == 1 else m)
+    for live in groups:
+        for s, (chunks, (start, stop)) in enumerate(zip(ev.step_chunks, steps(ev.n, rule.step))):
+            if len(live) == 0:
+                break
+            # Whole groups of K: the last live point repeats; its copies' sums are dropped.
+            padded = torch.cat([live, live[-1:].repeat((-len(live)) % k)])
+            for g in range(0, len(padded), k):
+                idx = padded[g : g + k]
+                part = [torch.zeros(k, dtype=torch.float64, device=ev.device) for _ in range(n_acc)]
+                ev._sums(coefs[idx], into=part, chunks=chunks, loaded=k == 1 and s > 0)
+                valid = min(k, len(live) - g)
+                for total, p in zip(sums, part):
+                    total[idx[:valid]] += p[:valid]
+            seen[live] += stop - start
+            ev.samples_seen = seen[live]
+            now = judge.finish([a[live] for a in sums[first : first + judge.accumulators]], ev)
+            live = live[~finished(now["loss"], now["loss_se"], seen[live], rule, ev.n)]
     ev.samples_seen = seen
     results = ev.finish_metrics(sums)
     ev.samples_seen = ev.n
