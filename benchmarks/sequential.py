@@ -46,7 +46,8 @@ from landscape.slices import random_slice  # noqa: E402
 
 CASES = {  # kind, options, data, input shape, training epochs, grid half-width
     "mlp": ("mlp", {"widths": [64, 64]}, "digits", (1, 8, 8), 30, 1.0),
-    "cnn": ("cnn", {}, "synthetic", (1, 28, 28), 1, 1.0),
+    "cnn": ("cnn", {}, "synthetic", (1, 28, 28), 1, 1.0),  # a random linear teacher: the CNN barely learns it
+    "cnn-digits": ("cnn", {}, "digits", (1, 8, 8), 15, 1.0),  # the same CNN on 8x8 digits: a trained basin
     "resnet20": ("resnet20", {}, "synthetic", (3, 32, 32), 1, 0.5),
 }
 

@@ -93,16 +93,20 @@ def evaluate_sequentially(ev, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
         for s, (chunks, (start, stop)) in enumerate(zip(ev.step_chunks, steps(ev.n, rule.step))):
             if len(live) == 0:
                 break
-            # Whole groups of K: the last live point repeats; its copies' sums are dropped.
-            padded = torch.cat([live, live[-1:].repeat((-len(live)) % k)])
-            for g in range(0, len(padded), k):
-                idx = padded[g : g + k]
-                part = [torch.zeros(k, dtype=torch.float64, device=ev.device) for _ in range(n_acc)]
-                ev._sums(coefs[idx], into=part, chunks=chunks, loaded=k == 1 and s > 0)
-                valid = min(k, len(live) - g)
-                for total, p in zip(sums, part):
-                    total[idx[:valid]] += p[:valid]
-            seen[live] += stop - start
+            if k == 1:  # the point accumulates straight into its sums; after its first step it is loaded already
+                i = int(live[0])
+                ev._sums(coefs[i : i + 1], into=[a[i : i + 1] for a in sums], chunks=chunks, loaded=s > 0)
+            else:  # whole groups of K: the last live point repeats; its copies' sums are dropped
+                padded = torch.cat([live, live[-1:].repeat((-len(live)) % k)])
+                for g in range(0, len(padded), k):
+                    idx, valid = padded[g : g + k], min(k, len(live) - g)
+                    part = [torch.zeros(k, dtype=torch.float64, device=ev.device) for _ in range(n_acc)]
+                    ev._sums(coefs[idx], into=part, chunks=chunks)
+                    for total, p in zip(sums, part):
+                        total[idx[:valid]] += p[:valid]
+            seen[live] = float(stop)  # a group's live points have all taken the same steps
+            if stop < min(rule.min_samples, ev.n):
+                continue  # none may stop yet: no need to look
             ev.samples_seen = seen[live]
             now = judge.finish([a[live] for a in sums[first : first + judge.accumulators]], ev)
             live = live[~finished(now["loss"], now["loss_se"], seen[live], rule, ev.n)]
