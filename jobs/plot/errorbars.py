@@ -19,9 +19,10 @@ def is_se_of_a_metric(name: str, ls: Landscape) -> bool:
 
 def figures(ls: Landscape) -> dict:
     out = {}
+    companions = tuple(f"{c}_" for c in ls.meta.get("companions") or {})
     for name in se_pairs(ls.metrics):
-        if name == "accuracy" or not ls.metrics[se_name(name)].count():
-            continue  # accuracy's relative error says little (0 at chance); its SE array is in the result
+        if name == "accuracy" or name.startswith(companions) or not ls.metrics[se_name(name)].count():
+            continue  # accuracy's relative error says little (0 at chance); a companion path's is like its own
         rel = np.ma.masked_invalid(relative_se(ls.metrics[name].filled(np.nan), ls.metrics[se_name(name)].filled(np.nan)))
         if not rel.count():
             continue
