@@ -51,3 +51,14 @@ def test_a_refined_scan_ends_with_the_values_of_a_plain_scan(ray_cluster, tiny_r
     for name in ("loss", "loss_se", "accuracy", "accuracy_se"):
         assert np.array_equal(a[name][...], b[name][...]), name
     assert b["tile_done"][...].all()
+
+
+def test_refine_changes_the_order_only_so_a_scan_resumes_with_or_without_it(tiny_run):
+    from jobs.specs import ScanSpec
+
+    from .conftest import scan_spec_dict
+
+    plain = ScanSpec.model_validate(scan_spec_dict(tiny_run, preview=2))
+    refined = ScanSpec.model_validate(scan_spec_dict(tiny_run, preview=2, refine={"metric": "loss_se", "fraction": 0.5}))
+    assert plain.identity() == refined.identity()
+    assert plain.identity() != ScanSpec.model_validate(scan_spec_dict(tiny_run, preview=4)).identity()
