@@ -198,7 +198,7 @@ def build_problem(spec: ScanSpec) -> Built:
     )
     problem = ScanProblem(
         factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
-        bn_inputs=bn_subset(spec, inputs, targets),
+        bn_inputs=bn_subset(spec, inputs, targets), sequential=spec.data.sequential(),
         metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
     )
     if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)

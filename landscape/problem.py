@@ -10,6 +10,7 @@ from torch import nn
 
 from .errors import DataError
 from .plan import EvalOptions
+from .sequential import Sequential
 from .slices import Slice
 
 LossKind = Literal["cross_entropy", "mse"]
@@ -28,6 +29,7 @@ class ScanProblem:
     metrics: tuple[str, ...] = ("loss", "accuracy")  # metric families (landscape.metrics.FAMILIES)
     metric_options: dict = field(default_factory=dict)  # family -> keyword options of its metric
     bn_inputs: torch.Tensor | None = None  # samples for batchnorm: recompute (default: inputs)
+    sequential: Sequential | None = None  # stop adding data to a point once its loss is known (sequential.py)
 
 
 def default_device() -> torch.device:

@@ -50,6 +50,11 @@ from . import lm as _lm  # noqa: E402
 
 FIGURES.append(_lm.perplexity_figures)
 
+from . import errorbars as _errorbars  # noqa: E402
+from .errorbars import is_se_of_a_metric  # noqa: E402
+
+FIGURES.append(_errorbars.figures)  # <metric>_relative_se: where a value is less sure than it looks
+
 
 def grid_image(result):
     """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at
@@ -74,7 +79,7 @@ def _scan_builders(ls: Landscape, opts: PlotOptions | None = None) -> dict:
         b = {"contour": lambda: contour(ls, opts=opts), "heatmap": lambda: metric_heatmap(ls, opts),
              "surface": lambda: surface(ls, opts)}
     for name, z in ls.metrics.items():
-        if name == opts.metric or not z.count() or (ls.loss.ndim == 1 and name == "accuracy"):
+        if name == opts.metric or not z.count() or (ls.loss.ndim == 1 and name == "accuracy") or is_se_of_a_metric(name, ls):
             continue
         if ls.loss.ndim == 2:  # the colour bar says the name; the result's attributes hold the description
             b[name] = lambda name=name: metric_heatmap(ls, replace(opts, metric=name, levels=None, level_scale=None,

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Seed, Strict
+from .base import Seed
+from .sampling import Sampling
 
 
-class FileData(Strict):
+class FileData(Sampling):
     """A data set read from files under `root`; never downloaded."""
 
     root: Path = Field(description="folder holding the data set's files (as torchvision writes them, or the unpacked archive)")
@@ -34,7 +35,7 @@ class FileData(Strict):
 
     def load_kwargs(self) -> dict:
         """Keyword arguments of landscape.datasets.load_dataset."""
-        return self.model_dump(exclude={"kind"})
+        return self.model_dump(exclude={"kind", *Sampling.model_fields})  # sequential evaluation is not the loader's
 
 
 class Cifar10Data(FileData):

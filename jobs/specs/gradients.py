@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from .base import LearningRate, Seed, Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .sampling import all_the_data
 
 
 class GradientsSpec(Strict):
@@ -18,6 +19,7 @@ class GradientsSpec(Strict):
     name: str
     model: ModelSpec
     data: DataSpec
+    _all_the_data = field_validator("data")(all_the_data)
     record: Literal["step", "epoch"] = Field(
         description="step: every `every`-th training step, from that step's mini-batch gradient and its update; "
         "epoch: at initialization and after each epoch, from the gradient of the probe samples (no step taken)"

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import Seed, Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .sampling import all_the_data
 from .selection import ParamsChoice
 
 Normalization = Literal["filter", "layer", "weight", "none"]
@@ -97,6 +98,7 @@ class HessianSpec(Strict):
     top_k: int = Field(gt=0, description="how many of the largest eigenvalues (and their eigenvectors)")
     model: ModelSpec | None = Field(None, description="required with at.checkpoint; default: the result's")
     data: DataSpec | None = Field(None, description="required with at.checkpoint; default: the result's")
+    _all_the_data = field_validator("data")(all_the_data)
     loss: Literal["cross_entropy", "mse"] | None = Field(None, description="default: the result's, else cross_entropy")
     eigen: EigenOptions = Field(default_factory=EigenOptions)
     trace: TraceOptions | None = Field(default_factory=TraceOptions, description="null: skip the trace")

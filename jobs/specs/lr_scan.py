@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import LearningRate, Seed, Strict, check_name
 from .parts import ClusterSpec, DataSpec, ModelSpec
+from .sampling import all_the_data
 
 
 class LRRange(Strict):
@@ -57,6 +58,7 @@ class LRScanSpec(Strict):
     name: str
     model: ModelSpec
     data: DataSpec
+    _all_the_data = field_validator("data")(all_the_data)
     learning_rates: LRRange
     epochs: int = Field(3, le=10_000, description="epochs per rate (>= 1: the ratio compares consecutive epochs)")
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"

@@ -10,7 +10,8 @@ from pydantic import Field, field_validator, model_validator
 
 from landscape.models import MODEL_KINDS
 
-from .base import Seed, Strict, UNION_TAGS
+from .base import UNION_TAGS, Seed, Strict
+from .sampling import Sampling
 from .datasets import Cifar10Data, Cifar100Data, FashionMnistData, ImageFolderData, MnistData, SvhnData
 
 # Grid coordinates are applied in float32 to weights of order 1: beyond this they
@@ -150,13 +151,13 @@ class ModelSpec(Strict):
         return self
 
 
-class DigitsData(Strict):
+class DigitsData(Sampling):
     kind: Literal["digits"]
     subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples")
     seed: Seed = Field(0, description="seed of the subsample")
 
 
-class SyntheticData(Strict):
+class SyntheticData(Sampling):
     kind: Literal["synthetic"]
     n: int = Field(gt=0, le=10_000_000, description="number of samples")
     shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, description="one sample's shape, e.g. [3, 32, 32]")
@@ -166,7 +167,7 @@ class SyntheticData(Strict):
     subset: int | None = Field(None, gt=0)
 
 
-class ImportData(Strict):
+class ImportData(Sampling):
     kind: Literal["import"]
     factory: str = Field(description="'package.module:function' returning (inputs, targets) or a Dataset")
     kwargs: dict = Field(default_factory=dict)
@@ -174,7 +175,7 @@ class ImportData(Strict):
     seed: Seed = 0
 
 
-class TextData(Strict):
+class TextData(Sampling):
     """Token blocks for a causal language model (landscape/text.py): a text file and a tokenizer, or token ids."""
 
     kind: Literal["text"]

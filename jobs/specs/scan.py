@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from landscape.metrics import METRIC_FAMILIES
+from landscape.metrics import METRIC_FAMILIES, array_names
 
 from .base import Seed, Strict, UNION_TAGS, check_name
 from .hessian import HessianOptions, HessianPlane
@@ -78,6 +78,13 @@ def slice_checkpoints(s) -> list[Path]:
     return [Path(one)] if one is not None else [Path(p) for p in getattr(s, "checkpoints", None) or ()]
 
 
+class Refine(Strict):
+    """After the preview's coarse pass, the tiles where `metric` changes most between neighbours first."""
+
+    metric: str = Field("loss", description="the metric array whose change between coarse neighbours ranks the tiles")
+    fraction: float = Field(0.1, gt=0, le=1, allow_inf_nan=False, description="share of the tiles refined first")
+
+
 class ScanSpec(Strict):
     """A loss-landscape scan."""
 
@@ -98,6 +105,9 @@ class ScanSpec(Strict):
         None,
         description="progressive preview: evaluate every p-th row and column first (p a power of two, 2..256), "
         "then every p/2-th, ..., then the rest; the same values, no point evaluated twice",
+    )
+    refine: Refine | None = Field(
+        None, description="with preview: after the coarse pass, evaluate first where the surface changes most (same values)"
     )
     precision: Literal["fp32", "tf32", "bf16"] = Field("fp32", description="arithmetic of the forward passes")
     data_chunk: int | None = Field(None, gt=0, description="samples per forward pass (default: from the device's memory)")
@@ -197,6 +207,17 @@ class ScanSpec(Strict):
             check_grid(self.grid)
         if "ensemble" in self.metrics and self.loss != "cross_entropy":
             raise ValueError("metrics: ensemble averages class probabilities; it needs loss: cross_entropy")
+        if self.data.tolerance is not None and self.batchnorm_mode == "recompute":
+            raise ValueError(
+                "data.tolerance (sequential evaluation) evaluates a point step by step; batchnorm: recompute would re-estimate "
+                "its statistics at every step: use batchnorm: eval, or remove data.tolerance"
+            )
+        if self.refine is not None and self.preview is None:
+            raise ValueError("refine orders the passes after preview's coarse one: set preview too (e.g. preview: 8)")
+        if self.refine is not None and self.refine.metric not in array_names(self.metrics):
+            raise ValueError(
+                f"refine.metric {self.refine.metric!r} is not computed by this scan; use one of {', '.join(array_names(self.metrics))}"
+            )
         if self.batchnorm_samples is not None and self.batchnorm_mode != "recompute":
             raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
         return self
@@ -234,7 +255,7 @@ class ScanSpec(Strict):
         Fields left at their defaults are left out, so a field added later (with a default
         that changes nothing) does not change the identity of results made before it.
         """
-        d = self.model_dump(mode="json", exclude={"output", "cluster"}, exclude_defaults=True)
+        d = self.model_dump(mode="json", exclude={"output", "cluster", "refine"}, exclude_defaults=True)  # refine: order only
         if hasattr(self.slice, "files"):  # a glob: the files it matches decide the numbers too
             d["slice_files"] = [str(p) for p in self.slice.files()]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

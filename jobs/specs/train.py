@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from .base import LearningRate, Seed, Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .sampling import all_the_data
 
 
 class TrainSpec(Strict):
@@ -16,6 +17,7 @@ class TrainSpec(Strict):
     name: str
     model: ModelSpec
     data: DataSpec
+    _all_the_data = field_validator("data")(all_the_data)
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     epochs: int = Field(10, gt=0, le=100_000)
     lr: LearningRate = 0.1
