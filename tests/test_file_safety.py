@@ -191,3 +191,136 @@ def test_fetch_says_which_file_it_could_not_write(tmp_path, capsys, monkeypatch)
             str(tmp_path / "o" / "c.zarr.partial-"))
     monkeypatch.setattr(type(__import__("fsspec").filesystem("file")), "get", real_get)
     assert list((tmp_path / "o").iterdir()) == []
+
+
+# -- train, train-curve: delete only what their record lists ------------------------------------
+
+
+def _write_yaml(folder: Path, d: dict, name: str) -> str:
+    import yaml
+
+    p = folder / name
+    p.write_text(yaml.safe_dump(d))
+    return str(p)
+
+
+def _someones_checkpoints(folder: Path, source: Path, names=("epoch_005.pt", "epoch_010.pt", "epoch_020.pt")) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        (folder / n).write_bytes(source.read_bytes())
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def test_train_curve_refuses_a_folder_of_model_checkpoints_holding_its_own_endpoint(digits_minima, tmp_path, capsys):
+    from .conftest import curve_spec_dict
+
+    out = tmp_path / "models"
+    before = _someones_checkpoints(out, digits_minima[0])
+    spec = _write_yaml(tmp_path, curve_spec_dict([out / "epoch_005.pt", digits_minima[1]], epochs=1), "curve.yaml")
+    run_bad(capsys, ["train-curve", spec, "--out", str(out)], "epoch_005.pt", "did not write", "no curve.json", "left alone")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    run_bad(capsys, ["train-curve", spec, "--out", str(out), "--overwrite"], "epoch_005.pt", "did not write")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_train_refuses_someones_checkpoints_without_a_record(tiny_run, tmp_path, capsys):
+    from .conftest import TINY_DATA, TINY_MODEL
+
+    out = tmp_path / "theirs"
+    before = _someones_checkpoints(out, tiny_run / "epoch_003.pt", ("epoch_001.pt", "epoch_007.pt"))
+    spec = _write_yaml(tmp_path, {"name": "t", "model": TINY_MODEL, "data": TINY_DATA, "epochs": 1, "batch_size": 64},
+                       "train.yaml")
+    for extra in ([], ["--overwrite"]):
+        run_bad(capsys, ["train", spec, "--out", str(out), *extra], "epoch_001.pt", "did not write", "no train.json")
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_train_deletes_only_the_files_its_record_lists(tiny_run, tmp_path, capsys):
+    import json
+
+    from .conftest import TINY_DATA, TINY_MODEL
+
+    out = tmp_path / "run"
+    d = {"name": "t", "model": TINY_MODEL, "data": TINY_DATA, "epochs": 2, "batch_size": 64}
+    assert main(["train", _write_yaml(tmp_path, d, "a.yaml"), "--out", str(out)]) == 0
+    record = json.loads((out / "train.json").read_text())
+    assert record["finished"] is True and record["files"] == ["epoch_000.pt", "epoch_001.pt", "epoch_002.pt"]
+    # a killed run of another spec: its record lists what it was writing; a file it does not list stays refused
+    (out / "epoch_009.pt").write_bytes((out / "epoch_001.pt").read_bytes())
+    capsys.readouterr()
+    d1 = {**d, "epochs": 1}
+    run_bad(capsys, ["train", _write_yaml(tmp_path, d1, "b.yaml"), "--out", str(out), "--overwrite"], "epoch_009.pt")
+    (out / "epoch_009.pt").unlink()
+    assert main(["train", _write_yaml(tmp_path, d1, "b.yaml"), "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["epoch_000.pt", "epoch_001.pt", "train.json"]  # epoch_002 was its own
+
+
+def test_a_killed_train_curve_is_redone_from_its_record(digits_minima, tmp_path, capsys):
+    import json
+
+    from .conftest import curve_spec_dict
+
+    spec = _write_yaml(tmp_path, curve_spec_dict(digits_minima, epochs=2), "curve.yaml")
+    out = tmp_path / "curve"
+    assert main(["train-curve", spec, "--out", str(out)]) == 0
+    record = json.loads((out / "curve.json").read_text())
+    record["finished"] = False  # as a killed run leaves it
+    (out / "curve.json").write_text(json.dumps(record))
+    (out / "epoch_002.pt").unlink()
+    (out / "epoch_002.pt.tmp").write_bytes(b"half")
+    capsys.readouterr()
+    assert main(["train-curve", spec, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["curve.json", "epoch_001.pt", "epoch_002.pt"]
+
+
+def test_a_curve_checkpoint_whose_endpoints_are_strings_is_refused_in_one_line(digits_curve, tmp_path, capsys):
+    import torch
+
+    from .conftest import CURVE_DATA, CURVE_MODEL
+
+    record = torch.load(digits_curve / "epoch_005.pt", weights_only=True)
+    record["endpoints"] = [e["path"] for e in record["endpoints"]]
+    torch.save(record, tmp_path / "strings.pt")
+    scan = {"name": "c", "model": CURVE_MODEL, "data": CURVE_DATA, "slice": {"kind": "curve", "curve": str(tmp_path / "strings.pt")},
+            "grid": {"x": {"min": 0.0, "max": 1.0, "num": 5}}}
+    spec = _write_yaml(tmp_path, scan, "scan.yaml")
+    for argv in (["validate", spec], ["run", spec, "--out", str(tmp_path / "r.zarr")]):
+        run_bad(capsys, argv, "damaged curve checkpoint", "endpoints", "str")
+    assert not (tmp_path / "r.zarr").exists()
+
+
+_FULL_DISK = """
+import errno, os, sys
+import landscape.checkpoints as c
+real = open
+def full_on_second(path, mode="r", *a, **k):
+    if "w" in mode and str(path).endswith("epoch_002.pt.tmp"):
+        f = real(path, mode, *a, **k)
+        f.write(b"half")
+        f.close()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(path, mode, *a, **k)
+c.open = full_on_second  # the module's open: the disk fills while epoch_002.pt is written
+from jobs.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_train_curve_on_a_full_disk_ends_in_one_line_naming_the_path(digits_minima, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import REPO, curve_spec_dict
+
+    spec = _write_yaml(tmp_path, curve_spec_dict(digits_minima, epochs=3), "curve.yaml")
+    out = tmp_path / "curve"
+    p = subprocess.run([sys.executable, "-c", _FULL_DISK, "train-curve", spec, "--out", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    err = p.stderr.strip()
+    assert p.returncode == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == (f"landscape: error: cannot write {out / 'epoch_002.pt'}: No space left on device; "
+                                    "free space there or choose another --out")
+    assert sorted(q.name for q in out.iterdir()) == ["curve.json", "epoch_001.pt"]  # no .tmp; not finished:
+    import json
+
+    assert json.loads((out / "curve.json").read_text())["finished"] is False
