@@ -124,7 +124,7 @@ def check_parent_folders(path: str | Path, flag: str) -> None:
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise ResultError(f"{flag} {str(path)!r} lies under {str(parent)!r}, which is a file, not a folder; choose another {flag}")
+                raise ResultError(f"cannot write {flag} {str(path)!r}: {str(parent)!r} is a file, not a folder; choose another {flag}")
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise ResultError(f"{flag} {str(path)!r}: cannot write in {str(parent)!r} (permission denied); choose another {flag}")
+                raise ResultError(f"cannot write {flag} {str(path)!r}: no permission to write in {str(parent)!r}; choose another {flag}")
             return
