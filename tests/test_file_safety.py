@@ -324,3 +324,25 @@ def test_train_curve_on_a_full_disk_ends_in_one_line_naming_the_path(digits_mini
     import json
 
     assert json.loads((out / "curve.json").read_text())["finished"] is False
+
+
+# -- code recorded in a result runs only with the user's consent --------------------------------
+
+
+def test_hessian_runs_a_factory_recorded_in_a_result_only_with_trust_factories(tmp_path, capsys):
+    import sys
+
+    recorded = {"model": {"kind": "import", "factory": "h18_recorded_factory:make_model"},
+                "data": {"kind": "digits", "subset": 50}, "grid": {}}
+    scan = make_result(tmp_path / "theirs.zarr", {**META, "spec": recorded})
+    d = {"name": "h", "at": {"result": str(scan), "x": 0.0, "y": 0.0}, "top_k": 1}
+    spec = _write_yaml(tmp_path, d, "h.yaml")
+    for argv in (["hessian", spec, "--out", str(tmp_path / "h.zarr")], ["validate", spec]):
+        run_bad(capsys, argv, "records code to run", "model.factory 'h18_recorded_factory:make_model'", "--trust-factories")
+    assert "h18_recorded_factory" not in sys.modules and not (tmp_path / "h.zarr").exists()
+    # with consent, the recorded factory is what runs (here: a module that does not exist, said in one line)
+    run_bad(capsys, ["hessian", spec, "--out", str(tmp_path / "h.zarr"), "--trust-factories"], "h18_recorded_factory")
+    # the spec's own model: and data: need no consent: nothing recorded runs
+    own = {**d, "model": {"kind": "mlp", "options": {"widths": [4]}}, "data": {"kind": "digits", "subset": 50}}
+    code = main(["hessian", _write_yaml(tmp_path, own, "own.yaml"), "--out", str(tmp_path / "h.zarr")])
+    assert "records code to run" not in capsys.readouterr().err and code == 2  # the result holds no weights: refused later
