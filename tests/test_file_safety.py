@@ -346,3 +346,14 @@ def test_hessian_runs_a_factory_recorded_in_a_result_only_with_trust_factories(t
     own = {**d, "model": {"kind": "mlp", "options": {"widths": [4]}}, "data": {"kind": "digits", "subset": 50}}
     code = main(["hessian", _write_yaml(tmp_path, own, "own.yaml"), "--out", str(tmp_path / "h.zarr")])
     assert "records code to run" not in capsys.readouterr().err and code == 2  # the result holds no weights: refused later
+
+
+def test_animate_video_under_a_file_is_refused_before_the_evaluation(digits_curve, tmp_path, capsys):
+    from .conftest import CURVE_DATA, CURVE_MODEL
+    from .test_curve_jobs import animate_dict
+
+    (tmp_path / "plain").write_text("x")
+    spec = _write_yaml(tmp_path, {**animate_dict(digits_curve), "model": CURVE_MODEL, "data": CURVE_DATA}, "a.yaml")
+    run_bad(capsys, ["animate", spec, "--out", str(tmp_path / "a.zarr"), "--video", str(tmp_path / "plain" / "v")],
+            "--video", str(tmp_path / "plain"), "is a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml", "plain"]  # nothing evaluated, nothing written
