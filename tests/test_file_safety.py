@@ -357,3 +357,58 @@ def test_animate_video_under_a_file_is_refused_before_the_evaluation(digits_curv
     run_bad(capsys, ["animate", spec, "--out", str(tmp_path / "a.zarr"), "--video", str(tmp_path / "plain" / "v")],
             "--video", str(tmp_path / "plain"), "is a file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml", "plain"]  # nothing evaluated, nothing written
+
+
+# -- nothing listens beyond loopback in local mode ---------------------------------------------------
+
+
+def _is_loopback(ip: str) -> bool:
+    import ipaddress
+
+    a = ipaddress.ip_address(ip.split("%")[0])
+    return a.is_loopback or (a.version == 6 and a.ipv4_mapped is not None and a.ipv4_mapped.is_loopback)
+
+
+@pytest.mark.ray
+def test_train_curve_on_two_workers_listens_on_loopback_only(digits_minima, tmp_path):
+    """Every listening socket of the command's process tree (Ray's servers, the Ray Train workers, torch's
+    rendezvous store) is bound to loopback: torch binds its store to '::' unless handed a bound socket."""
+    import subprocess
+    import sys
+    import time
+
+    import ray  # noqa: F401  (brings its bundled psutil onto the path)
+    import psutil
+
+    from .conftest import REPO, curve_spec_dict
+
+    spec = _write_yaml(tmp_path, curve_spec_dict(digits_minima, epochs=4), "curve.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+    p = subprocess.Popen([sys.executable, "-m", "jobs.cli", "train-curve", spec, "--out", str(tmp_path / "c"), "--workers", "2"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listening: dict[tuple[str, int], str] = {}
+    worker_sockets = 0
+    try:
+        while p.poll() is None:
+            try:
+                tree = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for q in tree:
+                try:
+                    name = " ".join(q.cmdline()[:2])
+                    for c in q.net_connections(kind="inet"):
+                        if c.status == psutil.CONN_LISTEN:
+                            listening[(c.laddr.ip, c.laddr.port)] = name
+                            worker_sockets += "RayTrainWorker" in name
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    pass
+            time.sleep(0.2)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert worker_sockets and listening  # the workers were seen listening (the test looked while they ran)
+    beyond = {k: v for k, v in listening.items() if not _is_loopback(k[0])}
+    assert not beyond, beyond
