@@ -412,3 +412,103 @@ def test_train_curve_on_two_workers_listens_on_loopback_only(digits_minima, tmp_
     assert worker_sockets and listening  # the workers were seen listening (the test looked while they ran)
     beyond = {k: v for k, v in listening.items() if not _is_loopback(k[0])}
     assert not beyond, beyond
+
+
+# -- a Ray process dying under a run: one line, status failed, resumable -------------------------------
+
+
+def _ray_processes(pid: int, which: str) -> list[int]:
+    from .procs import descendants
+
+    found = []
+    for q in descendants(pid):
+        try:
+            argv = Path(f"/proc/{q}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (which == "raylet" and argv[0].endswith("/raylet")) or (
+                which == "agent" and any(a.endswith("dashboard/agent.py") for a in argv[:3])):
+            found.append(q)
+    return found
+
+
+@pytest.mark.ray
+def test_a_ray_process_killed_during_animate_ends_in_one_line_and_resumes(ray_cluster, tmp_path, capsys, victim="agent"):
+    """Killing Ray's dashboard agent under `animate` ends the run with one line, status failed, exit 2, when
+    Ray then fails the driver's calls, or not at all (running actors keep working). Either way the same
+    command finishes the animation."""
+    import signal
+    import subprocess
+    import sys
+
+    from cluster.store import ResultStore
+
+    from .conftest import REPO
+    from .procs import kill_driver
+    from .test_curve_jobs import _frames, animate_dict
+    from .test_faults import subprocess_env, tiles_done, wait_for
+
+    run = _frames(tmp_path)
+    spec = _write_yaml(tmp_path, animate_dict(run, "slow", delay=0.1), "slow.yaml")
+    out = tmp_path / "a.zarr"
+    p = subprocess.Popen([sys.executable, "-m", "jobs.cli", "animate", spec, "--out", str(out), "--no-video"], cwd=REPO,
+                         env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        wait_for(lambda: tiles_done(out) >= 2, 180, "two stored tiles", p)
+        victims = _ray_processes(p.pid, victim)
+        assert victims, f"no {victim} found under the driver"
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            kill_driver(p)
+    meta = ResultStore.open(str(out)).meta
+    if p.returncode != 0:
+        lines = [ln for ln in err.strip().splitlines() if ln.startswith("landscape: ")]
+        assert p.returncode == 2 and "Traceback" not in err, err[-3000:]
+        assert lines == [err.strip().splitlines()[-1]] and "Ray failed under this run" in lines[0], err[-3000:]
+        assert meta["status"] == "failed" and "Ray failed" in meta["error"]
+    else:
+        assert meta["status"] == "complete"
+    n = int(ResultStore.open(str(out)).done_mask().sum())
+    capsys.readouterr()
+    assert main(["animate", spec, "--out", str(out), "--no-video"]) == 0  # the same command resumes
+    if n < 27:
+        assert f"{27 - n} of 27 tiles left" in capsys.readouterr().err
+    assert ResultStore.open(str(out)).meta["status"] == "complete"
+
+
+@pytest.mark.ray
+def test_ray_failing_under_a_run_is_one_line_a_failed_status_and_resumable(ray_cluster, tmp_path, capsys, monkeypatch):
+    """Ray's own errors reaching the session (here its raylet's death, as Ray reports it) end the run in one
+    line (exit 2), the result records status failed, and the same command then finishes it."""
+    import ray
+
+    import jobs.animate
+    from cluster.store import ResultStore
+
+    from .test_curve_jobs import _frames, animate_dict
+
+    run = _frames(tmp_path)
+    spec = _write_yaml(tmp_path, animate_dict(run), "a.yaml")
+    out = tmp_path / "a.zarr"
+    real = jobs.animate.evaluate_tiles
+
+    def dies_after_two_tiles(series, evaluator, store, tiles, *a, **k):
+        import itertools
+
+        real(series, evaluator, store, itertools.islice(tiles, 2), *a, **k)
+        raise ray.exceptions.LocalRayletDiedError()
+
+    with monkeypatch.context() as m:
+        m.setattr(jobs.animate, "evaluate_tiles", dies_after_two_tiles)
+        line = run_bad(capsys, ["animate", spec, "--out", str(out), "--no-video"], "Ray failed under this run",
+                       "LocalRayletDiedError", "run the same command again", started=True)
+    meta = ResultStore.open(str(out)).meta
+    assert meta["status"] == "failed" and meta["error"] in line
+    assert int(ResultStore.open(str(out)).done_mask().sum()) == 2
+    assert main(["animate", spec, "--out", str(out), "--no-video"]) == 0
+    assert "25 of 27 tiles left" in capsys.readouterr().err
+    assert ResultStore.open(str(out)).meta["status"] == "complete"
