@@ -80,7 +80,9 @@ def _listing(src: str) -> tuple[object, str, list[tuple[str, int]]]:
         (
             (p[len(root) + 1 :], int(info.get("size") or 0))
             for p, info in listing.items()
-            if p.startswith(root + "/") and not p[len(root) + 1 :].startswith(LEASE_NAME)  # the writer's lease is not data
+            # the writer's lease is not data; nor is a folder marker (an empty object 'name/') some S3 tools make
+            if p.startswith(root + "/") and not p[len(root) + 1 :].startswith(LEASE_NAME)
+            and not (p.endswith("/") and not info.get("size"))
         ),
         key=lambda f: (_first(f[0]), f[0]),
     )
