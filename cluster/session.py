@@ -50,7 +50,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     import ray
 
     if ray.is_initialized():  # tests and notebooks may hold a session already
-        yield ray
+        with _connection_errors():
+            yield ray
         return
     try:
         with _keep_sigterm_handler():
@@ -73,9 +74,26 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot connect to Ray at {address!r}: {str(e).splitlines()[0]}") from e
     try:
-        yield ray
+        with _connection_errors():
+            yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _connection_errors():
+    """Ray's own failures that reach the session (its raylet died, e.g. when a Ray process was killed; a
+    lost connection) become one ClusterError line; the result being written records it as failed, and
+    the same command resumes. Errors of the user's code are turned into lines before they get here."""
+    import ray
+
+    try:
+        yield
+    except (ray.exceptions.RayError, ConnectionError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ClusterError(
+            f"Ray failed under this run ({type(e).__name__}: {first}); run the same command again to resume"
+        ) from None
 
 
 @dataclass(frozen=True)
