@@ -68,8 +68,11 @@ def run_work(
     import ray
 
     problem_ref = ray.put(problem)  # once; every actor reads the same object
+    # A GPU actor finishes a tile in milliseconds to seconds: a second one queued behind it keeps the GPU busy
+    # while the driver stores the first. CPU actors share their cores with the driver: one at a time.
     scheduler = TileScheduler(
-        actor_factory(make_evaluator, problem_ref, request), request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s
+        actor_factory(make_evaluator, problem_ref, request), request.actors, request.describe, max_attempts=max_attempts,
+        placement_timeout_s=placement_timeout_s, in_flight=2 if request.gpus > 0 else 1,
     )
     return scheduler.run(items, args_of, lambda item, result: on_result(item, result, scheduler.stats), count=count)
 
