@@ -26,11 +26,12 @@ import datetime as dt
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ def measure(scan: Scan, spec_dict: dict, device, seconds: float) -> tuple[float,
     problem = build_problem(ScanSpec.model_validate(spec_dict)).problem
     ev = Evaluator(problem, device=device)
     k = ev.plan.points_per_pass
-    coords = np.random.default_rng(0).uniform(-1, 1, (max(k, min(scan.tile**2, 256)), 2))
+    coords = np.random.default_rng(0).uniform(-1, 1, (max(k, 64), 2))  # one pass group; fp32 ResNet-20: 2 s a call
     ev.evaluate(coords)  # warm-up: CUDA graph capture
     sync(device)
     return rate_once(ev, coords, seconds, device), ev.describe(), ev
@@ -255,6 +256,7 @@ def main(argv=None) -> int:
     p.add_argument("--rate-seconds", type=float, default=None, help="per evaluator-rate measurement (default 3 GPU, 0.3 CPU)")
     p.add_argument("--only", default="", help="comma-separated scan names (default: all)")
     p.add_argument("--skip-tests", action="store_true")
+    p.add_argument("--keep-work", action="store_true", help="keep the specs, checkpoints and results (in /tmp/lsgc*)")
     args = p.parse_args(argv)
     t_start = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -309,6 +311,8 @@ def main(argv=None) -> int:
             log(json.dumps(row, default=str))
     finally:
         stop_head(head)
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
     text = table([r for r in rows if "scan" in r])
     env_row["seconds"] = time.monotonic() - t_start
     header = f"GPU check {json.dumps(env_row)}\n" + "\n".join(f"{r['step']}: {r['summary']}" for r in rows if "step" in r)
