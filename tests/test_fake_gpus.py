@@ -8,6 +8,7 @@ GPU PyTorch cannot use saying so in one line naming its node.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -96,6 +97,6 @@ def test_an_actor_given_a_gpu_torch_cannot_use_says_so_naming_its_node(fake_gpus
     # Ray forwards the failed actor's own traceback to the driver's stderr first; ours is the last line.
     assert r.returncode == 2, r.stderr
     line = r.stderr.strip().splitlines()[-1]
-    assert line.startswith("landscape: error: ") and "gave this actor GPU 0" in line, line
+    assert line.startswith("landscape: error: ") and re.search(r"gave this actor GPU [01] \(CUDA_VISIBLE_DEVICES=.[01].\)", line), line
     assert "node 127.0.0.1 (" in line and "gave this actor GPU" in line, line
     assert "no CUDA" in line or "without CUDA" in line or "does not initialize" in line, line
