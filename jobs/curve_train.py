@@ -70,6 +70,8 @@ def check_curve_train(spec: CurveTrainSpec) -> CurveSetup:
 def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
     """What determines the curve: the spec (not where it goes or who computes) and the endpoints' content."""
     d = spec.model_dump(mode="json", exclude={"output", "cluster", "endpoints"})
+    if not spec.weight_decay:  # no weight decay: the regularizer's form changes nothing (and older runs keep their identity)
+        d.pop("regularizer")
     d["endpoints"] = [e["sha256"] for e in endpoints]
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -80,18 +82,21 @@ def check_output(out_dir: Path, ident: str, overwrite: bool) -> bool:
                             "a curve of a different spec or other endpoints", "curve checkpoints")
 
 
-def lr_schedule(kind: str, lr: float, total_steps: int):
-    """lr_at(step) for the training loop (None: constant)."""
+def garipov_factor(a: float) -> float:
+    """Garipov et al.'s learning-rate factor at run fraction a: 1 up to a = 0.5, linear to 0.01 at 0.9, then 0.01."""
+    return 1.0 if a <= 0.5 else 1.0 - 0.99 * (a - 0.5) / 0.4 if a <= 0.9 else 0.01
+
+
+def lr_schedule(kind: str, lr: float, epochs: int, steps_per_epoch: int):
+    """lr_at(step) for the training loop (None: constant); steps count from 0."""
+    total_steps = epochs * steps_per_epoch
     if kind == "constant":
         return None
     if kind == "cosine":
         return lambda step: lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
-
-    def garipov(step):  # Garipov et al.'s schedule: flat for half the run, linear to 1% at 90%, then 1%
-        a = step / max(total_steps, 1)
-        return lr * (1.0 if a <= 0.5 else 1.0 - 0.99 * (a - 0.5) / 0.4 if a <= 0.9 else 0.01)
-
-    return garipov
+    if kind == "garipov":  # theirs: set at the start of epoch e = 1..epochs from e / epochs
+        return lambda step: lr * garipov_factor((step // steps_per_epoch + 1) / epochs)
+    return lambda step: lr * garipov_factor(step / max(total_steps, 1))  # garipov_per_step
 
 
 def train_curve_worker(config: dict) -> None:
@@ -115,11 +120,12 @@ def train_curve_worker(config: dict) -> None:
     if distributed:
         model = wrap_model(theta_module)
     kind = spec.curve.kind
-    objective = CurveObjective(kind, setup.w1, setup.w2, spec.loss).to(device)
+    garipov_l2 = spec.regularizer == "garipov"
+    objective = CurveObjective(kind, setup.w1, setup.w2, spec.loss, spec.weight_decay if garipov_l2 else 0.0).to(device)
     inputs, targets = setup.inputs.to(device), setup.targets.to(device)
     layout = StateLayout.of(theta_module)
     flat1, flat2 = layout.flatten(setup.w1), layout.flatten(setup.w2)
-    steps = math.ceil(len(inputs) / spec.batch_size) * spec.epochs
+    steps_per_epoch = math.ceil(len(inputs) / spec.batch_size)
     history: list[dict] = []
 
     def on_epoch(epoch, _model, metrics):
@@ -147,8 +153,9 @@ def train_curve_worker(config: dict) -> None:
 
     train(
         model, inputs, targets, loss=spec.loss, epochs=spec.epochs, lr=spec.lr, momentum=spec.momentum,
-        weight_decay=spec.weight_decay, batch_size=spec.batch_size, seed=spec.seed, optimizer=spec.optimizer,
-        objective=objective, lr_at=lr_schedule(spec.lr_schedule, spec.lr, steps), on_epoch=on_epoch,
+        weight_decay=0.0 if garipov_l2 else spec.weight_decay, batch_size=spec.batch_size, seed=spec.seed,
+        optimizer=spec.optimizer, objective=objective, on_epoch=on_epoch,
+        lr_at=lr_schedule(spec.lr_schedule, spec.lr, spec.epochs, steps_per_epoch),
         shard=(rank, world),
     )
 

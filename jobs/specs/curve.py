@@ -39,9 +39,16 @@ class CurveTrainSpec(TrainSpec):
     endpoints: tuple[Path, Path] = Field(description="the two checkpoints (state_dicts) the curve joins: [w1, w2]")
     curve: CurveShape
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr_schedule: Literal["constant", "cosine", "garipov"] = Field(
+    lr_schedule: Literal["constant", "cosine", "garipov", "garipov_per_step"] = Field(
         "constant",
-        description="constant; cosine (to 0 at the end); garipov: lr for the first half, then linearly down to 1% at 90%",
+        description="constant; cosine (to 0 at the end, per step); garipov: Garipov et al.'s, set once per epoch e "
+        "(1..epochs) from e/epochs: lr up to half, then linearly down to 1% at 90%, then 1%; garipov_per_step: the same "
+        "shape from step/steps, changed every step",
+    )
+    regularizer: Literal["garipov", "optimizer"] = Field(
+        "garipov",
+        description="how weight_decay acts: garipov (Garipov et al.'s curves): 0.5 * weight_decay * ||phi(t)||^2 added "
+        "to the loss at the sampled t, optimizer weight decay 0; optimizer: the optimizer's weight decay on the bend",
     )
     output: str | None = Field(None, description="curve checkpoint folder (default runs/<name>)")
     cluster: CurveCluster = Field(default_factory=CurveCluster)
