@@ -17,7 +17,7 @@ from cluster.store import ArrayDef, ResultStore, ResultWriter
 from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
 from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
-from landscape.evaluator import Evaluator
+from landscape.splits import evaluator_for, split_prefix
 from landscape.metrics import ARRAYS, array_names
 
 from .build import Built, build_problem
@@ -74,7 +74,9 @@ def _batchnorm_note(spec: ScanSpec, problem) -> str:
         return "recompute: the model has no BatchNorm layer, so there was nothing to re-estimate"
     if spec.batchnorm_mode == "recompute":
         n = len(problem.bn_inputs) if problem.bn_inputs is not None else len(problem.inputs)
-        return f"recompute: statistics re-estimated at every grid point from {n} samples in batches of {spec.batchnorm_batch}, then eval mode"
+        source = f" of the {spec.batchnorm_data} split (for every split scanned)" if spec.batchnorm_data else ""
+        return (f"recompute: statistics re-estimated at every grid point from {n} samples{source} in batches of "
+                f"{spec.batchnorm_batch}, then eval mode")
     return "eval: eval mode with the running statistics the slice carries"
 
 
@@ -85,6 +87,9 @@ def result_metrics(spec: ScanSpec, sl) -> dict[str, str]:
     for c in sl.companions:
         what = sl.info.get("companions", {}).get(c, f"the companion path {c!r}")
         out.update({f"{c}_{n}": f"{ARRAYS[n].description}; on {what}, at the same coordinates" for n in base})
+    main = dict(out)
+    for split in (spec.eval or [])[1:]:  # landscape/splits.py: the same arrays on each other split
+        out.update({split_prefix(split) + n: f"{d}; on the {split} split" for n, d in main.items()})
     return out
 
 
@@ -116,7 +121,9 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "notes": built.notes,
         "layout": sl.layout.to_json(),
         "non_float_state": {k: v.tolist() for k, v in built.extras.items()},
-        "data": {"samples": len(problem.inputs), "input_shape": list(problem.inputs.shape[1:])},
+        "data": {"samples": len(problem.inputs), "input_shape": list(problem.inputs.shape[1:]),
+                 **({"splits": {spec.eval[0]: len(problem.inputs), **{k: len(x) for k, (x, _) in problem.splits.items()}}}
+                    if spec.eval else {})},
         "versions": versions(),
     }
 
@@ -292,7 +299,7 @@ def run_scan(
                 work = pending_work(spec, store, x, y)
                 report = evaluate_tiles(
                     problem,
-                    Evaluator,
+                    evaluator_for,
                     store,
                     work.items,
                     work.count,

@@ -108,14 +108,57 @@ def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torc
     if loss == "cross_entropy":
         if out.device.type == "cpu" and out.dim() == 3:
             return _cross_entropy_cpu(out, target)
-        logp = out.log_softmax(-1)
-        picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
-        return -picked.sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+        return _cross_entropy_any(out, target)
     if target.is_floating_point():
         err = out - target.reshape(out.shape[1:])
         return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
     onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
     return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+
+
+def _cross_entropy_terms(logits: torch.Tensor, top: torch.Tensor, picked: torch.Tensor, maxima: torch.Tensor,
+                         maxima_count: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per-sample cross-entropy (top - picked) + log1p(sum over the other classes of exp(z - top)).
+
+    logsumexp - picked computed as (top + log(sum)) - picked rounds every loss to the
+    largest logit's precision (a loss of 1e-3 with logits near 10 keeps 3 digits) and
+    log(1 + s) at small s to fp32's 1 + s; here top - picked is exact (0 for a
+    correct, unique maximum) and log1p keeps s's own precision, so small losses keep
+    fp32's relative precision. The maximal classes contribute exp(0) = 1 each: one of
+    them is the 1 of log1p, the others (ties) are added back as counts.
+    top, picked: the maximum and the target's logit, kept as size-1 `dim`; maxima:
+    logits == top, maxima_count its sum over `dim`. Returns the per-sample losses with `dim` removed.
+    """
+    e = (logits - top).exp_()  # every entry in [0, 1]; exactly 1 at the maxima
+    rest = e.masked_fill_(maxima, 0.0).sum(dim) + (maxima_count - 1).to(e.dtype)
+    return (top - picked).squeeze(dim) + rest.log1p_()
+
+
+def _cross_entropy_any(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K,) summed cross-entropy and correct predictions, classes last (any device, any (K, n, ..., C) shape)."""
+    top = out.amax(-1, keepdim=True)
+    index = target.view(1, *target.shape, 1).expand(*out.shape[:-1], 1)
+    per_sample = _cross_entropy_terms(out, top, out.gather(-1, index), index, -1)
+    return per_sample.flatten(1).sum(1), (out.argmax(-1) == target).flatten(1).sum(1).to(out.dtype)
+
+
+def _cross_entropy_terms(logits: torch.Tensor, top: torch.Tensor, picked: torch.Tensor, index: torch.Tensor,
+                         dim: int) -> torch.Tensor:
+    """Per-sample cross-entropy (top - z_t) + log1p((e_t - 1) + sum over c != t of e_c), e = exp(z - top).
+
+    logsumexp - z_t computed as (top + log(sum e)) - z_t rounds every loss to the
+    largest logit's precision (a loss of 1e-3 with logits near 10 keeps 3 digits),
+    and log(sum e) to fp32's 1 + s. A small loss means the target is the maximum:
+    then top - z_t = 0 and e_t - 1 = 0 exactly, and log1p keeps the other classes'
+    sum at its own precision, so small losses keep fp32's relative precision. (When
+    the target is not a maximum, p_t <= 1/2 and the loss is at least log 2.) The
+    target's entry is left out by zeroing it (a write per sample, not a mask pass).
+    top: the maximum, picked: the target's logit, index: the target class, all with
+    size-1 `dim`. Returns the per-sample losses with `dim` removed.
+    """
+    e = (logits - top).exp_().scatter_(dim, index, 0.0)  # every entry in [0, 1]; the target's left out
+    e_t = (picked - top).exp_()
+    return (top - picked).squeeze(dim) + (e_t - 1).squeeze(dim).add_(e.sum(dim)).log1p_()
 
 
 def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,8 +173,10 @@ def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.T
     k, c = out.shape[0], out.shape[-1]
     by_class = out.transpose(1, 2).contiguous()  # (K, C, n); a no-op for class-major logits
     top = by_class.amax(1, keepdim=True)  # (K, 1, n)
-    lse = (by_class - top).exp_().sum(1).log_() + top[:, 0]  # (K, n)
-    picked = by_class.gather(1, target.view(1, 1, -1).expand(k, 1, -1))[:, 0]  # (K, n)
+    index = target.view(1, 1, -1).expand(k, 1, -1)
+    picked = by_class.gather(1, index)  # (K, 1, n)
+    per_sample = _cross_entropy_terms(by_class, top, picked, index, 1)  # (K, n)
+    picked = picked[:, 0]
     hit = by_class == top  # (K, C, n) the maximal classes
     if bool((hit.sum(1) == 1).all()):  # one maximal class everywhere (no tie, no NaN): is it the target?
         correct = (picked >= top[:, 0]).sum(1)
@@ -140,7 +185,7 @@ def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.T
         rank = torch.arange(c, 0, -1, dtype=out.dtype, device=out.device).view(1, c, 1)  # C .. 1
         first = c - torch.where(hit, rank, 0.0).amax(1)  # (K, n) index of the first maximal class
         correct = (first == target).sum(1)
-    return (lse - picked).sum(1), correct.to(out.dtype)
+    return per_sample.sum(1), correct.to(out.dtype)
 
 
 class LossAccuracy(OutputMetric):

@@ -28,6 +28,9 @@ class ScanProblem:
     metrics: tuple[str, ...] = ("loss", "accuracy")  # metric families (landscape.metrics.FAMILIES)
     metric_options: dict = field(default_factory=dict)  # family -> keyword options of its metric
     bn_inputs: torch.Tensor | None = None  # samples for batchnorm: recompute (default: inputs)
+    # More data splits evaluated at every point (landscape.splits), name -> (inputs, targets); their arrays are
+    # prefixed "<name>_". BatchNorm recompute uses bn_inputs (or each split's own inputs) for all of them.
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 def default_device() -> torch.device:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from landscape.models import MODEL_KINDS
 
@@ -127,8 +127,21 @@ class ModelSpec(Strict):
 
 class DigitsData(Strict):
     kind: Literal["digits"]
-    subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples")
+    split: Literal["all", "train", "test"] = Field(
+        "all", description="all 1,797 samples, or the train / test part of a seeded split stratified by class")
+    test_fraction: float = Field(0.25, gt=0, lt=1, description="the test part's share of each class (split train/test)")
+    split_seed: int = Field(0, description="seed of the train/test split")
+    subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples (of the split)")
     seed: int = Field(0, description="seed of the subsample")
+
+    @model_serializer(mode="wrap")
+    def _unsplit_as_before(self, handler):
+        # Without a split the spec reads (and hashes, for run identities and resumes) as before splits existed.
+        d = handler(self)
+        if self.split == "all":
+            for k in ("split", "test_fraction", "split_seed"):
+                d.pop(k, None)
+        return d
 
 
 class SyntheticData(Strict):
