@@ -6,7 +6,7 @@ import hashlib
 import json
 from math import prod
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -73,6 +73,12 @@ def slice_checkpoints(s) -> list[Path]:
         return s.files()
     one = getattr(s, "checkpoint", None)
     return [Path(one)] if one is not None else [Path(p) for p in getattr(s, "checkpoints", None) or ()]
+
+
+def split_choices(annotation) -> list[str]:
+    """The split names a data spec's `split` annotation allows (Literal[...], possibly with None)."""
+    args = get_args(annotation)
+    return [a for a in args if isinstance(a, str)] or [c for a in args for c in split_choices(a)]
 
 
 class ScanSpec(Strict):
@@ -199,7 +205,7 @@ class ScanSpec(Strict):
         """`data` with its split set to `name` (ValueError, one line, if this data kind has no such split)."""
         if "split" not in type(self.data).model_fields:
             raise ValueError(f"data kind {self.data.kind} has no splits; eval and batchnorm_data need digits or a file data set")
-        choices = type(self.data).model_fields["split"].annotation.__args__
+        choices = split_choices(type(self.data).model_fields["split"].annotation)
         if name not in choices:
             raise ValueError(f"data kind {self.data.kind} has no split {name!r}; expected one of {', '.join(choices)}")
         return type(self.data).model_validate({**dict(self.data), "split": name})
