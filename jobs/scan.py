@@ -240,6 +240,19 @@ def finish_run(w: ResultWriter, url: str, report) -> None:
         evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
     )
     say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
+    line = hessian_line(w.store)
+    if line:
+        say(line)
+
+
+def hessian_line(store) -> str | None:
+    """The count of unconverged curvature points of a result with the hessian metric (None: no such metric)."""
+    from landscape.hessian import unconverged_summary
+
+    tol = store.meta.get("metric_options", {}).get("hessian", {}).get("tol")
+    if tol is None or "hessian_residual" not in store.group:
+        return None
+    return unconverged_summary(store.group["hessian_residual"][...], tol)
 
 
 def check_scan(spec: ScanSpec) -> str:

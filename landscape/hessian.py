@@ -165,14 +165,17 @@ def point_evaluator(model_factory, layout: StateLayout, point: torch.Tensor, inp
     return Evaluator(ScanProblem(model_factory, sl, inputs, targets, loss, options), device=device)
 
 
-def operator_at(evaluator, model: nn.Module, coefs, chunk: int | None = None, retain: bool | None = None) -> HessianOperator:
+def operator_at(evaluator, model: nn.Module, coefs, chunk: int | None = None, retain: bool | None = None,
+                params: str = "all") -> HessianOperator:
     """The Hessian of the evaluator's loss at slice coefficients `coefs` (D,), on `model` (a plain copy).
 
     The state comes from `evaluator.state_at` (fp32, on its device), the data and the loss
     normalization from the evaluator: the curvature of exactly what the scan plots.
+    params: "all" (every parameter) or "weights" (tensors of dimension > 1 only, Li et al.'s
+    convention for their Figure 7: biases and BatchNorm's affine parameters are held fixed).
     """
     state = evaluator.state_at(coefs)
-    param_names = {n for n, _ in model.named_parameters()}
+    param_names = {n for n, p in model.named_parameters() if params == "all" or p.dim() > 1}
     params = {e.name: state[e.name] for e in evaluator.layout.entries if e.name in param_names}
     buffers = {k: v for k, v in state.items() if k not in param_names}
     op = HessianOperator(
@@ -193,15 +196,18 @@ class HessianExtremes(PointMetric):
     """Per grid point: the largest and smallest Hessian eigenvalue and |min/max| (Li et al.'s Figure 7).
 
     Lanczos from the same seeded start vector at every point (so a value does not depend
-    on which actor computed it), at most `iterations` H v products, stopping once both
-    extremes' residuals are below tol x max|eigenvalue|; `hessian_residual` says how far
-    each point got (above tol: the iterations ran out first).
+    on which actor computed it), at most `iterations` H v products, stopping once each
+    extreme's residual is below tol x |that eigenvalue| (so the ratio's relative error is
+    at most about 2 tol); `hessian_residual` is the larger of the two residuals relative
+    to its own eigenvalue, each the larger of Lanczos' bound and the measured |H y - theta y|
+    (above tol: the iterations ran out first; plots mark those points).
     """
 
     names = ("hessian_max", "hessian_min", "hessian_ratio", "hessian_residual")
 
-    def __init__(self, iterations: int = 20, tol: float = 1e-3, seed: int = 0, data_chunk: int | None = None):
-        self.iterations, self.tol, self.seed, self.data_chunk = iterations, tol, seed, data_chunk
+    def __init__(self, iterations: int = 100, tol: float = 1e-3, seed: int = 0, data_chunk: int | None = None,
+                 params: str = "all"):
+        self.iterations, self.tol, self.seed, self.data_chunk, self.params = iterations, tol, seed, data_chunk, params
 
     def bind(self, evaluator) -> None:
         if evaluator.dtype != torch.float32:
@@ -217,17 +223,37 @@ class HessianExtremes(PointMetric):
         self._retain: bool | None = None
 
     def compute(self, evaluator, coefs: torch.Tensor) -> dict[str, float]:
-        op = operator_at(evaluator, self.model, coefs.detach().cpu(), self.data_chunk, self._retain)
+        op = operator_at(evaluator, self.model, coefs.detach().cpu(), self.data_chunk, self._retain, self.params)
         if self._retain is None and op.finite_point:  # measured once per evaluator
             self._retain = op.retain
         try:
-            e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
+            e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False, each=True)
         except torch.OutOfMemoryError:
             if not op.retain:
                 raise  # the evaluator's own path: smaller data chunks, rebuilt
             op.release()  # the kept graphs did not fit after all: rebuild them per product from now on
             self._retain = op.retain = False
-            e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
+            e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False, each=True)
         hi, lo = float(e.values[0]), e.smallest
         ratio = abs(lo / hi) if hi != 0 else float("nan")
-        return {"hessian_max": hi, "hessian_min": lo, "hessian_ratio": ratio, "hessian_residual": e.relative_residual}
+        return {"hessian_max": hi, "hessian_min": lo, "hessian_ratio": ratio, "hessian_residual": e.own_relative_residual}
+
+
+def unconverged_summary(residual, tol: float) -> str:
+    """One line: how many computed points of a curvature map did not converge."""
+    import numpy as np
+
+    r = np.asarray(residual, dtype=np.float64)
+    n, done = int(unconverged(r, tol).sum()), int(np.isfinite(r).sum())
+    return (f"hessian: {n} of {done} computed point(s) did not converge (residual > tol {tol:g} x |eigenvalue|; "
+            "marked x in the plots; raise hessian.iterations)" if n else
+            f"hessian: all {done} computed point(s) converged (residual <= tol {tol:g} x |eigenvalue|)")
+
+
+def unconverged(residual, tol: float):
+    """Boolean mask of the points whose Lanczos did not reach the tolerance (NaN: not computed, not counted)."""
+    import numpy as np
+
+    r = np.asarray(residual, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return r > tol

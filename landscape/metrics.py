@@ -42,7 +42,7 @@ ARRAYS: dict[str, ArrayInfo] = {
     "hessian_max": ArrayInfo("largest Hessian eigenvalue (Lanczos, BatchNorm eval)"),
     "hessian_min": ArrayInfo("smallest Hessian eigenvalue (< 0: not convex)"),
     "hessian_ratio": ArrayInfo("|smallest / largest| Hessian eigenvalue"),
-    "hessian_residual": ArrayInfo("Lanczos residual / max|eigenvalue| (> tol: not converged)", log_scale=True),
+    "hessian_residual": ArrayInfo("largest Lanczos residual / |its own eigenvalue| (> tol: not converged)", log_scale=True),
     "ensemble_accuracy": ArrayInfo(
         "accuracy of the ensemble of this point and the slice's point at coordinate 0 (w1): mean of softmax probabilities",
         unit_range=True,
@@ -152,13 +152,15 @@ def _cross_entropy_terms(logits: torch.Tensor, top: torch.Tensor, picked: torch.
     then top - z_t = 0 and e_t - 1 = 0 exactly, and log1p keeps the other classes'
     sum at its own precision, so small losses keep fp32's relative precision. (When
     the target is not a maximum, p_t <= 1/2 and the loss is at least log 2.) The
-    target's entry is left out by zeroing it (a write per sample, not a mask pass).
+    target's entry is left out (a write per sample, not a mask pass).
     top: the maximum, picked: the target's logit, index: the target class, all with
     size-1 `dim`. Returns the per-sample losses with `dim` removed.
     """
-    e = (logits - top).exp_().scatter_(dim, index, 0.0)  # every entry in [0, 1]; the target's left out
-    e_t = (picked - top).exp_()
-    return (top - picked).squeeze(dim) + (e_t - 1).squeeze(dim).add_(e.sum(dim)).log1p_()
+    # exp(-inf) = 0 leaves the target's entry out. In-place only where autograd keeps no copy (the Hessian
+    # differentiates this twice): the difference before exp, exp's own output.
+    e = (logits - top).scatter_(dim, index, float("-inf")).exp_()  # every entry in [0, 1]
+    e_t = (picked - top).exp()
+    return (top - picked).squeeze(dim) + torch.log1p((e_t - 1).squeeze(dim) + e.sum(dim))
 
 
 def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

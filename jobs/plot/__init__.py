@@ -71,11 +71,11 @@ def _scan_builders(ls: Landscape) -> dict:
         if name == "loss" or not z.count() or (ls.loss.ndim == 1 and name == "accuracy"):
             continue
         if ls.loss.ndim == 2:  # the colour bar says the name; the result's attributes hold the description
-            b[name] = lambda z=z, name=name: heatmap(ls, z, name, metric_norm(name, z))
+            b[name] = lambda z=z, name=name: _hessian.mark_unconverged(heatmap(ls, z, name, metric_norm(name, z)), ls, name)
         else:
             from .lines import metric_line
 
-            b[name] = lambda z=z, name=name: metric_line(ls, name, z)
+            b[name] = lambda z=z, name=name: _hessian.mark_unconverged(metric_line(ls, name, z), ls, name)
     for extra in FIGURES:
         b.update(extra(ls))
     return {name: build for name, build in b.items() if build is not None}  # an extra may drop a figure (None)
