@@ -7,8 +7,8 @@ space is exhausted (beta ~ 0) Lanczos restarts from a fresh seeded vector
 orthogonal to the basis, so repeated eigenvalues are found too once the steps
 reach the size of the operator. The same routine run from several Rademacher
 vectors (several per pass on GPU) gives the spectral density by stochastic
-Lanczos quadrature; Hutchinson's estimator gives the trace with its standard
-error. Lanczos keeps its basis: steps x P x 4 bytes per run.
+Lanczos quadrature (`slq.py`); Hutchinson's estimator gives the trace with its
+standard error. Lanczos keeps its basis: steps x P x 4 bytes per run.
 
 An operator here has `size` (P), `device`, `finite_point` (False: every answer is
 NaN) and `matvec((B, P)) -> (B, P)`; `hessian.HessianOperator` is the one in use.
@@ -321,63 +321,3 @@ def hutchinson_trace(
         if tol is not None and len(out) >= max(2 * batch, 8) and est.stderr <= tol * abs(est.mean):
             break
     return TraceEstimate(np.array(out))
-
-
-# -- spectral density ---------------------------------------------------------------------------
-
-
-@dataclass
-class Density:
-    """Stochastic Lanczos quadrature: per run, nodes (Ritz values) and weights (first components squared)."""
-
-    nodes: np.ndarray  # (R, m)
-    weights: np.ndarray  # (R, m), each row sums to 1
-    grid: np.ndarray  # (G,) eigenvalues where the density is given
-    values: np.ndarray  # (G,) density, integrates to 1
-    sigma: float  # Gaussian broadening
-
-
-def broaden(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
-    """(G,) mean over runs of sum_i w_i N(t; theta_i, sigma^2): a probability density on the grid."""
-    z = (grid[None, None, :] - nodes[..., None]) / sigma  # (R, m, G)
-    g = np.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))
-    return (weights[..., None] * g).sum(1).mean(0)
-
-
-def density_grid(nodes: np.ndarray, sigma_rel: float, points: int) -> tuple[np.ndarray, float]:
-    """A grid covering every node +- 6 sigma, and sigma = sigma_rel x (spread of the nodes)."""
-    lo, hi = float(nodes.min()), float(nodes.max())
-    spread = hi - lo if hi > lo else max(abs(hi), 1.0)
-    sigma = sigma_rel * spread
-    return np.linspace(lo - 6 * sigma, hi + 6 * sigma, points), sigma
-
-
-def spectral_density(
-    op: Operator, runs: int, iterations: int, seed: int = 0, sigma_rel: float = 0.01, points: int = 1000,
-    batch: int | None = None, on_step: StepHook | None = None,
-) -> Density:
-    """SLQ from `runs` Rademacher vectors, `iterations` steps each; `batch` runs share each H v pass
-    (default: vectors_per_pass). The start vectors are drawn first, the same whatever the batch."""
-    m = max(1, min(iterations, op.size))
-    if not op.finite_point:
-        return _nan_density(runs, m, points)
-    batch = batch or vectors_per_pass(op.device, runs)
-    g = torch.Generator().manual_seed(seed)
-    start = _start(op.size, g, op.device, rademacher=True, count=runs)  # (runs, P)
-    nodes, weights = np.zeros((runs, m)), np.zeros((runs, m))
-    for r0 in range(0, runs, batch):
-        rows = range(r0, min(r0 + batch, runs))
-        run = lanczos(op.matvec, start[rows.start : rows.stop], m, g, keep_basis=False,
-                      on_step=(lambda j, r0=r0: on_step("density", r0 * m + j * len(rows), runs * m)) if on_step else None)
-        if not run.finite.all():
-            return _nan_density(runs, m, points)
-        for i, r in enumerate(rows):
-            theta, s = run.ritz(i)
-            nodes[r], weights[r] = theta, s[0, :] ** 2
-    grid, sigma = density_grid(nodes, sigma_rel, points)
-    return Density(nodes, weights, grid, broaden(nodes, weights, grid, sigma), sigma)
-
-
-def _nan_density(runs: int, m: int, points: int) -> Density:
-    return Density(np.full((runs, m), np.nan), np.full((runs, m), np.nan), np.full(points, np.nan),
-                   np.full(points, np.nan), float("nan"))

@@ -133,3 +133,21 @@ def test_reported_residuals_bound_the_true_ones():
             assert np.linalg.norm(h @ v - e.values[i] * v) <= e.residuals[i] * 1.001 + 1e-7, (steps, i)
         v = e.smallest_vector.double().numpy()
         assert np.linalg.norm(h @ v - e.smallest * v) <= e.smallest_residual * 1.001 + 1e-7, steps
+
+
+def test_slq_broadening_keeps_the_quadratures_mass_below_zero():
+    from landscape.slq import NEGATIVE_MASS_TOL, negative_mass, spectral_density, spread_of
+
+    factory, model, x, y = tiny_problem()
+    layout = StateLayout.of(model)
+    ev = point_evaluator(factory, layout, layout.flatten(model.state_dict()), x, y, "cross_entropy", EvalOptions(), "cpu")
+    op = operator_at(ev, factory().eval(), [0.0])
+    w = np.linalg.eigvalsh(dense_hessian(factory(), model.state_dict(), x, y))
+    d = spectral_density(op, runs=4, iterations=57, seed=1, sigma_rel=0.05, points=4000)
+    requested = 0.05 * spread_of(d.nodes)
+    # the requested width would smear mass across zero; the chosen one keeps the quadrature's share
+    assert abs(negative_mass(d.nodes, d.weights, requested) - d.negative_mass) > NEGATIVE_MASS_TOL
+    assert d.sigma < requested and abs(d.plotted_negative_mass - d.negative_mass) <= NEGATIVE_MASS_TOL
+    below = d.grid <= 0
+    assert np.trapezoid(d.values[below], d.grid[below]) == pytest.approx(d.plotted_negative_mass, abs=2e-3)
+    assert d.negative_mass == pytest.approx((w < 0).mean(), abs=0.1)  # the eigenvalues' own share, estimated

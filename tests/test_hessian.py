@@ -12,7 +12,8 @@ from landscape.params import StateLayout
 from landscape.plan import EvalOptions
 from landscape.problem import ScanProblem
 from landscape.slices import random_slice
-from landscape.spectrum import eigenpairs, hutchinson_trace, spectral_density
+from landscape.slq import spectral_density
+from landscape.spectrum import eigenpairs, hutchinson_trace
 
 from .hessian_reference import dense_hessian
 

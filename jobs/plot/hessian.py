@@ -39,7 +39,10 @@ def density_figure(g: zarr.Group, meta: dict):
     if low is not None and np.isfinite(low):
         ax.axvline(low, color="C2", ls=":", lw=1.2, label=f"smallest {low:.3g}")
     ax.set(xlabel="eigenvalue", ylabel="density (log scale)", ylim=(floor, float(dens.max()) * 3))
-    sub = f"{meta['spec']['density']['runs']} runs x {meta['density_steps']} Lanczos steps, sigma {meta['density_sigma']:.3g}"
+    from landscape.slq import describe_broadening
+
+    how = describe_broadening(meta["density_sigma"], meta.get("density_negative_mass"), meta.get("density_plotted_negative_mass"))
+    sub = f"{meta['spec']['density']['runs']} runs x {meta['density_steps']} Lanczos steps, {how}"
     if meta.get("trace") is not None:
         sub += f"; trace {meta['trace']:.4g} +- {meta['trace_stderr']:.2g}"
     ax.set_title(f"{_spectrum_title(meta)}\n{sub}", fontsize=9)
