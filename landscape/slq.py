@@ -23,6 +23,9 @@ from .spectrum import Operator, StepHook, _start, lanczos, vectors_per_pass
 NEGATIVE_MASS_TOL = 0.005
 # Nodes within this fraction of max|node| of zero are zero eigenvalues (fp32 products cannot tell their sign).
 ZERO_REL = 1e-6
+# The broadening never goes below this fraction of the nodes' spread (the even grid, spaced <= sigma, stays
+# at most ~1e5 points); where matching would need less, both masses are stated and differ.
+SIGMA_FLOOR_REL = 1e-5
 
 
 @dataclass
@@ -55,13 +58,11 @@ def negative_mass(nodes: np.ndarray, weights: np.ndarray, sigma: float = 0.0) ->
     return float((weights * below).sum(1).mean())
 
 
-def matched_sigma(nodes: np.ndarray, weights: np.ndarray, sigma_max: float) -> float:
-    """The largest sigma <= sigma_max (in steps of 0.8x) whose broadened mass below zero is within
-    NEGATIVE_MASS_TOL of the quadrature's."""
+def matched_sigma(nodes: np.ndarray, weights: np.ndarray, sigma_max: float, sigma_min: float = 0.0) -> float:
+    """The largest sigma <= sigma_max (in steps of 0.8x, not below sigma_min) whose broadened mass below zero is
+    within NEGATIVE_MASS_TOL of the quadrature's."""
     want, sigma = negative_mass(nodes, weights), sigma_max
-    for _ in range(200):
-        if abs(negative_mass(nodes, weights, sigma) - want) <= NEGATIVE_MASS_TOL:
-            break
+    while sigma * 0.8 >= sigma_min and abs(negative_mass(nodes, weights, sigma) - want) > NEGATIVE_MASS_TOL:
         sigma *= 0.8
     return sigma
 
@@ -75,12 +76,10 @@ def describe_broadening(sigma: float, negative: float | None = None, plotted: fl
 
 
 def density_grid(nodes: np.ndarray, sigma: float, points: int) -> np.ndarray:
-    """`points` evenly over every node +- 6 sigma, plus 25 points across each node's own +- 6 sigma (a narrow
-    broadening stays resolved; the grid is sorted, not even)."""
-    lo, hi = float(nodes.min()), float(nodes.max())
-    even = np.linspace(lo - 6 * sigma, hi + 6 * sigma, points)
-    local = (np.unique(nodes)[:, None] + sigma * np.linspace(-6, 6, 25)[None, :]).ravel()
-    return np.unique(np.concatenate([even, local]))
+    """An even grid over every node +- 6 sigma: `points`, or more where needed to space them at most sigma apart
+    (then the trapezoid rule integrates each Gaussian to ~1e-8)."""
+    lo, hi = float(nodes.min()) - 6 * sigma, float(nodes.max()) + 6 * sigma
+    return np.linspace(lo, hi, max(points, math.ceil((hi - lo) / sigma) + 1))
 
 
 def spread_of(nodes: np.ndarray) -> float:
@@ -112,7 +111,7 @@ def spectral_density(
         for i, r in enumerate(rows):
             theta, s = run.ritz(i)
             nodes[r], weights[r] = theta, s[0, :] ** 2
-    sigma = matched_sigma(nodes, weights, sigma_rel * spread_of(nodes))
+    sigma = matched_sigma(nodes, weights, sigma_rel * spread_of(nodes), SIGMA_FLOOR_REL * spread_of(nodes))
     grid = density_grid(nodes, sigma, points)
     return Density(nodes, weights, grid, broaden(nodes, weights, grid, sigma), sigma,
                    negative_mass(nodes, weights), negative_mass(nodes, weights, sigma))
