@@ -245,6 +245,29 @@ def finish_run(w: ResultWriter, url: str, report) -> None:
         say(line)
 
 
+def record_curve_summary(store, problem) -> None:
+    """A `curve` scan's eval_curve summary (landscape/curve_stats.py) into the result's attributes, and said."""
+    if problem.slice.kind != "curve":
+        return
+    from landscape.curve_stats import curve_summary, segment_lengths
+
+    sl = problem.slice
+    t = np.asarray(store.group["x"][...], dtype=np.float64)
+    dl = segment_lengths(t, sl.coef_map, sl.directions, sl.layout.param_mask())
+    names = [n for n in store.meta["metrics"] if n.endswith(("loss", "accuracy", "nll")) and "line_" not in n]
+    summary = curve_summary(t, {n: np.asarray(store.group[n][...]) for n in names}, dl)
+    store.update_meta(curve_summary=summary)
+    for line in curve_summary_lines(summary):
+        say(line)
+
+
+def curve_summary_lines(summary: dict) -> list[str]:
+    out = [f"curve summary (Garipov et al.'s eval_curve): length {summary['length']:.4g} over {summary['points']} points"]
+    for name, q in summary["quantities"].items():
+        out.append(f"  {name:>14}: min {q['min']:.4g}  max {q['max']:.4g}  mean {q['mean']:.4g}  integral {q['integral']:.4g}")
+    return out
+
+
 def hessian_line(store) -> str | None:
     """The count of unconverged curvature points of a result with the hessian metric (None: no such metric)."""
     from landscape.hessian import unconverged_summary
@@ -325,6 +348,7 @@ def run_scan(
                     label=spec.name,
                     unit=work.unit,
                 )
+            record_curve_summary(w.store, problem)
             finish_run(w, url, report)
         else:
             finish_run(w, url, None)

@@ -72,10 +72,30 @@ def curve_vs_line(ls: Landscape):
         _paired(a2, ls, err(m["accuracy"]), err(m.get("line_accuracy")), "error (%)", log=False)
     else:
         a2.text(0.5, 0.5, "no accuracy (regression)", ha="center", transform=a2.transAxes)
+    _paired_test(a1, a2, ls)
     a1.legend(fontsize=8)
-    fig.suptitle(title(ls), fontsize=10)
+    summary = ls.meta.get("curve_summary")
+    fig.suptitle(title(ls) + (f"\n{summary_text(summary)}" if summary else ""), fontsize=10 if not summary else 9)
     _blank_note(fig, ls, [m["loss"], m.get("line_loss")])
     return fig
+
+
+def _paired_test(a1, a2, ls: Landscape) -> None:
+    """A test split's loss and error along the curve (scans with eval: [train, test]), dotted."""
+    m = ls.metrics
+    if "test_loss" in m:
+        a1.plot(ls.x, m["test_loss"], ":", color=CURVE, lw=1.6, label="curve, test split")
+    if "test_accuracy" in m and m["test_accuracy"].count():
+        a2.plot(ls.x, 100 * (1 - m["test_accuracy"]), ":", color=CURVE, lw=1.6, label="curve, test split")
+
+
+def summary_text(summary: dict) -> str:
+    """Garipov et al.'s eval_curve summary in one line: length, and each quantity's max and integral over t."""
+    q = summary["quantities"]
+    parts = [f"length {summary['length']:.3g}"] + [
+        f"{name} max {q[name]['max']:.3g} / int {q[name]['integral']:.3g}" for name in ("loss", "error", "test_loss", "test_error")
+        if name in q]
+    return "; ".join(parts)
 
 
 def ensemble_figure(ls: Landscape):
