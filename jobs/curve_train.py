@@ -28,7 +28,7 @@ from landscape.errors import ResultError, SpecError
 from landscape.params import StateLayout
 from landscape.training import train
 
-from .build import load_checked
+from .build import check_prepared, load_checked, prepare
 from .specs.curve import CurveTrainSpec
 from .train import check_run_folder, check_train
 
@@ -53,6 +53,7 @@ class CurveSetup:
     w2: dict
     endpoints: list[dict]  # [{"path", "sha256"}] as the curve checkpoints record them
     notes: list[str]
+    test: tuple | None = None  # (inputs, targets) of spec.test_data
 
 
 def check_curve_train(spec: CurveTrainSpec) -> CurveSetup:
@@ -64,7 +65,12 @@ def check_curve_train(spec: CurveTrainSpec) -> CurveSetup:
     if torch.equal(layout.flatten(w1)[layout.param_mask()], layout.flatten(w2)[layout.param_mask()]):
         raise SpecError(f"endpoints: {spec.endpoints[0]} and {spec.endpoints[1]} hold the same weights; a curve joins two different models")
     ends = [{"path": str(Path(p).resolve()), "sha256": file_sha256(p)} for p in spec.endpoints]
-    return CurveSetup(inputs, targets, factory, w1, w2, ends, notes)
+    test = None
+    if spec.test_data is not None:
+        held_out = prepare(spec.test_data, spec.model)
+        check_prepared(held_out, spec.loss)
+        test = (held_out.inputs, held_out.targets)
+    return CurveSetup(inputs, targets, factory, w1, w2, ends, notes, test)
 
 
 def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
@@ -72,6 +78,8 @@ def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
     d = spec.model_dump(mode="json", exclude={"output", "cluster", "endpoints"})
     if not spec.weight_decay:  # no weight decay: the regularizer's form changes nothing (and older runs keep their identity)
         d.pop("regularizer")
+    if spec.test_data is None:  # evaluation only, and older runs keep their identity
+        d.pop("test_data")
     d["endpoints"] = [e["sha256"] for e in endpoints]
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -140,6 +148,12 @@ def train_curve_worker(config: dict) -> None:
         theta = {k: v.detach().cpu().clone() for k, v in theta_module.state_dict().items()}
         mid = loss_at(kind, 0.5, setup.factory, flat1, layout.flatten(theta), flat2, setup.inputs, setup.targets, spec.loss)
         metrics = {**metrics, "loss_t05": mid["loss"], "accuracy_t05": mid["accuracy"], "batchnorm_t05": mid["batchnorm"]}
+        test = ""
+        if setup.test is not None:  # BatchNorm statistics from the training data, evaluated on the test data
+            held = loss_at(kind, 0.5, setup.factory, flat1, layout.flatten(theta), flat2, *setup.test, spec.loss,
+                           bn_inputs=setup.inputs)
+            metrics.update(test_loss_t05=held["loss"], test_accuracy_t05=held["accuracy"])
+            test = f" | test t=0.5: loss {held['loss']:.4f} accuracy {held['accuracy']:.3f}"
         history.append(metrics)
         save_curve(out_dir / f"epoch_{epoch:03d}.pt", {
             "kind": kind, "theta": theta, "endpoints": setup.endpoints, "epoch": epoch,
@@ -148,7 +162,7 @@ def train_curve_worker(config: dict) -> None:
         bn = " (BatchNorm re-estimated there)" if mid["batchnorm"] == "recompute" else ""
         say(
             f"[train-curve {spec.name}] epoch {epoch}/{spec.epochs} loss along the curve {metrics['train_loss']:.4f} "
-            f"accuracy {metrics['train_accuracy']:.3f} | t=0.5: loss {mid['loss']:.4f} accuracy {mid['accuracy']:.3f}{bn}"
+            f"accuracy {metrics['train_accuracy']:.3f} | t=0.5: loss {mid['loss']:.4f} accuracy {mid['accuracy']:.3f}{bn}{test}"
         )
 
     train(

@@ -173,12 +173,13 @@ class CurveObjective:
 
 def loss_at(kind: str, t: float, factory: Callable[[], nn.Module], w1: torch.Tensor, theta: torch.Tensor,
             w2: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, loss: str = "cross_entropy",
-            device: str | torch.device | None = None) -> dict[str, float]:
+            device: str | torch.device | None = None, bn_inputs: torch.Tensor | None = None) -> dict[str, float]:
     """Loss and accuracy at phi(t) on (inputs, targets), computed by the scan's evaluator.
 
-    With BatchNorm, its statistics are re-estimated at phi(t) from these inputs
-    (batchnorm: recompute, update_bn's cumulative average), then it runs in eval
-    mode: exactly what a curve scan at t reports with the same data.
+    With BatchNorm, its statistics are re-estimated at phi(t) from these inputs (or
+    `bn_inputs`: the training data for a test split) (batchnorm: recompute, update_bn's
+    cumulative average), then it runs in eval mode: exactly what a curve scan at t
+    reports with the same data.
     """
     from .evaluator import Evaluator
     from .plan import EvalOptions
@@ -187,6 +188,7 @@ def loss_at(kind: str, t: float, factory: Callable[[], nn.Module], w1: torch.Ten
     layout = StateLayout.of(factory())
     sl = curve_slice(layout, kind, w1, theta, w2)
     sl.companions = {}
-    ev = Evaluator(ScanProblem(factory, sl, inputs, targets, loss, EvalOptions(batchnorm="recompute")), device=device)
+    ev = Evaluator(ScanProblem(factory, sl, inputs, targets, loss, EvalOptions(batchnorm="recompute"), bn_inputs=bn_inputs),
+                   device=device)
     r = ev.evaluate(np.array([[t]]))
     return {"loss": float(r["loss"][0]), "accuracy": float(r["accuracy"][0]), "batchnorm": ev.describe()["batchnorm"]}

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .base import Strict
+from .parts import DataSpec
 from .train import TrainSpec
 
 CurveKind = Literal["bezier", "polychain"]
@@ -49,6 +50,10 @@ class CurveTrainSpec(TrainSpec):
         "garipov",
         description="how weight_decay acts: garipov (Garipov et al.'s curves): 0.5 * weight_decay * ||phi(t)||^2 added "
         "to the loss at the sampled t, optimizer weight decay 0; optimizer: the optimizer's weight decay on the bend",
+    )
+    test_data: DataSpec | None = Field(
+        None, description="held-out data evaluated after each epoch at t = 0.5 (BatchNorm statistics re-estimated on "
+        "the training data, as their test curves), e.g. {kind: digits, split: test}",
     )
     output: str | None = Field(None, description="curve checkpoint folder (default runs/<name>)")
     cluster: CurveCluster = Field(default_factory=CurveCluster)

@@ -1,0 +1,44 @@
+"""train-curve's test metrics per epoch and its history plot, against a plain evaluation of the saved curve."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from jobs.build import load_data, model_factory  # noqa: E402
+from jobs.curve_train import run_train_curve  # noqa: E402
+from jobs.plot.curves import history_figure, plot_history  # noqa: E402
+from jobs.specs import CurveTrainSpec, DigitsData  # noqa: E402
+from jobs.specs.parts import ModelSpec  # noqa: E402
+
+from .conftest import CURVE_DATA, CURVE_MODEL, curve_spec_dict  # noqa: E402
+from .independent import reference_loss  # noqa: E402
+from .test_curves import formula  # noqa: E402
+
+TEST = {"kind": "digits", "split": "test", "subset": 150}
+
+
+def test_test_metrics_per_epoch_and_the_history_plot(digits_minima, tmp_path, capsys):
+    d = curve_spec_dict(digits_minima, epochs=2, batch_size=128, test_data=TEST)
+    out = run_train_curve(CurveTrainSpec.model_validate(d), out=str(tmp_path / "run"))
+    assert "test t=0.5: loss" in capsys.readouterr().err
+    history = json.loads((out / "curve.json").read_text())["history"]
+    x, y = load_data(DigitsData.model_validate(TEST))
+    factory = model_factory(ModelSpec.model_validate(CURVE_MODEL), *load_data(DigitsData.model_validate(CURVE_DATA)))
+    w1, w2 = (torch.load(p, weights_only=True) for p in digits_minima)
+    for h in history:  # the MLP has no BatchNorm: a plain loop at phi(0.5) on the test data
+        theta = torch.load(out / f"epoch_{h['epoch']:03d}.pt", weights_only=True)["theta"]
+        loss, acc = reference_loss(factory(), formula("bezier", 0.5, w1, theta, w2), x, y)
+        assert h["test_loss_t05"] == pytest.approx(loss, rel=1e-5) and h["test_accuracy_t05"] == pytest.approx(acc)
+    fig = history_figure(history, "digits-curve")
+    lines = {ln.get_label(): list(ln.get_ydata()) for ln in fig.axes[0].lines}
+    assert lines["at t = 0.5, test data"] == [h["test_loss_t05"] for h in history]
+    assert lines["along the curve (training batches)"] == [h["train_loss"] for h in history]
+    path = plot_history(out, "digits-curve")
+    assert path == tmp_path / "run-plots" / "history.png" and path.stat().st_size > 0
