@@ -202,6 +202,10 @@ def build_problem(spec: ScanSpec) -> Built:
     if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     built = Built(problem, extras, notes)
+    if spec.grid.fit == "curve":
+        from .curve_slices import fit_curve_grid
+
+        built.grid, built.meta["grid_fit"] = fit_curve_grid(spec, sl)
     if getattr(spec.slice, "has_path", False):
         from .trajectory import checkpoint_values, fit_grid
 

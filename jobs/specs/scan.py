@@ -217,6 +217,11 @@ class ScanSpec(Strict):
 
     @model_validator(mode="after")
     def _fit_needs_a_path(self):
+        if self.grid.fit == "curve":
+            if self.slice.kind != "curve_plane":
+                raise ValueError(f"grid.fit: curve applies only to curve_plane slices, not {self.slice.kind}; give grid.x "
+                                 "(and grid.y) min and max")
+            return self
         if self.grid.fit is not None and not getattr(self.slice, "has_path", False):
             raise ValueError(
                 f"grid.fit: {self.grid.fit} applies only to trajectory slices (trajectory_pca, trajectory), "
