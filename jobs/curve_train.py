@@ -122,8 +122,9 @@ def train_curve_worker(config: dict) -> None:
         from landscape.problem import default_device
 
         rank, world, device = 0, 1, default_device()  # a GPU when this machine has one
-    model = setup.factory()
-    init_linear(model, setup.w1, setup.w2)
+    model = setup.factory()  # init random: theta is the model's own seeded initialization
+    if spec.curve.init == "linear":
+        init_linear(model, setup.w1, setup.w2)
     theta_module = model.to(device)
     if distributed:
         model = wrap_model(theta_module)

@@ -42,3 +42,25 @@ def test_test_metrics_per_epoch_and_the_history_plot(digits_minima, tmp_path, ca
     assert lines["along the curve (training batches)"] == [h["train_loss"] for h in history]
     path = plot_history(out, "digits-curve")
     assert path == tmp_path / "run-plots" / "history.png" and path.stat().st_size > 0
+
+
+def test_a_bend_initialised_off_the_line_starts_at_the_models_own_initialization(digits_minima, tmp_path):
+    from landscape.training import train as train_loop
+
+    d = curve_spec_dict(digits_minima, epochs=1, batch_size=600, lr=0.01, curve={"kind": "bezier", "init": "random"})
+    out = run_train_curve(CurveTrainSpec.model_validate(d), out=str(tmp_path / "random"))
+    theta = torch.load(out / "epoch_001.pt", weights_only=True)["theta"]
+    x, y = load_data(DigitsData.model_validate(CURVE_DATA))
+    factory = model_factory(ModelSpec.model_validate(CURVE_MODEL), x, y)
+    start = factory().state_dict()  # the seeded initialization, far from (w1 + w2)/2
+    w1, w2 = (torch.load(p, weights_only=True) for p in digits_minima)
+    # one full-batch step from the start: the same as the objective's own loop from that start
+    from landscape.curves import CurveObjective
+
+    model = factory()
+    train_loop(model, x, y, epochs=1, lr=0.01, momentum=0.9, batch_size=600, seed=0,
+               objective=CurveObjective("bezier", w1, w2))
+    for k in theta:
+        torch.testing.assert_close(theta[k], model.state_dict()[k], rtol=0, atol=1e-6)
+    mid = {k: (w1[k] + w2[k]) / 2 for k in w1}
+    assert max(float((start[k] - mid[k]).abs().max()) for k in start) > 0.1  # it really is off the line

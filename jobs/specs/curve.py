@@ -18,7 +18,10 @@ class CurveShape(Strict):
     """The curve's form: one bend between the endpoints."""
 
     kind: CurveKind = Field(description="bezier: quadratic Bezier curve, theta its control point; polychain: w1 -> theta -> w2")
-    init: Literal["linear"] = Field("linear", description="linear: theta starts at (w1 + w2)/2, the straight line")
+    init: Literal["linear", "random"] = Field(
+        "linear", description="linear: theta starts at (w1 + w2)/2, the straight line; random: at the model's own seeded "
+        "initialization (model.seed), off the line (their --init_linear_off)",
+    )
 
 
 class CurveCluster(Strict):
