@@ -107,6 +107,24 @@ def lr_schedule(kind: str, lr: float, epochs: int, steps_per_epoch: int):
     return lambda step: lr * garipov_factor(step / max(total_steps, 1))  # garipov_per_step
 
 
+def resumable(out_dir: Path, ident: str, epochs: int):
+    """(epoch, loop state, theta, history) of the latest checkpoint of this very curve (same identity, every epoch
+    before it present and its own, with the loop's state saved), or None: an interrupted run goes on from there."""
+    done = None
+    for epoch in range(1, epochs):
+        path = out_dir / f"epoch_{epoch:03d}.pt"
+        if not path.is_file():
+            break
+        try:
+            record = torch.load(path, weights_only=True)
+        except Exception:  # a torn or foreign file: start over from the last good one
+            break
+        if record.get("identity") != ident or record.get("epoch") != epoch or "loop_state" not in record:
+            break
+        done = (epoch, record["loop_state"], record["theta"], record.get("history", []))
+    return done
+
+
 def train_curve_worker(config: dict) -> None:
     """One worker's training (rank 0 of 1 in-process; a Ray Train worker otherwise)."""
     spec = CurveTrainSpec.model_validate(config["spec"])
@@ -123,7 +141,10 @@ def train_curve_worker(config: dict) -> None:
 
         rank, world, device = 0, 1, default_device()  # a GPU when this machine has one
     model = setup.factory()  # init random: theta is the model's own seeded initialization
-    if spec.curve.init == "linear":
+    resume = config.get("resume")  # (epoch done, loop state, theta, history) of this curve's own checkpoints
+    if resume is not None:
+        model.load_state_dict(resume[2])
+    elif spec.curve.init == "linear":
         init_linear(model, setup.w1, setup.w2)
     theta_module = model.to(device)
     if distributed:
@@ -135,7 +156,8 @@ def train_curve_worker(config: dict) -> None:
     layout = StateLayout.of(theta_module)
     flat1, flat2 = layout.flatten(setup.w1), layout.flatten(setup.w2)
     steps_per_epoch = math.ceil(len(inputs) / spec.batch_size)
-    history: list[dict] = []
+    history: list[dict] = list(resume[3]) if resume is not None else []
+    loop_state: dict = {}
 
     def on_epoch(epoch, _model, metrics):
         if world > 1:  # each worker saw its share: the mean over workers
@@ -159,6 +181,7 @@ def train_curve_worker(config: dict) -> None:
         save_curve(out_dir / f"epoch_{epoch:03d}.pt", {
             "kind": kind, "theta": theta, "endpoints": setup.endpoints, "epoch": epoch,
             "identity": config["identity"], "model": spec.model.model_dump(mode="json"), "history": history,
+            "loop_state": loop_state["state"],  # the shuffling generator and the optimizer: a resume goes on from here
         })
         bn = " (BatchNorm re-estimated there)" if mid["batchnorm"] == "recompute" else ""
         say(
@@ -171,6 +194,8 @@ def train_curve_worker(config: dict) -> None:
         weight_decay=0.0 if garipov_l2 else spec.weight_decay, batch_size=spec.batch_size, seed=spec.seed,
         optimizer=spec.optimizer, objective=objective, on_epoch=on_epoch,
         lr_at=lr_schedule(spec.lr_schedule, spec.lr, spec.epochs, steps_per_epoch),
+        snapshot=lambda epoch, state: loop_state.update(state=state),
+        resume=(resume[0], resume[1]) if resume is not None else None,
         shard=(rank, world),
     )
 
@@ -189,8 +214,12 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     config = {"spec": spec.model_dump(mode="json"), "setup": setup, "out": str(out_dir), "identity": ident}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RECORD).unlink(missing_ok=True)  # its presence means "finished"
-    for old in out_dir.glob("epoch_*.pt"):  # a different (or unfinished) run's checkpoints must not mix with ours
-        old.unlink()
+    config["resume"] = resumable(out_dir, ident, spec.epochs)
+    if config["resume"] is not None:
+        say(f"[train-curve {spec.name}] resuming after epoch {config['resume'][0]} (this curve's own checkpoints)")
+    for old in out_dir.glob("epoch_*.pt"):  # another (or a later, unfinished) run's checkpoints must not mix with ours
+        if config["resume"] is None or int(old.stem.split("_")[1]) > config["resume"][0]:
+            old.unlink()
     n = workers or spec.cluster.workers
     if address is None and workers is None:
         train_curve_worker(config)

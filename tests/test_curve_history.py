@@ -64,3 +64,21 @@ def test_a_bend_initialised_off_the_line_starts_at_the_models_own_initialization
         torch.testing.assert_close(theta[k], model.state_dict()[k], rtol=0, atol=1e-6)
     mid = {k: (w1[k] + w2[k]) / 2 for k in w1}
     assert max(float((start[k] - mid[k]).abs().max()) for k in start) > 0.1  # it really is off the line
+
+
+def test_an_interrupted_curve_run_resumes_from_its_own_checkpoints_to_the_same_curve(digits_minima, tmp_path, capsys):
+    d = curve_spec_dict(digits_minima, epochs=3, batch_size=200, lr=0.05, weight_decay=1e-3, lr_schedule="garipov")
+    spec = CurveTrainSpec.model_validate(d)
+    whole = run_train_curve(spec, out=str(tmp_path / "whole"))
+    cut = run_train_curve(spec, out=str(tmp_path / "cut"))
+    (cut / "epoch_003.pt").unlink()  # killed during epoch 3: no last checkpoint, no record
+    (cut / "curve.json").unlink()
+    before = (cut / "epoch_001.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    run_train_curve(spec, out=str(cut))
+    assert "resuming after epoch 2" in capsys.readouterr().err
+    assert (cut / "epoch_001.pt").stat().st_mtime_ns == before  # kept, not retrained
+    a, b = (torch.load(p / "epoch_003.pt", weights_only=True) for p in (whole, cut))
+    for k in a["theta"]:
+        assert torch.equal(a["theta"][k], b["theta"][k]), k  # bit for bit: generator, momentum and lr restored
+    assert json.loads((cut / "curve.json").read_text())["history"] == json.loads((whole / "curve.json").read_text())["history"]
