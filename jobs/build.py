@@ -38,6 +38,9 @@ def load_data_full(spec: DataSpec) -> Loaded:
         return Loaded(x, y, t.vocab, t.notes)
     if spec.kind == "digits":
         x, y = datasets.digits()
+        if spec.split != "all":
+            idx = datasets.stratified_split(y, spec.split, spec.test_fraction, spec.split_seed)
+            x, y = x[idx], y[idx]
     elif spec.kind == "synthetic":
         x, y = datasets.synthetic(spec.n, tuple(spec.shape), spec.classes, spec.seed, spec.task)
     else:
@@ -178,9 +181,25 @@ def bn_subset(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> to
     return datasets.subsample(inputs, targets, spec.batchnorm_samples, seed=spec.data.seed)[0]
 
 
+def bn_data(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    """The samples batchnorm: recompute re-estimates from (None: each split's own inputs)."""
+    if not spec.batchnorm_data:
+        return bn_subset(spec, inputs, targets)
+    x, y = split_inputs(spec, spec.batchnorm_data)
+    sub = bn_subset(spec, x, y)
+    return x if sub is None else sub
+
+
+def split_inputs(spec: ScanSpec, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of one split of the scan's data, checked against the model as the main data are."""
+    p = prepare(spec.split_data(name), spec.model)
+    check_prepared(p, spec.loss)
+    return p.inputs, p.targets
+
+
 def build_problem(spec: ScanSpec) -> Built:
     """Everything the actors need, checked (data fits model) before any work starts."""
-    prepared = prepare(spec.data, spec.model)
+    prepared = prepare(spec.main_data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
     if "ensemble" in spec.metrics and targets.dim() > 1 and not targets.is_floating_point():
@@ -198,12 +217,17 @@ def build_problem(spec: ScanSpec) -> Built:
     )
     problem = ScanProblem(
         factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
-        bn_inputs=bn_subset(spec, inputs, targets), sequential=spec.data.sequential(),
+        bn_inputs=bn_data(spec, inputs, targets), sequential=spec.data.sequential(),
+        splits={name: split_inputs(spec, name) for name in (spec.eval or [])[1:]},
         metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
     )
     if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     built = Built(problem, extras, notes)
+    if spec.grid.fit == "curve":
+        from .curve_slices import fit_curve_grid
+
+        built.grid, built.meta["grid_fit"] = fit_curve_grid(spec, sl)
     if getattr(spec.slice, "has_path", False):
         from .trajectory import checkpoint_values, fit_grid
 
