@@ -116,7 +116,8 @@ def submit(args: argparse.Namespace) -> int:
             entrypoint=entrypoint(bundle.spec_file, url, args),
             submission_id=new_job_id(spec.name),
             runtime_env={"working_dir": str(bundle.root), "env_vars": env},
-            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve()), KIND_KEY: args.kind},
+            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve()), KIND_KEY: args.kind,
+                      "job_name": spec.name},  # the dashboard's name for the job
         )
     print(f"job: {job_id}")
     print(f"result: {url}")
