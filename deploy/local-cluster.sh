@@ -92,14 +92,13 @@ def api(path, method="GET"):
     return json.loads(urllib.request.urlopen(req, timeout=5).read())
 live = lambda: [j for j in api("/api/jobs/") if j["status"] not in ("SUCCEEDED", "FAILED", "STOPPED")]
 try:
-    running = live()
-except OSError:  # the dashboard is gone already: nothing to stop
-    sys.exit(0)
-for j in running:
-    api(f"/api/jobs/{j['submission_id']}/stop", method="POST")
-deadline = time.monotonic() + 20
-while live() and time.monotonic() < deadline:
-    time.sleep(0.3)
+    for j in live():
+        api(f"/api/jobs/{j['submission_id']}/stop", method="POST")
+    deadline = time.monotonic() + 20
+    while live() and time.monotonic() < deadline:
+        time.sleep(0.3)
+except OSError:  # the dashboard is gone already: nothing left to stop through it
+    pass
 EOF
   local pid; pid="$(cat "$dir/pid")"
   kill -TERM "$pid" 2>/dev/null || true  # `ray start --block` stops its node on SIGTERM
