@@ -7,7 +7,9 @@ with progress and Ray metrics.
 
 from __future__ import annotations
 
+import itertools
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -46,13 +48,14 @@ def run_work(
     *,
     max_attempts: int = 3,
     placement_timeout_s: float = 60.0,
+    label: str | None = None,
 ) -> SchedulerStats:
     """Evaluate `count` work items on Ray actors that each build `make_evaluator(problem)` once.
 
     Each actor runs `evaluate(*args_of(item))` per item; `on_result(item, result,
     stats)` runs here as results arrive (stats: deaths and retries so far). Dead
     actors' items are redone; an item failing `max_attempts` times fails the job
-    (ClusterError naming it).
+    (ClusterError naming it). `label` (the scan's name) names the actors and tasks on the dashboard.
     """
     import ray
 
@@ -60,12 +63,18 @@ def run_work(
     worker = ray.remote(TileWorker)
     threads = max(1, int(request.cpus))
 
+    started = itertools.count()
+    run_tag = uuid.uuid4().hex[:6]  # actor names are unique per namespace: two runs of one scan must not clash
+
     def make_actor():
         opts = dict(num_cpus=request.cpus, num_gpus=request.gpus, max_restarts=0)
+        if label:
+            opts["name"] = f"{label}/actor-{next(started)}-{run_tag}"
         return worker.options(**opts).remote(make_evaluator, problem_ref, threads)
 
     scheduler = TileScheduler(
-        make_actor, request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s
+        make_actor, request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s,
+        label=label,
     )
     return scheduler.run(items, args_of, lambda item, result: on_result(item, result, scheduler.stats), count=count)
 
@@ -123,7 +132,7 @@ def evaluate_tiles(
 
     stats = run_work(
         problem, make_evaluator, items, count, args_of, on_result, request,
-        max_attempts=max_attempts, placement_timeout_s=placement_timeout_s,
+        max_attempts=max_attempts, placement_timeout_s=placement_timeout_s, label=label,
     )
     return DriverReport(
         points=points,

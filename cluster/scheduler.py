@@ -70,8 +70,10 @@ class TileScheduler:
         describe_request: Callable[[], str],
         max_attempts: int = 3,
         placement_timeout_s: float = 60.0,
+        label: str | None = None,
     ):
         self.make_actor = make_actor
+        self.task_prefix = f"{label}/" if label else ""  # the dashboard tells two scans' tasks apart
         self.n_actors = n_actors
         self.describe_request = describe_request
         self.max_attempts = max_attempts
@@ -138,7 +140,7 @@ class TileScheduler:
         while self._has_work() or running:
             while idle and self._has_work():
                 actor, tile = idle.pop(), self._next()
-                ref = actor.evaluate.options(name=tile.name).remote(*args_of(tile))
+                ref = actor.evaluate.options(name=self.task_prefix + tile.name).remote(*args_of(tile))
                 running[ref] = (actor, tile)
             refs = list(running) + list(starting)
             if not refs:

@@ -105,9 +105,19 @@ def test_the_readme_path_from_up_to_down(local_cluster, tiny_run):
     assert r.returncode == 0 and "state: SUCCEEDED" in r.stdout and "9/9 tiles (100%)" in r.stdout, r.stdout + r.stderr
 
     token = (root / "c" / "token").read_text().strip()
-    req = urllib.request.Request(f"{url}/api/jobs/{job}", headers={"Authorization": f"Bearer {token}"})
-    info = json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+    def api(path: str):
+        req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+    info = api(f"/api/jobs/{job}")
     assert info["status"] == "SUCCEEDED" and info["metadata"]["job_name"] == "readme-scan"
+    # The dashboard's actors and tasks pages (Ray's state API) name the scan.
+    actors = [a["name"] for a in api("/api/v0/actors?limit=1000")["data"]["result"]["result"]
+              if a.get("class_name") == "TileWorker"]
+    assert actors and all(a.startswith("readme-scan/actor-") for a in actors), actors
+    tasks = {t["name"] for t in api("/api/v0/tasks?limit=1000")["data"]["result"]["result"]}
+    assert {f"readme-scan/tile-{i}-{j}" for i in range(3) for j in range(3)} <= tasks, sorted(tasks)
 
     st = _script("status", env)
     assert st.returncode == 0 and job in st.stdout and "readme-scan" in st.stdout, st.stdout + st.stderr
