@@ -103,7 +103,6 @@ def evaluate_tiles(
     max_attempts: int = 3,
     placement_timeout_s: float = 60.0,
     label: str = "scan",
-    unit: str = "tiles",
 ) -> DriverReport:
     """Evaluate `count` work items (`points` grid points) of a scan; each result is stored at once.
 
@@ -111,17 +110,19 @@ def evaluate_tiles(
     `write(item, result)` stores it and returns how many tiles it completed.
     """
     t0 = time.monotonic()
-    progress = Progress(count, points, label=label, unit=unit)
-    # The metrics count the whole scan: tiles stored by an earlier (interrupted) run too.
+    # Progress and metrics count the whole scan's stored tiles, as `landscape status` does:
+    # tiles stored by an earlier (interrupted) run too; a preview pass that completes no tile adds none.
     done_mask = store.done_mask()
     tiles_done = [int(done_mask.sum())]
+    progress = Progress(done_mask.size, points, label=label, tiles_done=tiles_done[0])
     metrics = ScanMetrics(label)
     metrics.update(tiles_done=tiles_done[0], tiles_total=done_mask.size, evals_per_second=0, actor_deaths=0, tile_retries=0)
 
     def on_result(item, result: dict, stats: SchedulerStats) -> None:
-        tiles_done[0] += write(item, result)
+        stored = write(item, result)
+        tiles_done[0] += stored
         n = len(next(iter(result.values())))
-        progress.update(points=n)
+        progress.update(tiles=stored, points=n)
         metrics.add_points(n)
         metrics.update(
             tiles_done=tiles_done[0],

@@ -37,7 +37,7 @@ client_env() {  # what a client needs; a Ray 2.59+ Jobs client sends the token o
 up() {
   running && die "already up (pid $(cat "$dir/pid")); \`$0 down\` first"
   "$py" -c 'import ray, landscape, jobs' 2>/dev/null \
-    || die "$py cannot import ray and landscape: install the project there (pip install -e '.[ray]') or set LANDSCAPE_PYTHON"
+    || die "$py cannot import ray and landscape: install the project there (pip install -e .) or set LANDSCAPE_PYTHON"
   mkdir -p "$dir"
   chmod 700 "$dir"
   [[ -s "$dir/token" ]] || (umask 077 && "$py" -c 'import secrets; print(secrets.token_hex(32))' > "$dir/token")

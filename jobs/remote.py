@@ -172,6 +172,7 @@ def _when(ms: int | None) -> str:
 def progress_lines(url: str, width: int = 30) -> list[str]:
     """A bar from the result's tile_done array and the result's own status (and writer), or why there is none (yet)."""
     from cluster.lease import describe_holder, read_lease
+    from cluster.progress import every_nth
     from cluster.store import ResultStore
 
     try:
@@ -191,7 +192,7 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
     if meta.get("preview") and "preview_done" in store.group:
         passes = np.asarray(store.group["preview_done"][...]).reshape(len(meta["preview"]), -1)
         lines.append("preview: " + ", ".join(
-            f"{'every ' + str(s) + 'th' if s > 1 else 'the rest'} {100 * int(p.sum()) // p.size}%" for s, p in zip(meta["preview"], passes)
+            f"{every_nth(s) if s > 1 else 'the rest'} {100 * int(p.sum()) // p.size}%" for s, p in zip(meta["preview"], passes)
         ))
     if holder and not writer_gone(holder):
         lines.append(f"written by: {describe_holder(holder)}")
