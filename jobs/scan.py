@@ -15,6 +15,7 @@ from cluster.driver import evaluate_tiles, store_tiles
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from cluster.refine import RefinedItems
+from cluster.progress import every_nth
 from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
 from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
@@ -332,7 +333,7 @@ def run_scan(
         if w.store is not None and left.count:
             say(f"resuming {url}: {left.count} of {left.total} {left.unit} left to evaluate")
         elif w.store is None:
-            passes = f", every {spec.preview}th point first" if spec.preview else ""
+            passes = f", {every_nth(spec.preview)} point first" if spec.preview else ""
             say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {left.total} {left.unit}{passes} -> {url}")
         if left.count:
             c = spec.cluster
@@ -368,7 +369,6 @@ def run_scan(
                     max_attempts=c.max_attempts,
                     placement_timeout_s=c.placement_timeout_s,
                     label=spec.name,
-                    unit=work.unit,
                 )
             record_curve_summary(w.store, problem)
             finish_run(w, url, report)
