@@ -97,6 +97,12 @@ def test_token_loss_matches_hugging_face_at_grid_points(corpus, gpt2_checkpoint)
         with torch.no_grad():
             pred = model(input_ids=p.inputs).logits.argmax(-1)
         assert got["accuracy"][i] == pytest.approx((pred == p.targets).float().mean().item(), abs=1e-6)
+        # A block is one sample: the standard errors are those of the per-block mean token loss and accuracy.
+        per_block = np.array([hf_loss(model, p.inputs[b : b + 1], p.targets[b : b + 1]) for b in range(len(p.inputs))])
+        right = (pred == p.targets).double().mean(1).numpy()
+        n = len(per_block)
+        assert got["loss_se"][i] == pytest.approx(per_block.std(ddof=1) / np.sqrt(n), rel=1e-4)
+        assert got["accuracy_se"][i] == pytest.approx(right.std(ddof=1) / np.sqrt(n), rel=1e-5, abs=1e-9)
     assert got["loss"][1] != got["loss"][0]  # the plane moves the model
 
 
