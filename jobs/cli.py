@@ -17,10 +17,10 @@ from cluster import interrupts
 from landscape.errors import LandscapeError, Terminated
 
 # Modules that add subcommands, in the order `landscape --help` lists them.
-MODULES = ("jobs.commands", "jobs.remote")
-MODULES += ("jobs.health_commands",)  # gradients, lr-scan
-MODULES += ("jobs.hessian",)  # hessian
-MODULES += ("jobs.curve_commands",)
+MODULES = ("jobs.commands", "jobs.service.remote")
+MODULES += ("jobs.health.commands",)  # gradients, lr-scan
+MODULES += ("jobs.curvature.hessian",)  # hessian
+MODULES += ("jobs.curves.commands",)
 
 
 class _OneLineParser(argparse.ArgumentParser):

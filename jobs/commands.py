@@ -23,7 +23,7 @@ def _schema(args) -> int:
 
 
 def _run(args) -> int:
-    from .scan import run_scan
+    from .scan.run import run_scan
     from .specs import load_spec
 
     run_scan(
@@ -41,7 +41,7 @@ def _run(args) -> int:
 
 def _train(args) -> int:
     from .specs import TrainSpec, load_spec
-    from .train import run_train
+    from .training.train import run_train
 
     run_train(load_spec(args.spec, TrainSpec), out=args.out, overwrite=args.overwrite)
     return 0
@@ -50,21 +50,21 @@ def _train(args) -> int:
 def _plot(args) -> int:
     from cluster.store import ResultStore
 
-    from .scan import plot_and_say
+    from .scan.run import plot_and_say
 
     plot_and_say(args.result, ResultStore.open(args.result).meta["name"], args.format, out=args.out)
     return 0
 
 
 def _point(args) -> int:
-    from .point import write_point
+    from .scan.point import write_point
 
     print(f"weights: {write_point(args.result, args.x, args.y, args.output, extrapolate=args.extrapolate)}")
     return 0
 
 
 def _fetch(args) -> int:
-    from .fetch import fetch_result
+    from .service.fetch import fetch_result
 
     dest = fetch_result(args.source, args.output, overwrite=args.overwrite, address=args.address)
     print(f"result: {dest}")

@@ -1,4 +1,4 @@
-"""A Ray cluster's Jobs API, as the `landscape` job commands use it (jobs/remote.py).
+"""A Ray cluster's Jobs API, as the `landscape` job commands use it (jobs/service/remote.py).
 
 The address is the dashboard's HTTP address (http://HEAD:8265), as for `ray job`;
 every failure of the API becomes one ClusterError that says what to do.

@@ -19,9 +19,9 @@ from landscape.plan import EvalOptions
 from landscape.problem import ScanProblem, check_data_fits
 from landscape.slices import Slice, line_between, plane_through, random_slice
 
-from .specs import DataSpec, ModelSpec, ScanSpec, slice_checkpoints
-from .specs.datasets import FILE_DATA_KINDS
-from .specs.hessian import HessianOptions
+from ..specs import DataSpec, ModelSpec, ScanSpec, slice_checkpoints
+from ..specs.datasets import FILE_DATA_KINDS
+from ..specs.hessian import HessianOptions
 
 
 def load_data_full(spec: DataSpec) -> Loaded:
@@ -112,14 +112,14 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
     """The slice of the spec and the non-float state of its origin checkpoint (`data`: (inputs, targets) if loaded)."""
     notes = notes if notes is not None else []
     if spec.slice.kind in ("curve", "curve_plane"):  # a curve checkpoint and the endpoints it names
-        from .curve_slices import build_curve_slice
+        from ..curves.slices import build_curve_slice
 
         return build_curve_slice(spec, factory, notes)
     model = factory()
     layout = StateLayout.of(model)
     s = spec.slice
     if getattr(s, "has_path", False):  # trajectories read their many checkpoints one at a time
-        from .trajectory import build_trajectory_slice
+        from ..trajectories.slices import build_trajectory_slice
 
         return build_trajectory_slice(spec, model, layout, notes)
     paths = slice_checkpoints(s)
@@ -132,7 +132,7 @@ def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None =
     elif s.kind == "plane_through":
         sl = plane_through(layout, *vecs, labels=[p.stem for p in paths])
     elif s.kind == "hessian_plane":
-        from .hessian import hessian_plane_of
+        from ..curvature.hessian import hessian_plane_of
 
         sl = hessian_plane_of(spec, factory, layout, vecs[0], data or load_data(spec.data), notes)
     else:  # pragma: no cover - the spec's union forbids it
@@ -183,7 +183,7 @@ def build_problem(spec: ScanSpec) -> Built:
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     built = Built(problem, extras, notes)
     if getattr(spec.slice, "has_path", False):
-        from .trajectory import checkpoint_values, fit_grid
+        from ..trajectories.slices import checkpoint_values, fit_grid
 
         if spec.grid.fit:
             built.grid, built.meta["grid_fit"] = fit_grid(spec, sl)

@@ -28,9 +28,9 @@ from landscape.errors import ResultError, SpecError
 from landscape.params import StateLayout
 from landscape.training import train
 
-from .build import load_checked
-from .specs.curve import CurveTrainSpec
-from .train import check_run_folder, check_train
+from ..common.build import load_checked
+from ..specs.curve import CurveTrainSpec
+from ..training.train import check_run_folder, check_train
 
 RECORD = "curve.json"
 _OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$")

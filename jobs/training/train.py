@@ -11,8 +11,8 @@ from landscape.checkpoints import save_state
 from landscape.errors import ResultError
 from landscape.training import train
 
-from .build import check_prepared, prepare
-from .specs import TrainSpec
+from ..common.build import check_prepared, prepare
+from ..specs import TrainSpec
 
 _OURS = re.compile(r"^(epoch_\d+|step_\d+(_\d+)?)\.pt(\.tmp)?$|^train\.json$")
 

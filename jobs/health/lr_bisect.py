@@ -44,8 +44,8 @@ from .lr_scan import (
     default_output,
     report_end,
 )
-from .scan import say
-from .specs import LRScanSpec
+from ..scan.run import say
+from ..specs import LRScanSpec
 
 LR_DIM = [*ROW_ARRAYS, "lr", "diverged", "collapsed", "lr_done"]  # the arrays along the lr dimension
 

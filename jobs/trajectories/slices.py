@@ -18,8 +18,8 @@ from landscape.slices import Slice, combine
 from landscape.state_eval import StateEvaluator
 from landscape.trajectory import path_slice, pca_slice, trajectory_plane
 
-from .specs import Axis, ScanSpec
-from .specs.base import format_validation_error
+from ..specs import Axis, ScanSpec
+from ..specs.base import format_validation_error
 
 
 def _labels(paths: list[Path]) -> list[str]:

@@ -5,7 +5,7 @@ an actor builds `LRRun(problem)` once and trains one rate per item, from the
 same initial weights and batch order. A finished rate is written (whole chunks)
 and then marked in `lr_done`, so a killed driver resumes with the rates left and
 a killed actor's rate is redone elsewhere; the numbers do not depend on which
-actor trained which rate. `--bisect` (jobs/lr_bisect.py) narrows the breakthrough
+actor trained which rate. `--bisect` (jobs/health/lr_bisect.py) narrows the breakthrough
 down round by round through the same queue. The range test is one more work item
 beside either.
 
@@ -41,9 +41,9 @@ from landscape.lr_search import (
 )
 
 from .gradients import checked_model
-from .scan import plot_and_say, say, versions
-from .specs import LRScanSpec
-from .train import check_train
+from ..scan.run import plot_and_say, say, versions
+from ..specs import LRScanSpec
+from ..training.train import check_train
 
 ROW_ARRAYS = RUN_ARRAYS + ("grad_ratio", "accuracy_gain")
 DESCRIPTIONS = {

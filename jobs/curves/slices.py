@@ -57,7 +57,7 @@ def check_endpoint(path: Path, recorded: dict, i: int, curve: Path) -> None:
 def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_nonfinite: bool = False,
                notes: list[str] | None = None) -> LoadedCurve:
     """Read a curve checkpoint and its endpoints (hash-checked) for the model `factory` builds."""
-    from .build import load_checked
+    from ..common.build import load_checked
 
     curve = Path(curve)
     record = read_curve_checkpoint(curve, "slice.curve")

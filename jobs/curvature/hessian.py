@@ -34,9 +34,9 @@ from landscape.spectrum import (
     spectral_density,
 )
 
-from .build import check_prepared, load_checked, prepare
-from .specs import DataSpec, ModelSpec
-from .specs.hessian import HessianSpec
+from ..common.build import check_prepared, load_checked, prepare
+from ..specs import DataSpec, ModelSpec
+from ..specs.hessian import HessianSpec
 
 BATCHNORM_NOTE = "eval mode: BatchNorm uses the point's running statistics, constants of the Hessian (parameters only)"
 
@@ -123,7 +123,7 @@ def resolve_point(spec: HessianSpec):
     if at.checkpoint is not None:
         state = load_checked(at.checkpoint, model, spec.allow_nonfinite, notes)
     else:
-        from .point import point_state
+        from ..scan.point import point_state
 
         state = point_state(at.result, at.x, at.y, at.extrapolate)
         try:
@@ -288,7 +288,7 @@ def default_output(spec: HessianSpec) -> str:
 def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
                 fmt: str = "png", device: str | None = None) -> str:
     """Compute (or find already computed) the spectrum at the spec's point; returns the result's path or URL."""
-    from .scan import plot_and_say, versions
+    from ..scan.run import plot_and_say, versions
 
     url = str(out or default_output(spec))
     dev = check_device(device)
@@ -330,7 +330,7 @@ def check_hessian(spec: HessianSpec) -> str:
 
 
 def _hessian(args) -> int:
-    from .specs import load_spec
+    from ..specs import load_spec
 
     run_hessian(load_spec(args.spec, HessianSpec), out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
                 fmt=args.format, device=args.device)
@@ -338,7 +338,7 @@ def _hessian(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .cli import add_output_flags
+    from ..cli import add_output_flags
 
     h = sub.add_parser("hessian", help="Hessian spectrum (top-k, smallest, trace, density) at a checkpoint or a grid point")
     h.add_argument("spec")

@@ -47,7 +47,7 @@ def input_files(spec, local: bool = True) -> list[tuple[tuple[str, ...], list[Pa
     glob resolved here; with --remote-checkpoints it stays a pattern for the cluster) and
     its origin file.
     """
-    from .specs import CurveTrainSpec, slice_checkpoints
+    from ..specs import CurveTrainSpec, slice_checkpoints
 
     if isinstance(spec, CurveTrainSpec):
         return [(("endpoints",), [Path(p) for p in spec.endpoints], False)]

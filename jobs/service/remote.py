@@ -1,7 +1,7 @@
 """`landscape submit/status/logs/stop/list`: scans as Ray jobs, through the Ray Jobs API.
 
 A submitted scan is a Ray job whose entrypoint is `python -m jobs.cli run` on the
-cluster's head node (the driver). Its runtime env `working_dir` is a folder built (jobs/bundle.py)
+cluster's head node (the driver). Its runtime env `working_dir` is a folder built (jobs/service/bundle.py)
 here: this package's code (so the job runs the client's version), the spec, and the
 checkpoints it names (with paths rewritten to their copies), plus the module of a
 `kind: import` factory when it lives under the current directory. The job's
@@ -46,7 +46,7 @@ from .ray_jobs import (
     SPEC_KEY,
     Jobs,
     first_line,
-    job_output,  # noqa: F401  (jobs.fetch resolves a job id through here)
+    job_output,  # noqa: F401  (jobs.service.fetch resolves a job id through here)
     state_of,
 )
 
@@ -65,7 +65,7 @@ def _addr_flag(args: argparse.Namespace) -> str:
 
 def _job_kind(spec, args: argparse.Namespace) -> str:
     """scan or curve (training); ClusterError for specs that do not run as Ray jobs or flags that do not fit."""
-    from .specs import CurveTrainSpec, ScanSpec
+    from ..specs import CurveTrainSpec, ScanSpec
 
     if isinstance(spec, CurveTrainSpec):
         if args.actors or args.gpus_per_actor is not None:
@@ -89,7 +89,7 @@ def curve_output(out: str | None, spec) -> str:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from .specs import load_any_spec
+    from ..specs import load_any_spec
 
     spec_path = Path(args.spec)
     spec = load_any_spec(spec_path)
@@ -285,7 +285,7 @@ def list_jobs(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """The subcommands of this module, on the CLI's subparsers."""
-    from .cli import nonneg_float, positive_int
+    from ..cli import nonneg_float, positive_int
 
     addr = dict(help="the Ray dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)")
     s = sub.add_parser("submit", help="run a scan (or a curve training) as a Ray job on a cluster; prints the job id")

@@ -28,10 +28,10 @@ from landscape.checkpoints import file_sha256, is_curve_checkpoint, read_checkpo
 from landscape.errors import CheckpointError, SpecError
 from landscape.frames import FrameEvaluator, FrameSeries
 
-from .build import build_problem
-from .curve_slices import build_curve_slice
-from .scan import _meta, finish_run, plots_dir_for, points_left, say, scan_arrays
-from .specs.animate import AnimateSpec
+from ..common.build import build_problem
+from .slices import build_curve_slice
+from ..scan.run import _meta, finish_run, plots_dir_for, points_left, say, scan_arrays
+from ..specs.animate import AnimateSpec
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
 
@@ -181,7 +181,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
             finish_run(w, url, None)
     print(f"result: {url}")
     if video:
-        from .plot.video import write_video
+        from ..plot.video import write_video
 
         target = Path(video_path) if video_path else plots_dir_for(url, spec.name) / spec.name
         path, note = write_video(url, target, spec.video.format, spec.video.fps, spec.video.dpi)

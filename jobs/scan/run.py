@@ -20,8 +20,8 @@ from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
 from landscape.metrics import ARRAYS, array_names
 
-from .build import Built, build_problem
-from .specs import ScanSpec
+from ..common.build import Built, build_problem
+from ..specs import ScanSpec
 
 
 def say(msg: str) -> None:
@@ -46,7 +46,7 @@ def plots_dir_for(url: str, name: str) -> Path:
 
 def plot_and_say(url: str, name: str, fmt: str, out: str | Path | None = None) -> None:
     """Draw the result's figures (into `out`, else beside it as <name>-plots) and print each path."""
-    from .plot import plot_result
+    from ..plot import plot_result
 
     for path in plot_result(url, out or plots_dir_for(url, name), fmt):
         print(f"plot: {path}")
