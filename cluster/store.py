@@ -32,7 +32,8 @@ import zarr
 
 from landscape.errors import ResultError, Terminated
 
-from .lease import LEASE_NAME, Lease, take_lease
+from .lease import LEASE_NAME, Lease
+from .leasing import take_lease
 from .storage import entries, exists, filesystem, io_errors, is_dir, is_remote, remove, storage_error, storage_errors
 from .tiling import Tile
 

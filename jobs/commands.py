@@ -50,7 +50,7 @@ def _train(args) -> int:
 def _plot(args) -> int:
     from cluster.store import ResultStore
 
-    from .scan.run import plot_and_say
+    from .common.report import plot_and_say
 
     plot_and_say(args.result, ResultStore.open(args.result).meta["name"], args.format, out=args.out)
     return 0
@@ -72,7 +72,7 @@ def _fetch(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .cli import add_cluster_flags, add_output_flags, finite_float
+    from .common.flags import add_cluster_flags, add_output_flags, finite_float
     from .specs import SPEC_KINDS
 
     v = sub.add_parser("validate", help="check a spec and the files it names")

@@ -10,7 +10,8 @@ import zarr
 from matplotlib.image import imread
 
 from cluster.store import ResultStore
-from jobs.common.build import build_problem, load_data
+from jobs.common.build import load_data
+from jobs.scan.problem import build_problem
 from jobs.cli import main
 from jobs.scan.point import point_state
 from jobs.scan.run import run_scan

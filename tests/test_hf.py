@@ -73,7 +73,7 @@ def test_the_bert_example_scans_through_ray_and_matches_plain_pytorch(ray_cluste
 
 
 def test_vmap_applies_to_bert_k_points_per_pass_equal_one_at_a_time(trained_bert):
-    from jobs.common.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.evaluator import Evaluator
     from landscape.plan import EvalOptions

@@ -99,7 +99,8 @@ def test_logs_hold_the_drivers_output(cluster, submitted):
 def test_result_equals_an_in_process_evaluation(submitted, tiny_run):
     """The cluster's directions are the ones built here, and every grid value matches plain PyTorch."""
     from cluster.store import ResultStore
-    from jobs.common.build import build_problem, load_data
+    from jobs.common.build import load_data
+    from jobs.scan.problem import build_problem
     from jobs.scan.point import point_state
     from jobs.specs import ScanSpec
     from landscape.factories import ModelFactory

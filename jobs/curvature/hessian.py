@@ -2,15 +2,14 @@
 
 Top-k eigenpairs and the smallest eigenvalue (Lanczos), the trace (Hutchinson,
 with its standard error) and the spectral density (stochastic Lanczos
-quadrature), printed, saved as a Zarr result (job "hessian") and plotted. Also
-builds the `hessian_plane` slice of scans. The math is `landscape.hessian` and
+quadrature), printed, saved as a Zarr result (job "hessian") and plotted. The
+`hessian_plane` slice of scans is in plane.py. The math is `landscape.hessian` and
 `landscape.spectrum`; this module resolves the point, runs it on this machine's
 device and writes the result.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -20,7 +19,7 @@ import torch
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from landscape.errors import ResultError, SpecError
 from landscape.hessian import operator_at, point_evaluator
-from landscape.hessian_plane import hessian_plane, in_layout
+from landscape.hessian_plane import in_layout
 from landscape.params import StateLayout
 from landscape.plan import EvalOptions
 from landscape.precision import matmul_mode
@@ -35,54 +34,11 @@ from landscape.spectrum import (
 )
 
 from ..common.build import check_prepared, load_checked, prepare
+from ..common.report import StepPrinter, plot_and_say, say, versions
 from ..specs import DataSpec, ModelSpec
 from ..specs.hessian import HessianSpec
 
 BATCHNORM_NOTE = "eval mode: BatchNorm uses the point's running statistics, constants of the Hessian (parameters only)"
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-class StepPrinter:
-    """Progress of the long phases (Lanczos steps, trace probes), a line every few seconds."""
-
-    def __init__(self, label: str, every: float = 3.0):
-        self.label, self.every, self.last, self.t0 = label, every, 0.0, time.monotonic()
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every or done == total:
-            self.last = now
-            say(f"[{self.label}] {phase} {done}/{total} ({now - self.t0:.1f} s)")
-
-
-# -- the hessian_plane slice of a scan -------------------------------------------------------------
-
-
-def hessian_plane_of(spec, factory, layout: StateLayout, center: torch.Tensor, data, notes: list[str]):
-    """The scan's hessian_plane slice at its checkpoint (computed on this machine, fp32 unless tf32)."""
-    s = spec.slice
-    inputs, targets = data
-    precision = "tf32" if spec.precision == "tf32" else "fp32"  # bf16 scans still get an fp32 plane
-    say(f"hessian_plane: top two Hessian eigenvectors at {s.checkpoint} (Lanczos, at most {s.iterations} steps)")
-    sl = hessian_plane(
-        factory, layout, center, inputs, targets, spec.loss, iterations=s.iterations, tol=s.tol, seed=s.seed,
-        normalization=s.normalization, ignore=s.ignore, options=EvalOptions(precision=precision, data_chunk=spec.data_chunk),
-        on_step=StepPrinter("hessian_plane"),
-    )
-    info = sl.info
-    notes.append(
-        f"hessian_plane: eigenvalues {info['eigenvalues'][0]:.6g} (x) and {info['eigenvalues'][1]:.6g} (y) "
-        f"after {info['lanczos_steps']} Lanczos steps"
-    )
-    if not info["converged"]:
-        notes.append(
-            f"hessian_plane: Lanczos did not converge in {s.iterations} steps (relative residual "
-            f"{info['relative_residual']:.2g} > tol {s.tol:g}); the directions are approximate eigenvectors: raise slice.iterations"
-        )
-    return sl
 
 
 # -- landscape hessian ---------------------------------------------------------------------------------
@@ -288,8 +244,6 @@ def default_output(spec: HessianSpec) -> str:
 def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
                 fmt: str = "png", device: str | None = None) -> str:
     """Compute (or find already computed) the spectrum at the spec's point; returns the result's path or URL."""
-    from ..scan.run import plot_and_say, versions
-
     url = str(out or default_output(spec))
     dev = check_device(device)
     point, inputs, targets, factory, model = resolve_point(spec)  # bad input fails here, before anything is written
@@ -338,7 +292,7 @@ def _hessian(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from ..cli import add_output_flags
+    from ..common.flags import add_output_flags
 
     h = sub.add_parser("hessian", help="Hessian spectrum (top-k, smallest, trace, density) at a checkpoint or a grid point")
     h.add_argument("spec")

@@ -28,10 +28,11 @@ from landscape.checkpoints import file_sha256, is_curve_checkpoint, read_checkpo
 from landscape.errors import CheckpointError, SpecError
 from landscape.frames import FrameEvaluator, FrameSeries
 
-from ..common.build import build_problem
-from .slices import build_curve_slice
-from ..scan.run import _meta, finish_run, plots_dir_for, points_left, say, scan_arrays
+from ..common.report import plots_dir_for, say
+from ..scan.problem import build_problem
+from ..scan.run import _meta, finish_run, points_left, scan_arrays
 from ..specs.animate import AnimateSpec
+from .slices import build_curve_slice
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
 

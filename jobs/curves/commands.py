@@ -6,8 +6,8 @@ import os
 
 
 def _train_curve(args) -> int:
-    from .train import run_train_curve
     from ..specs import CurveTrainSpec, load_spec
+    from .train import run_train_curve
 
     run_train_curve(load_spec(args.spec, CurveTrainSpec), out=args.out, overwrite=args.overwrite, address=args.address,
                     workers=args.workers, gpus_per_worker=args.gpus_per_worker)
@@ -15,8 +15,8 @@ def _train_curve(args) -> int:
 
 
 def _animate(args) -> int:
-    from .animate import run_animate
     from ..specs import AnimateSpec, load_spec
+    from .animate import run_animate
 
     run_animate(load_spec(args.spec, AnimateSpec), out=args.out, address=args.address, actors=args.actors,
                 gpus_per_actor=args.gpus_per_actor, overwrite=args.overwrite, video=not args.no_video,
@@ -43,7 +43,7 @@ def check_animate(spec) -> str:
 
 
 def add_parsers(sub) -> None:
-    from ..cli import add_cluster_flags, add_output_flags, nonneg_float, positive_int
+    from ..common.flags import add_cluster_flags, add_output_flags, nonneg_float, positive_int
 
     address = dict(default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one when needed)")
     t = sub.add_parser("train-curve", help="train a Bezier curve or polygonal chain between two checkpoints (mode connectivity)")

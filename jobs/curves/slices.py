@@ -19,6 +19,8 @@ from landscape.factories import ModelFactory
 from landscape.params import StateLayout, non_float_state
 from landscape.slices import Slice
 
+from ..common.build import load_checked
+
 
 @dataclass
 class LoadedCurve:
@@ -57,8 +59,6 @@ def check_endpoint(path: Path, recorded: dict, i: int, curve: Path) -> None:
 def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_nonfinite: bool = False,
                notes: list[str] | None = None) -> LoadedCurve:
     """Read a curve checkpoint and its endpoints (hash-checked) for the model `factory` builds."""
-    from ..common.build import load_checked
-
     curve = Path(curve)
     record = read_curve_checkpoint(curve, "slice.curve")
     model = factory()
@@ -82,7 +82,7 @@ def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_n
     return LoadedCurve(record["kind"], layout, w1, layout.flatten(theta), w2, non_float_state(states[0]), info)
 
 
-def build_curve_slice(spec, factory: ModelFactory, notes: list[str]) -> tuple[Slice, dict]:
+def build_curve_slice(spec, factory: ModelFactory, notes: list[str], data=None) -> tuple[Slice, dict]:
     """The `curve` or `curve_plane` slice of a scan spec, and w1's non-float state."""
     s = spec.slice
     c = load_curve(s.curve, factory, s.endpoints, spec.allow_nonfinite, notes)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 
-
 def _gradients(args) -> int:
-    from .gradients import run_gradients
     from ..specs import GradientsSpec, load_spec
+    from .gradients import run_gradients
 
     run_gradients(load_spec(args.spec, GradientsSpec), out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
                   fmt=args.format)
@@ -14,9 +13,9 @@ def _gradients(args) -> int:
 
 
 def _lr_scan(args) -> int:
+    from ..specs import LRScanSpec, load_spec
     from .lr_bisect import run_bisect
     from .lr_scan import run_lr_scan
-    from ..specs import LRScanSpec, load_spec
 
     run = run_bisect if args.bisect else run_lr_scan
     run(load_spec(args.spec, LRScanSpec), out=args.out, address=args.address, actors=args.actors,
@@ -26,9 +25,9 @@ def _lr_scan(args) -> int:
 
 def check_spec(spec) -> str:
     """What `landscape validate` says of a gradients or lr-scan spec, after checking model, data and tracked parameter."""
-    from .gradients import checked_model
     from ..specs import GradientsSpec
     from ..training.train import check_train
+    from .gradients import checked_model
 
     if isinstance(spec, GradientsSpec):
         inputs, _, factory, _ = check_train(spec)
@@ -44,7 +43,7 @@ def check_spec(spec) -> str:
 
 
 def add_parsers(sub) -> None:
-    from ..cli import add_cluster_flags, add_output_flags
+    from ..common.flags import add_cluster_flags, add_output_flags
 
     g = sub.add_parser("gradients", help="train (or only initialize) and record gradient statistics per parameter")
     g.add_argument("spec")

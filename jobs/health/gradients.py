@@ -21,7 +21,7 @@ from landscape.errors import SpecError
 from landscape.gradients import STAT_INFO, STATS, GradientRecorder, Row, probe_gradients, update_ratio, weight_matrices
 from landscape.training import StopTraining, train
 
-from ..scan.run import plot_and_say, say, versions
+from ..common.report import plot_and_say, say, versions
 from ..specs import GradientsSpec
 from ..training.train import check_train
 

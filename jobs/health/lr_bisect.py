@@ -30,6 +30,8 @@ from cluster.session import ray_session
 from landscape.errors import ResultError
 from landscape.lr_search import LRRun, best_gain, interior, transition
 
+from ..common.report import say
+from ..specs import LRScanSpec
 from .lr_scan import (
     ROW_ARRAYS,
     RateItem,
@@ -44,8 +46,6 @@ from .lr_scan import (
     default_output,
     report_end,
 )
-from ..scan.run import say
-from ..specs import LRScanSpec
 
 LR_DIM = [*ROW_ARRAYS, "lr", "diverged", "collapsed", "lr_done"]  # the arrays along the lr dimension
 

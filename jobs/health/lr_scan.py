@@ -40,10 +40,10 @@ from landscape.lr_search import (
     transition,
 )
 
-from .gradients import checked_model
-from ..scan.run import plot_and_say, say, versions
+from ..common.report import plot_and_say, say, versions
 from ..specs import LRScanSpec
 from ..training.train import check_train
+from .gradients import checked_model
 
 ROW_ARRAYS = RUN_ARRAYS + ("grad_ratio", "accuracy_gain")
 DESCRIPTIONS = {

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import platform
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from cluster.driver import evaluate_tiles, store_tiles
+from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultStore, ResultWriter
-from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
 from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
 from landscape.metrics import ARRAYS, array_names
 
-from ..common.build import Built, build_problem
+from ..common.report import plot_and_say, say, versions
 from ..specs import ScanSpec
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from .problem import Built, build_problem
 
 
 def axis_values(axis) -> np.ndarray:
@@ -34,37 +28,6 @@ def axis_values(axis) -> np.ndarray:
 
 def default_output(spec: ScanSpec) -> str:
     return spec.output or f"results/{spec.name}.zarr"
-
-
-def plots_dir_for(url: str, name: str) -> Path:
-    """Plots go beside a local result (foo.zarr -> foo-plots/), else under results/."""
-    if "://" in url:
-        return Path("results") / f"{name}-plots"
-    p = Path(url)
-    return p.with_name(p.name.removesuffix(".zarr") + "-plots")
-
-
-def plot_and_say(url: str, name: str, fmt: str, out: str | Path | None = None) -> None:
-    """Draw the result's figures (into `out`, else beside it as <name>-plots) and print each path."""
-    from ..plot import plot_result
-
-    for path in plot_result(url, out or plots_dir_for(url, name), fmt):
-        print(f"plot: {path}")
-
-
-def versions() -> dict:
-    import pydantic
-    import ray
-    import zarr
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "zarr": zarr.__version__,
-        "numpy": np.__version__,
-        "pydantic": pydantic.__version__,
-    }
 
 
 def _batchnorm_note(spec: ScanSpec, problem) -> str:

@@ -38,7 +38,6 @@ from .bundle import (
     new_job_id,
     remote_output,
 )
-
 from .ray_jobs import (
     KIND_KEY,
     NAME_KEY,
@@ -170,7 +169,8 @@ def _when(ms: int | None) -> str:
 
 def progress_lines(url: str, width: int = 30) -> list[str]:
     """A bar from the result's tile_done array and the result's own status (and writer), or why there is none (yet)."""
-    from cluster.lease import describe_holder, read_lease
+    from cluster.lease import describe_holder
+    from cluster.leasing import read_lease
     from cluster.store import ResultStore
 
     try:
@@ -285,7 +285,7 @@ def list_jobs(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """The subcommands of this module, on the CLI's subparsers."""
-    from ..cli import nonneg_float, positive_int
+    from ..common.flags import nonneg_float, positive_int
 
     addr = dict(help="the Ray dashboard, e.g. http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS)")
     s = sub.add_parser("submit", help="run a scan (or a curve training) as a Ray job on a cluster; prints the job id")

@@ -81,6 +81,20 @@ def build_trajectory_slice(spec: ScanSpec, model, layout: StateLayout, notes: li
     return sl, extras
 
 
+def build_slice(spec: ScanSpec, factory, notes: list[str], data=None) -> tuple[Slice, dict]:
+    """The slice-kind builder (jobs/scan/problem.py) of `trajectory` and `trajectory_pca`."""
+    model = factory()
+    return build_trajectory_slice(spec, model, StateLayout.of(model), notes)
+
+
+def after_build(spec: ScanSpec, built) -> None:
+    """The grid fitted to the path (grid.fit: path), and a PCA plane's checkpoints evaluated before the tiles."""
+    if spec.grid.fit:
+        built.grid, built.meta["grid_fit"] = fit_grid(spec, built.problem.slice)
+    if spec.slice.kind == "trajectory_pca":
+        built.before_tiles.append(checkpoint_values(spec, built))
+
+
 def fit_grid(spec: ScanSpec, sl: Slice):
     """spec.grid with the range of each axis covering the projected path (and the origin) plus the margin."""
     g = spec.grid

@@ -1,0 +1,107 @@
+"""A scan spec as the problem its actors evaluate: data, model and the slice its kind names, checked.
+
+Each slice kind has one builder, `build(spec, factory, notes, data) -> (Slice, origin's non-float state)`,
+in the module of its capability; SLICE_KINDS is the one table of them. A new slice kind is a spec
+class (jobs/specs/), a builder, and one row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from landscape import data as datasets
+from landscape.errors import SpecError
+from landscape.factories import ModelFactory
+from landscape.plan import EvalOptions
+from landscape.problem import ScanProblem
+from landscape.slices import Slice
+
+from ..common.build import check_prepared, prepare
+from ..curvature.plane import build_hessian_plane
+from ..curves.slices import build_curve_slice
+from ..specs import ScanSpec
+from ..specs.hessian import HessianOptions
+from ..trajectories.slices import after_build as trajectory_after_build
+from ..trajectories.slices import build_slice as build_trajectory_slice
+from .slices import build_checkpoint_slice
+
+
+@dataclass(frozen=True)
+class SliceKind:
+    build: object  # fn(spec, factory, notes, data) -> (Slice, extras)
+    after_build: object = None  # fn(spec, built): a fitted grid, work before the tiles
+
+
+SLICE_KINDS: dict[str, SliceKind] = {
+    "random_plane": SliceKind(build_checkpoint_slice),
+    "random_line": SliceKind(build_checkpoint_slice),
+    "line_between": SliceKind(build_checkpoint_slice),
+    "plane_through": SliceKind(build_checkpoint_slice),
+    "hessian_plane": SliceKind(build_hessian_plane),
+    "curve": SliceKind(build_curve_slice),
+    "curve_plane": SliceKind(build_curve_slice),
+    "trajectory": SliceKind(build_trajectory_slice, trajectory_after_build),
+    "trajectory_pca": SliceKind(build_trajectory_slice, trajectory_after_build),
+}
+
+
+def build_slice(spec: ScanSpec, factory: ModelFactory, notes: list[str] | None = None, data=None) -> tuple[Slice, dict]:
+    """The slice of the spec and the non-float state of its origin checkpoint (`data`: (inputs, targets) if loaded)."""
+    kind = SLICE_KINDS.get(spec.slice.kind)
+    if kind is None:  # pragma: no cover - the spec's union forbids it
+        raise SpecError(f"unknown slice kind {spec.slice.kind!r}")
+    return kind.build(spec, factory, notes if notes is not None else [], data)
+
+@dataclass
+class Built:
+    """A scan's problem, checked, with what the run should say and record about it."""
+
+    problem: ScanProblem
+    extras: dict  # the origin checkpoint's non-float state (BatchNorm's num_batches_tracked)
+    notes: list[str] = field(default_factory=list)
+    grid: object = None  # the grid with its range resolved (grid.fit: path); None: spec.grid as written
+    meta: dict = field(default_factory=dict)  # more entries for the result's meta (e.g. grid_fit)
+    # Work on the cluster before the tiles, each fn(store, request, cluster_spec) recording its
+    # results in the meta and skipping what a resumed result already has (a trajectory's checkpoints).
+    before_tiles: list = field(default_factory=list)
+
+
+def bn_subset(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    if spec.batchnorm_samples is None or spec.batchnorm_samples >= len(inputs):
+        return None
+    return datasets.subsample(inputs, targets, spec.batchnorm_samples, seed=spec.data.seed)[0]
+
+
+def build_problem(spec: ScanSpec) -> Built:
+    """Everything the actors need, checked (data fits model) before any work starts."""
+    prepared = prepare(spec.data, spec.model)
+    inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
+    check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
+    sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
+    options = EvalOptions(
+        precision=spec.precision,
+        data_chunk=spec.data_chunk,
+        expected_points=int(np.prod(spec.grid_shape)),
+        batchnorm=spec.batchnorm_mode,
+        batchnorm_batch=spec.batchnorm_batch,
+        **spec.evaluator.model_dump(),
+    )
+    problem = ScanProblem(
+        factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
+        bn_inputs=bn_subset(spec, inputs, targets),
+        metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
+    )
+    if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)
+        notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
+    built = Built(problem, extras, notes)
+    after = SLICE_KINDS[spec.slice.kind].after_build
+    if after is not None:
+        after(spec, built)
+    return built
+
+
+def _has_batchnorm(factory: ModelFactory) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in factory().modules())
