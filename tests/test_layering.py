@@ -11,7 +11,7 @@ LAYERS = ("landscape", "cluster", "jobs")
 # The floors of jobs/, lowest first: a module may import its own floor and those below, never above.
 JOB_FLOORS = (
     ("jobs.specs", "jobs.plot", "jobs.examples"),  # validated specs and figures: landscape and cluster only
-    ("jobs.common",),  # a spec's data, model and checkpoints; reporting; CLI flags; identity
+    ("jobs.common",),  # a spec's data, model and checkpoints; reporting; CLI flags
     ("jobs.scan.slices", "jobs.curves.slices", "jobs.trajectories.slices", "jobs.curvature.plane"),  # slice builders
     ("jobs.scan.problem",),  # the table of slice kinds: a scan spec -> its problem
     ("jobs.scan", "jobs.training"),  # the tiled scan, the weights at a grid point, plain training

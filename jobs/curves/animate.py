@@ -12,7 +12,6 @@ and one set of log contour levels across all frames.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from ..common.report import plots_dir_for, say
 from ..scan.problem import build_problem
 from ..scan.run import _meta, finish_run, points_left, scan_arrays
 from ..specs.animate import AnimateSpec
+from ..specs.base import identity_of
 from .slices import build_curve_slice
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
@@ -115,7 +115,7 @@ def build_frames(spec: AnimateSpec) -> tuple[FrameSeries, dict, list[dict]]:
 
 def identity(spec: AnimateSpec, records: list[dict]) -> str:
     """The spec's identity and the content of every frame: a curve run trained on must not resume into it."""
-    return hashlib.sha256((spec.identity() + "".join(r["sha256"] for r in records)).encode()).hexdigest()[:16]
+    return identity_of(spec.identity() + "".join(r["sha256"] for r in records))
 
 
 def frame_arrays(spec: AnimateSpec, series: FrameSeries, records: list[dict]) -> list[ArrayDef]:

@@ -12,7 +12,6 @@ curve scan does). `curve.json`, written last, means the run finished.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -69,9 +68,7 @@ def check_curve_train(spec: CurveTrainSpec) -> CurveSetup:
 
 def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
     """What determines the curve: the spec (not where it goes or who computes) and the endpoints' content."""
-    d = spec.model_dump(mode="json", exclude={"output", "cluster", "endpoints"})
-    d["endpoints"] = [e["sha256"] for e in endpoints]
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    return spec.numbers_identity({"output", "cluster", "endpoints"}, endpoints=[e["sha256"] for e in endpoints])
 
 
 def check_output(out_dir: Path, ident: str, overwrite: bool) -> bool:
