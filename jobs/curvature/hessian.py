@@ -248,7 +248,8 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
     dev = check_device(device)
     point, inputs, targets, factory, model = resolve_point(spec)  # bad input fails here, before anything is written
     identity = spec.identity(point.result_identity)
-    with ResultWriter(url, identity=identity, overwrite=overwrite, command=f"landscape hessian {spec.name}", what="hessian") as w:
+    with ResultWriter(url, identity=identity, overwrite=overwrite, command=f"landscape hessian {spec.name}", what="hessian",
+                      resumable=False) as w:  # an unfinished result is computed again
         if w.store is not None and w.store.meta.get("status") == "complete":
             say(f"{url} is already complete; nothing to compute")
             meta = w.store.meta
@@ -260,14 +261,7 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
             for note in meta["notes"]:
                 say(f"note: {note}")
             meta["versions"] = versions()
-            if w.store is None:
-                w.create(arrays, meta)
-            else:  # an earlier run of the same spec stopped before finishing: same shapes, rewrite them
-                for a in arrays:
-                    if a.name not in w.store.group or tuple(w.store.group[a.name].shape) != np.shape(a.data):
-                        raise ResultError(f"{url} holds an unfinished run with other shapes; pass --overwrite")
-                    w.store.group[a.name][...] = a.data
-                w.resume(**meta)
+            w.create(arrays, meta)
             w.finish(wall_seconds=time.monotonic() - t0)
     for line in summary_lines(meta):
         print(line)

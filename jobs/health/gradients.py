@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from cluster.store import ArrayDef, ResultWriter, inspect_output
+from cluster.store import ArrayDef, ResultWriter
 from landscape.errors import SpecError
 from landscape.gradients import STAT_INFO, STATS, GradientRecorder, Row, probe_gradients, update_ratio, weight_matrices
 from landscape.training import StopTraining, train
@@ -108,12 +108,8 @@ class _RowWriter:
 
 
 def _writer(url: str, spec: GradientsSpec, overwrite: bool) -> ResultWriter:
-    out = inspect_output(url)
-    restart = out.state == "result" and out.meta.get("identity") == spec.identity() and out.meta.get("status") != "complete"
-    if restart:
-        say(f"note: {url} holds an unfinished run of this spec; a gradients run does not resume mid-training: starting again")
-    return ResultWriter(url, identity=spec.identity(), overwrite=overwrite or restart,
-                        command=f"landscape gradients {spec.name}", what="gradients")
+    return ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape gradients {spec.name}",
+                        what="gradients", resumable=False)  # no resuming mid-training
 
 
 def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
