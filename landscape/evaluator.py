@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .batchnorm import recompute_batchnorm
 from .head import ClassMajorLinear, output_layer
 from .metrics import OutputMetric, PointMetric, build_metrics
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, allow_recompiles, make_plan, widest_output_elements
@@ -31,6 +32,7 @@ from .shortcut import (
     swap_module,
 )
 from .slices import points_on_slice
+
 
 class Evaluator:
     """Holds the model and the full-batch data on one device; evaluates grid points."""
@@ -55,10 +57,8 @@ class Evaluator:
             m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
         ]
         self.plan = self._make_plan(problem)
-        inputs = problem.inputs.to(self.device)
-        inputs = inputs.float() if inputs.is_floating_point() else inputs  # token ids stay integer
+        inputs = self._device_inputs(problem.inputs)
         if self.plan.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.inputs = self._compute(inputs)
         self.targets = problem.targets.to(self.device)
@@ -103,6 +103,12 @@ class Evaluator:
                 self.plan = replace(self.plan, vmap_fallback=why)
 
     # -- setup ---------------------------------------------------------------
+    def _device_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The data on the device, float32 (token ids stay integer), channels-last if the plan says so."""
+        x = x.to(self.device)
+        x = x.float() if x.is_floating_point() else x
+        return x.contiguous(memory_format=torch.channels_last) if self.plan.channels_last else x
+
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
         """Float data in the compute dtype; integer data (token ids) as they are."""
         return x.float().to(self.dtype) if x.is_floating_point() else x
@@ -151,19 +157,38 @@ class Evaluator:
     def _install_shortcut(self, inputs: torch.Tensor) -> None:
         """Precompute the first layer's outputs for the origin and each direction, per chunk."""
         name = self._first
-        layer = self.model.get_submodule(name)
+        self._shortcut_layer = self.model.get_submodule(name)
         prefix = name + "."
-        own = [k for k in self._names if k.startswith(prefix) and "." not in k[len(prefix) :]]
-        vecs = [self.origin, *self.directions]
-        states = [
-            {k[len(prefix) :]: v for k, v in self.layout.unflatten(vec).items() if k in own} for vec in vecs
-        ]
-        for s, e in self._chunks:
-            self._bases.append(layer_basis(layer, layer_input(self.model, name, inputs[s:e]), states))
+        self.skip = {k for k in self._names if k.startswith(prefix) and "." not in k[len(prefix) :]}
+        self._bases = self._shortcut_bases(inputs)
         self.shortcut = PrecomputedLayer(self.directions.shape[0], self.dtype).to(self.device)
         swap_module(self.model, name, self.shortcut)
-        self.skip = set(own)
         self._shortcut_key = prefix + "coef"
+
+    def _shortcut_bases(self, inputs: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per data chunk, the first layer's outputs for the origin and each direction (fp32)."""
+        n = len(self._first) + 1
+        states = [{k[n:]: v for k, v in self.layout.unflatten(vec).items() if k in self.skip}
+                  for vec in [self.origin, *self.directions]]
+        return [layer_basis(self._shortcut_layer, layer_input(self.model, self._first, inputs[s:e]), states)
+                for s, e in self._chunks]
+
+    @torch.no_grad()
+    def set_slice(self, sl) -> None:
+        """Evaluate another basis of the same layout and size (an animation's next frame) with everything else kept:
+        the model, the data on the device, compiled code and CUDA graphs (the basis is copied in place)."""
+        if sl.layout.size != self.layout.size or sl.directions.shape != self.directions.shape:
+            raise ValueError(f"set_slice: the slice must keep the layout and the {self.directions.shape[0]} directions")
+        self._problem = replace(self._problem, slice=sl)  # what a rebuild (out of memory, compile failure) uses
+        self.origin.copy_(sl.origin)
+        self.directions.copy_(sl.directions)
+        self.coef_map, self.companions = sl.coef_map, dict(sl.companions)
+        if self.shortcut is not None:
+            with matmul_mode(self.precision):
+                fresh = self._shortcut_bases(self._device_inputs(self._problem.inputs))
+            for old, new in zip(self._bases, fresh):
+                for o, b in zip(old, new):
+                    o.copy_(b)
 
     def _install_class_major_head(self) -> None:
         """Swap the model's output Linear for its class-major twin (head.py), if it has one the shortcut left."""
@@ -199,29 +224,7 @@ class Evaluator:
         if self.shortcut is not None:
             self.shortcut.coef.copy_(coefs[0])
         if self.recompute_bn:
-            self._recompute_batchnorm()
-
-    def _recompute_batchnorm(self) -> None:
-        """Re-estimate BatchNorm statistics at the loaded point, as mode connectivity's `update_bn`.
-
-        Train-mode passes over the batches (BatchNorm layers only: dropout stays off,
-        so the result is deterministic); batch b gets momentum n_b / (n_seen + n_b),
-        so the running statistics end as the sample-weighted mean of the batch
-        statistics. The statistics are views of the flat state: the next point's
-        load overwrites them.
-        """
-        for bn in self._batchnorms:
-            bn.train()
-        seen = 0
-        try:
-            for batch in self._bn_batches:
-                for bn in self._batchnorms:
-                    bn.momentum = len(batch) / (seen + len(batch))
-                self.model(batch)
-                seen += len(batch)
-        finally:
-            for bn in self._batchnorms:
-                bn.eval()
+            recompute_batchnorm(self.model, self._batchnorms, self._bn_batches)
 
     # -- one pass over the data for K points ---------------------------------------
     def _state(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from cluster.driver import evaluate_tiles, store_tiles
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultWriter
 from cluster.tiling import Tile, iter_tiles, tile_coords, tile_grid_shape
-from landscape.checkpoints import file_sha256, is_curve_checkpoint, read_checkpoint
+from landscape.checkpoints import is_curve_checkpoint, read_checkpoint
 from landscape.errors import CheckpointError, SpecError
 from landscape.frames import FrameEvaluator, FrameSeries
 
@@ -96,15 +96,17 @@ def build_frames(spec: AnimateSpec) -> tuple[FrameSeries, dict, list[dict]]:
     built = build_problem(first)  # data, model, options, checks: once
     factory, notes = built.problem.model_factory, built.notes
     slices = [built.problem.slice]
+    known: dict = {}  # the endpoints, read and hashed once for all the other frames
     for _, path in frames[1:]:
         s = spec.model_copy(update={"slice": spec.slice.model_copy(update={"curve": path})})
-        sl, _ = build_curve_slice(s, factory, notes)
+        sl, _ = build_curve_slice(s, factory, notes, known=known)
         if [e["sha256"] for e in sl.info["endpoints"]] != [e["sha256"] for e in slices[0].info["endpoints"]]:
             raise CheckpointError(f"curve checkpoint {str(path)!r} joins other endpoints than {str(frames[0][1])!r}; "
                                   "every frame of an animation must be a checkpoint of the same curve run")
         slices.append(sl)
     records = [
-        {"epoch": e, "curve": str(p), "sha256": file_sha256(p), "checkpoints": sl.checkpoints, "curve_info": sl.info["curve"]}
+        {"epoch": e, "curve": str(p), "sha256": sl.info["curve_checkpoint"]["sha256"], "checkpoints": sl.checkpoints,
+         "curve_info": sl.info["curve"]}
         for (e, p), sl in zip(frames, slices)
     ]
     series = FrameSeries(built.problem, torch.stack([sl.directions for sl in slices]))

@@ -57,16 +57,26 @@ def check_endpoint(path: Path, recorded: dict, i: int, curve: Path) -> None:
 
 
 def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_nonfinite: bool = False,
-               notes: list[str] | None = None) -> LoadedCurve:
-    """Read a curve checkpoint and its endpoints (hash-checked) for the model `factory` builds."""
+               notes: list[str] | None = None, known: dict | None = None) -> LoadedCurve:
+    """Read a curve checkpoint and its endpoints (hash-checked) for the model `factory` builds.
+
+    `known`: endpoints read before in this run, {path: (sha256, flat, non-float state)}; an endpoint the curve
+    records with the same content is taken from there, not read and hashed again (an animation's frames)."""
     curve = Path(curve)
     record = read_curve_checkpoint(curve, "slice.curve")
     model = factory()
     layout = StateLayout.of(model)
     paths = [Path(p) for p in endpoints] if endpoints else [Path(e["path"]) for e in record["endpoints"]]
+    ends = []
     for i, (p, rec) in enumerate(zip(paths, record["endpoints"])):
-        check_endpoint(p, rec, i, curve)
-    states = [load_checked(p, model, allow_nonfinite, notes if notes is not None else []) for p in paths]
+        hit = (known or {}).get(str(p))
+        if hit is None or hit[0] != rec.get("sha256"):
+            check_endpoint(p, rec, i, curve)
+            state = load_checked(p, model, allow_nonfinite, notes if notes is not None else [])
+            hit = (rec["sha256"], layout.flatten(state), non_float_state(state))
+            if known is not None:
+                known[str(p)] = hit
+        ends.append(hit)
     theta = fit_state(record["theta"], model, f"{curve} (its theta)")
     bad = nonfinite_entries(theta)
     if bad and not allow_nonfinite:
@@ -78,14 +88,14 @@ def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_n
         "curve_checkpoint": {"path": str(curve), "sha256": file_sha256(curve), "epoch": record.get("epoch")},
         "endpoints": [{"path": str(p), "sha256": rec["sha256"]} for p, rec in zip(paths, record["endpoints"])],
     }
-    w1, w2 = (layout.flatten(s) for s in states)
-    return LoadedCurve(record["kind"], layout, w1, layout.flatten(theta), w2, non_float_state(states[0]), info)
+    (_, w1, extras), (_, w2, _) = ends
+    return LoadedCurve(record["kind"], layout, w1, layout.flatten(theta), w2, extras, info)
 
 
-def build_curve_slice(spec, factory: ModelFactory, notes: list[str], data=None) -> tuple[Slice, dict]:
-    """The `curve` or `curve_plane` slice of a scan spec, and w1's non-float state."""
+def build_curve_slice(spec, factory: ModelFactory, notes: list[str], data=None, known: dict | None = None) -> tuple[Slice, dict]:
+    """The `curve` or `curve_plane` slice of a scan spec, and w1's non-float state (`known`: see load_curve)."""
     s = spec.slice
-    c = load_curve(s.curve, factory, s.endpoints, spec.allow_nonfinite, notes)
+    c = load_curve(s.curve, factory, s.endpoints, spec.allow_nonfinite, notes, known)
     if s.kind == "curve":
         return curve_slice(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info), c.extras
     sl = curve_plane(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info)
