@@ -31,7 +31,7 @@ from .shortcut import (
     layer_input,
     swap_module,
 )
-from .slices import points_on_slice
+from .slices import points_on_slice, support_of
 
 
 class Evaluator:
@@ -87,6 +87,7 @@ class Evaluator:
             self._run_model = torch.compile(self.model, mode=mode, dynamic=False)
         self._compiled_ok = False
         self._graph = None
+        self._support: list[int] | None = None  # directions with nonzero coefficients in this pass (None: all)
         metrics = build_metrics(problem.metrics, problem.metric_options)
         self.output_metrics: list[OutputMetric] = [m for m in metrics if isinstance(m, OutputMetric)]
         self.point_metrics: list[PointMetric] = [m for m in metrics if isinstance(m, PointMetric)]
@@ -218,7 +219,7 @@ class Evaluator:
 
     def _load_point(self, coefs: torch.Tensor) -> None:
         """Load one grid point (1, D) into the model's own state."""
-        points_on_slice(self.origin, self.directions, coefs, out=self._point)
+        points_on_slice(self.origin, self.directions, coefs, out=self._point, support=self._support)
         if self._flat.data_ptr() != self._point.data_ptr():
             self._flat.copy_(self._point[0])
         if self.shortcut is not None:
@@ -229,7 +230,7 @@ class Evaluator:
     # -- one pass over the data for K points ---------------------------------------
     def _state(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Batched state dict (K, *shape) in the compute dtype for coefficients (K, D)."""
-        vec = points_on_slice(self.origin, self.directions, coefs).to(self.dtype)
+        vec = points_on_slice(self.origin, self.directions, coefs, support=self._support).to(self.dtype)
         parts = torch.split(vec, [e.numel for e in self.layout.entries], dim=1)
         state = {
             e.name: p.view(len(coefs), *e.shape) for e, p in zip(self.layout.entries, parts) if e.name not in self.skip
@@ -377,7 +378,9 @@ class Evaluator:
                         total[g : g + k].copy_(part)
             else:
                 for g in range(0, len(c), k):
+                    self._support = support_of(padded[g : g + k])  # a path's two checkpoints, not all of them
                     self._sums(c[g : g + k], into=[total[g : g + k] for total in sums])
+                self._support = None
             results: dict[str, torch.Tensor] = {}
             i = 0
             for om in self.output_metrics:
