@@ -12,7 +12,8 @@ LAYERS = ("landscape", "cluster", "jobs")
 JOB_FLOORS = (
     ("jobs.specs", "jobs.plot", "jobs.examples"),  # validated specs and figures: landscape and cluster only
     ("jobs.common",),  # a spec's data, model and checkpoints; reporting; CLI flags
-    ("jobs.scan.slices", "jobs.curves.slices", "jobs.trajectories.slices", "jobs.curvature.plane"),  # slice builders
+    ("jobs.scan.slices", "jobs.curves.slices", "jobs.trajectories.slices", "jobs.curvature.plane",
+     "jobs.scan.stored"),  # slice builders, and the slice a result holds
     ("jobs.scan.problem",),  # the table of slice kinds: a scan spec -> its problem
     ("jobs.scan", "jobs.training"),  # the tiled scan, the weights at a grid point, plain training
     ("jobs.curves", "jobs.trajectories", "jobs.curvature", "jobs.health", "jobs.service"),  # capabilities

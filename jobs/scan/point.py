@@ -11,10 +11,9 @@ import numpy as np
 import torch
 
 from cluster.store import ResultStore
-from landscape.coefmaps import from_json
 from landscape.errors import ResultError, SpecError
-from landscape.params import StateLayout
-from landscape.slices import combine
+
+from .stored import stored_slice
 
 
 def _check_coordinate(name: str, value: float, axis: np.ndarray, extrapolate: bool) -> None:
@@ -38,12 +37,8 @@ def point_state(result: str, x: float, y: float | None = None, extrapolate: bool
     _check_coordinate("x", x, store.group["x"][...], extrapolate)
     if y is not None:
         _check_coordinate("y", y, store.group["y"][...], extrapolate)
-    coords = [x] if dims == 1 else [x, y]
-    origin = torch.from_numpy(store.group["origin"][...])  # (P,)
-    directions = torch.from_numpy(store.group["directions"][...])  # (D, P)
-    coefs = from_json(meta.get("coef_map"), directions.shape[0])(np.array([coords]))[0]
-    state = dict(StateLayout.from_json(meta["layout"]).unflatten(combine(origin, directions, coefs)))
-    state.update({k: torch.tensor(v) for k, v in meta.get("non_float_state", {}).items()})
+    sl, extras = stored_slice(store)
+    state = {**sl.layout.unflatten(sl.point([x] if dims == 1 else [x, y])), **extras}
     return {k: v.clone() for k, v in state.items()}
 
 

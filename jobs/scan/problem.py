@@ -27,12 +27,14 @@ from ..specs.hessian import HessianOptions
 from ..trajectories.slices import after_build as trajectory_after_build
 from ..trajectories.slices import build_slice as build_trajectory_slice
 from .slices import build_checkpoint_slice
+from .stored import scan_of, stored_slice
 
 
 @dataclass(frozen=True)
 class SliceKind:
     build: object  # fn(spec, factory, notes, data) -> (Slice, extras)
     after_build: object = None  # fn(spec, built): a fitted grid, work before the tiles
+    costly: bool = False  # a resumed or finished result's stored slice is read instead of building it again
 
 
 SLICE_KINDS: dict[str, SliceKind] = {
@@ -40,11 +42,11 @@ SLICE_KINDS: dict[str, SliceKind] = {
     "random_line": SliceKind(build_checkpoint_slice),
     "line_between": SliceKind(build_checkpoint_slice),
     "plane_through": SliceKind(build_checkpoint_slice),
-    "hessian_plane": SliceKind(build_hessian_plane),
+    "hessian_plane": SliceKind(build_hessian_plane, costly=True),
     "curve": SliceKind(build_curve_slice),
     "curve_plane": SliceKind(build_curve_slice),
     "trajectory": SliceKind(build_trajectory_slice, trajectory_after_build),
-    "trajectory_pca": SliceKind(build_trajectory_slice, trajectory_after_build),
+    "trajectory_pca": SliceKind(build_trajectory_slice, trajectory_after_build, costly=True),
 }
 
 
@@ -75,12 +77,19 @@ def bn_subset(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> to
     return datasets.subsample(inputs, targets, spec.batchnorm_samples, seed=spec.data.seed)[0]
 
 
-def build_problem(spec: ScanSpec) -> Built:
-    """Everything the actors need, checked (data fits model) before any work starts."""
+def build_problem(spec: ScanSpec, url: str | None = None) -> Built:
+    """Everything the actors need, checked (data fits model) before any work starts.
+
+    `url`: where the result goes; if a result of this spec is there, a costly slice is read from it."""
     prepared = prepare(spec.data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
-    sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
+    store = scan_of(url, spec.identity()) if SLICE_KINDS[spec.slice.kind].costly else None
+    if store is not None:
+        sl, extras = stored_slice(store)
+        notes.append(f"{spec.slice.kind}: the slice stored in {url} (not computed again)")
+    else:
+        sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
     options = EvalOptions(
         precision=spec.precision,
         data_chunk=spec.data_chunk,

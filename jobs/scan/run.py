@@ -219,7 +219,7 @@ def run_scan(
 ) -> str:
     """Run (or resume) the scan; returns the result's path or URL."""
     url = str(out or default_output(spec))
-    built = build_problem(spec)  # every bad input fails here, before anything is written
+    built = build_problem(spec, url)  # every bad input fails here, before anything is written
     problem = built.problem
     for note in built.notes:
         say(f"note: {note}")
