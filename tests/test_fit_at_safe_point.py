@@ -11,14 +11,7 @@ from cluster import interrupts
 from cluster.ray_train import fit_at_safe_point
 from landscape.errors import ClusterError, Terminated
 
-
-@pytest.fixture
-def installed():
-    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    assert interrupts.install()
-    yield
-    signal.signal(signal.SIGINT, saved[0])
-    signal.signal(signal.SIGTERM, saved[1])
+from .test_interrupts import installed  # noqa: F401 (the fixture: the CLI's handlers installed)
 
 
 @pytest.mark.parametrize("sig, exc", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
