@@ -37,13 +37,14 @@ from .lr_scan import (
     RateItem,
     _arrays,
     _meta,
-    _range_test,
     _request,
     _Rows,
     _work_left,
     _writer,
     build_lr_problem,
     default_output,
+    on_result,
+    range_item,
     report_end,
 )
 
@@ -160,17 +161,21 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
                 rows = _Rows(store, spec, spec.name)
                 rounds = Rounds(store, spec, rows)
                 t0, train_s = time.monotonic(), 0.0
+                rt = range_item(spec, problem, store)
+                if rt is not None:
+                    rounds.pending.appendleft(rt)  # one more item of the same queue, first: the one long run
                 if rounds.pending:
                     c = spec.cluster
-                    stats = run_work(problem, LRRun, rounds, len(rounds.pending), lambda it: (it.lr,), rounds.on_result, request,
+                    stats = run_work(problem, LRRun, rounds, len(rounds.pending), lambda it: it.args,
+                                     on_result(rows, rt, t0, rounds.on_result), request,
                                      max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s)
-                    rows.deaths, rows.retries, train_s = stats.actor_deaths, stats.retries, stats.evaluator_seconds
+                    rows.deaths, rows.retries = stats.actor_deaths, stats.retries
+                    train_s = stats.evaluator_seconds - rows.range_seconds
                 if not rounds.finished:  # the queue ran dry with a round unfinished: never report a half answer
                     raise ResultError(f"{url}: the bisection stopped in round {len(rounds.rounds) + 1}; run the same command again")
                 wall = time.monotonic() - t0
                 store.update_meta(rounds=rounds.rounds, bisect_wall_seconds=wall, bisect_train_seconds=train_s,
                                   actors=request.actors, actor_deaths=rows.deaths, retries=rows.retries)
-                _range_test(spec, problem, store, request)
         g, n = store.group, rounds.used
         t, width = rounds.t, rounds.width
         converged = width is not None and width <= b.tolerance

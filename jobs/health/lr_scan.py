@@ -7,7 +7,7 @@ and then marked in `lr_done`, so a killed driver resumes with the rates left and
 a killed actor's rate is redone elsewhere; the numbers do not depend on which
 actor trained which rate. `--bisect` (jobs/health/lr_bisect.py) narrows the breakthrough
 down round by round through the same queue. The range test is one more work item
-beside either.
+of either queue, on the same actors.
 
 Result (dims lr, epoch): `median_log10_grad` (the tracked weight matrix, on the
 probe samples; epoch 0 = initialization), its 10th/90th percentiles, `loss`,
@@ -33,7 +33,6 @@ from landscape.lr_search import (
     RUN_ARRAYS,
     LRProblem,
     LRRun,
-    RangeTest,
     best_gain,
     collapsed,
     derived,
@@ -73,9 +72,16 @@ class RateItem:
     def extent(self) -> str:
         return f"learning rate {self.lr:.4g}"
 
+    @property
+    def args(self) -> tuple:  # LRRun.evaluate's
+        return (self.lr,)
+
 
 @dataclass(frozen=True)
 class RangeItem:
+    """The range test: one more item of the rates' queue, on the same actors."""
+
+    args: tuple  # LRRun.evaluate's: (lo, (hi, steps, beta, diverge_factor))
     index: str = "range-test"
     name: str = "range-test"
     extent: str = "the range test"
@@ -157,6 +163,7 @@ class _Rows:
     def __init__(self, store, spec: LRScanSpec, label: str):
         self.store, self.spec, self.label = store, spec, label
         self.count = self.deaths = self.retries = 0
+        self.range_seconds = 0.0  # the range test's training, when it ran in the same queue
 
     def write(self, item: RateItem, result: dict) -> bool:
         g, i = self.store.group, item.index
@@ -187,31 +194,46 @@ def _request(spec: LRScanSpec, actors: int | None, gpus_per_actor: float | None)
 
 
 def _train_rates(problem, items: list[RateItem], rows: _Rows, request, spec) -> tuple[float, float]:
-    """Train `items` on the actors; (wall seconds, training seconds summed over actors)."""
-    if not items:
+    """Train `items` (and the range test, when it is due) on the actors, one queue; (wall seconds, training seconds
+    of the rates summed over actors)."""
+    rt = range_item(spec, problem, rows.store)
+    if not items and rt is None:
         return 0.0, 0.0
     t0 = time.monotonic()
-    stats = run_work(
-        problem, LRRun, items, len(items), lambda it: (it.lr,), lambda it, result, _stats: rows.write(it, result), request,
-        max_attempts=spec.cluster.max_attempts, placement_timeout_s=spec.cluster.placement_timeout_s,
-    )
+    queue = ([rt] if rt is not None else []) + items  # the one long run first: it overlaps the rates
+    stats = run_work(problem, LRRun, queue, len(queue), lambda it: it.args, on_result(rows, rt, t0), request,
+                     max_attempts=spec.cluster.max_attempts, placement_timeout_s=spec.cluster.placement_timeout_s)
     rows.deaths += stats.actor_deaths
     rows.retries += stats.retries
-    return time.monotonic() - t0, stats.evaluator_seconds
+    return time.monotonic() - t0, stats.evaluator_seconds - rows.range_seconds
 
 
-def _range_test(spec: LRScanSpec, problem: LRProblem, store, request) -> None:
-    """The range test as one work item, stored beside the scan; skipped when stored already."""
+def range_item(spec: LRScanSpec, problem: LRProblem, store) -> RangeItem | None:
+    """The range test's work item; None when it is off or stored already."""
     if not spec.range_test.enabled or store.meta.get("range_test", {}).get("done"):
-        return
+        return None
     lo, hi, steps = _range_settings(spec, problem)
     r = spec.range_test
-    out: dict = {}
-    t0 = time.monotonic()
-    stats = run_work(problem, RangeTest, [RangeItem()], 1, lambda _it: (lo, hi, steps, r.smoothing, r.diverge_factor),
-                     lambda _it, result, _s: out.update(result), request,
-                     max_attempts=spec.cluster.max_attempts, placement_timeout_s=spec.cluster.placement_timeout_s)
-    wall = time.monotonic() - t0
+    return RangeItem((lo, (hi, steps, r.smoothing, r.diverge_factor)))
+
+
+def on_result(rows: _Rows, rt: RangeItem | None, t0: float, rates=None):
+    """What the queue does with each result: a rate's row (`rates`: another handler of rates), or the range test's."""
+    rates = rates or (lambda it, result, _stats: rows.write(it, result))
+
+    def handle(item, result, stats) -> None:
+        if isinstance(item, RangeItem):
+            rows.range_seconds = result["train_seconds"]
+            _store_range_test(rows.store, item, result, time.monotonic() - t0)
+        else:
+            rates(item, result, stats)
+
+    return handle
+
+
+def _store_range_test(store, item: RangeItem, out: dict, wall: float) -> None:
+    """The range test's arrays and its summary in the meta (done: a resumed run skips it)."""
+    lo, (hi, steps, _, _) = item.args
     g = store.group
     g["range_lr"][...] = out["lr"]
     g["range_loss"][...] = out["loss"]
@@ -219,7 +241,7 @@ def _range_test(spec: LRScanSpec, problem: LRProblem, store, request) -> None:
     ran = int(np.isfinite(out["loss"]).sum() + (1 if out["diverged"] else 0))
     store.update_meta(range_test={
         "done": True, "lo": lo, "hi": hi, "steps": steps, "steps_run": min(ran, steps), "stopped_on_divergence": bool(out["diverged"]),
-        "suggestion": out["suggestion"], "wall_seconds": wall, "train_seconds": stats.evaluator_seconds,
+        "suggestion": out["suggestion"], "wall_seconds": wall, "train_seconds": out["train_seconds"],
     })
 
 
@@ -285,7 +307,6 @@ def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None
                 if items:
                     store.update_meta(scan_wall_seconds=wall, scan_train_seconds=train_s, actors=request.actors,
                                       actor_deaths=rows.deaths, retries=rows.retries)
-                _range_test(spec, problem, store, request)
         missing = int((~store.group["lr_done"][...].astype(bool)).sum())
         if missing:  # never call a result complete that is not
             raise ResultError(f"{url}: {missing} rate(s) are not stored after the run; run the same command again")
