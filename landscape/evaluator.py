@@ -177,19 +177,24 @@ class Evaluator:
     @torch.no_grad()
     def set_slice(self, sl) -> None:
         """Evaluate another basis of the same layout and size (an animation's next frame) with everything else kept:
-        the model, the data on the device, compiled code and CUDA graphs (the basis is copied in place)."""
+        the model, the data on the device, compiled code and CUDA graphs."""
         if sl.layout.size != self.layout.size or sl.directions.shape != self.directions.shape:
             raise ValueError(f"set_slice: the slice must keep the layout and the {self.directions.shape[0]} directions")
         self._problem = replace(self._problem, slice=sl)  # what a rebuild (out of memory, compile failure) uses
-        self.origin.copy_(sl.origin)
-        self.directions.copy_(sl.directions)
+        if self._graph is None:  # on a CPU these are the slice's own tensors (.to is no copy): never write into them
+            self.origin, self.directions = sl.origin.to(self.device), sl.directions.to(self.device)
+        else:  # a CUDA graph replays on these addresses (device copies, ours)
+            self.origin.copy_(sl.origin)
+            self.directions.copy_(sl.directions)
         self.coef_map, self.companions = sl.coef_map, dict(sl.companions)
         if self.shortcut is not None:
             with matmul_mode(self.precision):
                 fresh = self._shortcut_bases(self._device_inputs(self._problem.inputs))
-            for old, new in zip(self._bases, fresh):
+            for old, new in zip(self._bases, fresh):  # the evaluator's own tensors, in place for the graph
                 for o, b in zip(old, new):
                     o.copy_(b)
+        for m in self.output_metrics + self.point_metrics:
+            m.bind(self)  # what a metric precomputed from the slice (an ensemble's reference point)
 
     def _install_class_major_head(self) -> None:
         """Swap the model's output Linear for its class-major twin (head.py), if it has one the shortcut left."""

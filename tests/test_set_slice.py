@@ -40,6 +40,7 @@ COORDS = np.array([[0.0, 0.0], [0.4, -0.2], [-0.7, 0.9], [1.1, 0.3]])
 def test_set_slice_gives_what_a_new_evaluator_gives(case):
     kind, options = CASES[case]
     a, b = _problem(kind, options, seed=3), _problem(kind, options, seed=11)
+    kept = [t.clone() for t in (a.slice.origin, a.slice.directions, b.slice.origin, b.slice.directions)]
     ev = Evaluator(a, device="cpu")
     first = ev.evaluate(COORDS)
     ev.set_slice(b.slice)
@@ -47,6 +48,10 @@ def test_set_slice_gives_what_a_new_evaluator_gives(case):
     want = Evaluator(b, device="cpu").evaluate(COORDS)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+    ev.set_slice(a.slice)  # and back: the first slice's numbers again, neither slice written into
+    np.testing.assert_allclose(ev.evaluate(COORDS)["loss"], first["loss"], rtol=1e-5, atol=1e-6)
+    for before, now in zip(kept, (a.slice.origin, a.slice.directions, b.slice.origin, b.slice.directions)):
+        assert torch.equal(before, now)
     assert not np.allclose(got["loss"][1:], first["loss"][1:])  # the basis did change (the origin is shared)
     if kind == "mlp":  # and against a plain PyTorch loop, independent of the evaluator
         model = b.model_factory()
@@ -67,8 +72,8 @@ def test_frames_share_one_evaluator():
     dirs = torch.stack([_problem("cnn", EvalOptions(), s).slice.directions for s in (3, 5, 8)])  # (F, D, P)
     fe = FrameEvaluator(FrameSeries(problem, dirs), device="cpu")
     first = fe.evaluator
-    for f in (1, 2, 0, 2):
+    for f in (1, 2, 0, 2):  # frame 0 again after others: its own basis, untouched by the switches
         got = fe.evaluate(f, COORDS)
-        want = Evaluator(FrameSeries(problem, dirs).problem_of(f), device="cpu").evaluate(COORDS)
+        want = Evaluator(FrameSeries(problem, dirs.clone()).problem_of(f), device="cpu").evaluate(COORDS)
         np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
     assert fe.evaluator is first and fe.switches == 5
