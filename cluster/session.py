@@ -111,6 +111,11 @@ def plan_actors(actors: int | None, gpus_per_actor: float | None, cpus_per_actor
         actors = int(gpus // gpus_per_actor) if gpus_per_actor > 0 else int(cpus // cpus_per_actor)
         actors = max(actors, 1)
     req = ActorRequest(actors, cpus_per_actor, gpus_per_actor)
-    if gpus_per_actor > gpus or cpus_per_actor > cpus:
-        raise ClusterError(f"no actor can be placed: {req.describe()}; lower --gpus-per-actor or add nodes")
+    fixes = []  # name the setting that does not fit, and what the cluster has
+    if cpus_per_actor > cpus:
+        fixes.append(f"lower cluster.cpus_per_actor ({cpus_per_actor:g}) to at most the cluster's {cpus:g} CPU(s)")
+    if gpus_per_actor > gpus:
+        fixes.append(f"lower --gpus-per-actor (or cluster.gpus_per_actor, {gpus_per_actor:g}) to at most the cluster's {gpus:g} GPU(s)")
+    if fixes:
+        raise ClusterError(f"no actor can be placed: {req.describe()}; {' and '.join(fixes)}, or add nodes")
     return req

@@ -19,7 +19,10 @@ from landscape.errors import LandscapeError, Terminated
 MODULES = ("jobs.commands", "jobs.service.remote")
 MODULES += ("jobs.health.commands",)  # gradients, lr-scan
 MODULES += ("jobs.curvature.hessian",)  # hessian
+MODULES += ("jobs.curvature.sharpness",)  # sharpness
 MODULES += ("jobs.curves.commands",)
+MODULES += ("jobs.export.commands",)  # export
+MODULES += ("jobs.view.commands",)  # view
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -51,8 +51,16 @@ def _plot(args) -> int:
     from cluster.store import ResultStore
 
     from .common.report import plot_and_say
+    from .plot.options import options_from_args
 
-    plot_and_say(args.result, ResultStore.open(args.result).meta["name"], args.format, out=args.out)
+    opts = options_from_args(args)  # bad options fail before anything is drawn
+    name = ResultStore.open(args.result).meta["name"]
+    if args.html:
+        from .plot.html import write_html
+
+        print(f"plot: {write_html(args.result, args.html, opts)}")
+        return 0
+    plot_and_say(args.result, name, args.format, out=args.out, opts=opts)
     return 0
 
 
@@ -73,6 +81,7 @@ def _fetch(args) -> int:
 
 def add_parsers(sub) -> None:
     from .common.flags import add_cluster_flags, add_output_flags, finite_float
+    from .plot.options import add_plot_flags
     from .specs import SPEC_KINDS
 
     v = sub.add_parser("validate", help="check a spec and the files it names")
@@ -99,6 +108,8 @@ def add_parsers(sub) -> None:
     pl.add_argument("result")
     pl.add_argument("--out", help="folder for the figures (default: beside the result)")
     pl.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
+    pl.add_argument("--html", metavar="FILE", help="write one self-contained interactive HTML page (surface, heatmap) instead")
+    add_plot_flags(pl)
     pl.set_defaults(run=_plot)
 
     pt = sub.add_parser("point", help="write the weights at a grid point as a state_dict")

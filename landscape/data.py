@@ -13,6 +13,8 @@ from math import prod
 import torch
 
 from .errors import DataError
+from .memory import check_data_memory
+from .user_calls import call_factory, first_line, still_waiting
 
 
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,13 +43,18 @@ def synthetic(
     return x, out.argmax(dim=1)
 
 
+def subsample_indices(n: int, size: int | None, seed: int = 0) -> torch.Tensor | None:
+    """The sorted indices of a seeded subset of `size` of `n` samples; None for all of them (size None or >= n)."""
+    if size is None or size >= n:
+        return None
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
+    return idx.sort()[0]
+
+
 def subsample(x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int = 0):
     """A seeded subset of `size` samples (all of them when size is None or >= N)."""
-    if size is None or size >= len(x):
-        return x, y
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size]
-    idx, _ = idx.sort()
-    return x[idx], y[idx]
+    idx = subsample_indices(len(x), size, seed)
+    return (x, y) if idx is None else (x[idx], y[idx])
 
 
 def import_object(path: str, error: type[Exception] = DataError, field: str = "data.factory"):
@@ -62,11 +69,14 @@ def import_object(path: str, error: type[Exception] = DataError, field: str = "d
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)  # `landscape run` from a folder with the factory's module, as the actors see it
     try:
-        obj = importlib.import_module(module)
+        with still_waiting(f"{field} {path!r} (importing {module!r})"):
+            obj = importlib.import_module(module)
+    except SystemExit as e:
+        raise error(f"{field} {path!r}: importing {module!r} exited (sys.exit({e.code!r})); a factory's module must not exit when imported") from None
     except ImportError as e:
         raise error(f"{field} {path!r}: cannot import module {module!r} ({e}); is it in the current directory or on PYTHONPATH?") from None
     except Exception as e:  # the module itself raised on import
-        raise error(f"{field} {path!r}: importing {module!r} raised {type(e).__name__}: {_first_line(e)}") from None
+        raise error(f"{field} {path!r}: importing {module!r} raised {type(e).__name__}: {first_line(e)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise error(f"{field} {path!r}: module {module!r} has no attribute {attr!r}")
@@ -76,11 +86,7 @@ def import_object(path: str, error: type[Exception] = DataError, field: str = "d
     return obj
 
 
-_DATA_CONTRACT = "it must return (inputs, targets): two arrays or tensors of equal length, or a map-style Dataset of (input, target) pairs"
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+_DATA_CONTRACT = "(inputs, targets): two arrays or tensors of equal length, or a map-style Dataset of (input, target) pairs"
 
 
 def _describe(obj) -> str:
@@ -91,41 +97,71 @@ def _describe(obj) -> str:
     return f"a {type(obj).__name__}"
 
 
+def _read_dataset(made, path: str, subset: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items of a map-style Dataset (only those of the seeded subset), checked for count and memory first."""
+    try:
+        n = int(len(made))
+    except Exception as e:
+        raise DataError(f"data factory {path!r} returned a Dataset whose len() fails ({first_line(e)}); it must return {_DATA_CONTRACT}") from None
+    if n == 0:
+        raise DataError(f"data factory {path!r} returned an empty Dataset (0 samples)")
+    if n > MAX_DATASET_ITEMS:
+        raise DataError(
+            f"data factory {path!r} returned a Dataset of {n:,} items, more than {MAX_DATASET_ITEMS:,}: every sample is "
+            "read into memory, item by item; return a smaller Dataset (e.g. torch.utils.data.Subset) or (inputs, targets) tensors"
+        )
+    idx = subsample_indices(n, subset, seed)
+    order = range(n) if idx is None else idx.tolist()
+    try:
+        with still_waiting(f"data factory {path!r} (reading {len(order):,} Dataset items)"):
+            for k, i in enumerate(order):
+                item = made[i]
+                xi, yi = _tensor(item[0], "inputs", path), _tensor(item[1], "targets", path)
+                if k == 0:
+                    check_data_memory(len(order), tuple(xi.shape), f"data factory {path!r}", bytes_per_value=max(4, xi.element_size()))
+                    x = torch.empty((len(order), *xi.shape), dtype=xi.dtype)
+                    y = torch.empty((len(order), *yi.shape), dtype=yi.dtype)
+                    first = i
+                elif xi.shape != x.shape[1:] or yi.shape != y.shape[1:]:
+                    raise DataError(f"data factory {path!r}: Dataset item {i} is an input of shape {tuple(xi.shape)} and a target "
+                                    f"of {tuple(yi.shape)}, but item {first}'s are {tuple(x.shape[1:])} and {tuple(y.shape[1:])}; "
+                                    "every item must have the same shapes")
+                x[k], y[k] = xi, yi
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"data factory {path!r} returned a Dataset whose items are not (input, target) pairs ({first_line(e)}); "
+                        f"it must return {_DATA_CONTRACT}") from None
+    return x, y
+
+
 def _tensor(v, what: str, path: str) -> torch.Tensor:
     try:
         return torch.as_tensor(v)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise DataError(f"data factory {path!r}: its {what} are not numeric arrays ({_first_line(e)}); {_DATA_CONTRACT}") from None
+        raise DataError(f"data factory {path!r}: its {what} are not numeric arrays ({first_line(e)}); it must return {_DATA_CONTRACT}") from None
 
 
-def from_factory(path: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Call a user's data factory: (inputs float32 or as integers, targets, notes about what was converted)."""
+MAX_DATASET_ITEMS = 10_000_000  # a Dataset is read item by item through Python: more would take hours
+
+
+def from_factory(path: str, kwargs: dict | None = None, subset: int | None = None, seed: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Call a user's data factory: (inputs float32 or as integers, targets, notes about what was converted).
+
+    A Dataset it returns is sized first (item count, then the bytes of the items to read, from the first one) and
+    only the `subset` of its items that `subsample` would keep is read."""
     fn = import_object(path)
-    try:
-        made = fn(**kwargs)
-    except Exception as e:
-        raise DataError(
-            f"data factory {path!r} raised {type(e).__name__}: {_first_line(e)}; it is called with data.kwargs "
-            f"({', '.join(kwargs) or 'none'}) as keyword arguments; {_DATA_CONTRACT}"
-        ) from None
+    made = call_factory(fn, kwargs or {}, f"data factory {path!r}", DataError, _DATA_CONTRACT, "data.kwargs")
     notes = []
     if isinstance(made, (tuple, list)) and len(made) == 2 and not isinstance(made, str):
         x, y = (_tensor(v, w, path) for v, w in zip(made, ("inputs", "targets")))
     elif hasattr(made, "__getitem__") and hasattr(made, "__len__") and not isinstance(made, (str, bytes, tuple, list, dict)):
-        try:
-            pairs = [made[i] for i in range(len(made))]
-            if not pairs:
-                raise DataError(f"data factory {path!r} returned an empty Dataset (0 samples)")
-            x = torch.stack([_tensor(p[0], "inputs", path) for p in pairs])
-            y = torch.stack([_tensor(p[1], "targets", path) for p in pairs])
-        except DataError:
-            raise
-        except Exception as e:
-            raise DataError(f"data factory {path!r} returned a Dataset whose items are not (input, target) pairs ({_first_line(e)}); {_DATA_CONTRACT}") from None
+        x, y = _read_dataset(made, path, subset, seed)
     else:
-        raise DataError(f"data factory {path!r} returned {_describe(made)}; {_DATA_CONTRACT}")
+        raise DataError(f"data factory {path!r} returned {_describe(made)}; it must return {_DATA_CONTRACT}")
     if x.dim() == 0 or y.dim() == 0:
-        raise DataError(f"data factory {path!r} returned a single number, not one row per sample; {_DATA_CONTRACT}")
+        raise DataError(f"data factory {path!r} returned a single number, not one row per sample; it must return {_DATA_CONTRACT}")
     if len(x) == 0:
         raise DataError(f"data factory {path!r} returned 0 samples; it must return at least one")
     if len(x) != len(y):

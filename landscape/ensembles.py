@@ -40,4 +40,5 @@ class EnsembleWithFirst(OutputMetric):
         acc[1] -= picked.sum(1).to(torch.float64)
 
     def finish(self, acc, evaluator) -> dict[str, torch.Tensor]:
-        return {"ensemble_accuracy": acc[0] / evaluator.n, "ensemble_nll": acc[1] / evaluator.n}
+        n = evaluator.samples_seen
+        return {"ensemble_accuracy": acc[0] / n, "ensemble_nll": acc[1] / n}

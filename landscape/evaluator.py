@@ -24,6 +24,7 @@ from .metrics import OutputMetric, PointMetric, build_metrics
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, allow_recompiles, make_plan, widest_output_elements
 from .precision import PRECISIONS, compute_dtype, matmul_mode
 from .problem import ScanProblem, default_device
+from .sequential import SAMPLES, chunks_by_step, evaluate_sequentially, stratified_order
 from .shortcut import (
     PrecomputedLayer,
     first_layer,
@@ -51,26 +52,28 @@ class Evaluator:
         self.origin = problem.slice.origin.to(self.device)  # (P,) fp32
         self.directions = problem.slice.directions.to(self.device)  # (D, P) fp32
         self.n = len(problem.inputs)
+        self.samples_seen: int | torch.Tensor = self.n  # what output metrics divide by (sequential.py: per point)
         self.model = problem.model_factory().to(self.device).eval()  # eval: BatchNorm uses running stats
         self._names = [e.name for e in self.layout.entries]
         self._batchnorms = [
             m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
         ]
         self.plan = self._make_plan(problem)
-        inputs = self._device_inputs(problem.inputs)
+        self.sequential = problem.sequential
+        # Sequential evaluation takes the data in one fixed, seeded order (sequential.py).
+        self._order = stratified_order(problem.targets, self.sequential.seed) if self.sequential else slice(None)
+        inputs, targets = self._device_inputs(problem.inputs[self._order]), problem.targets[self._order]
         if self.plan.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.inputs = self._compute(inputs)
-        self.targets = problem.targets.to(self.device)
+        self.targets = targets.to(self.device)
         self.recompute_bn = self.options.batchnorm == "recompute" and bool(self._batchnorms)
         if self.recompute_bn:
             bn = problem.bn_inputs if problem.bn_inputs is not None else problem.inputs
             self._bn_batches = [self._compute(b.to(self.device)) for b in bn.split(self.options.batchnorm_batch)]
         self.skip: set[str] = set()  # state entries the shortcut replaces
         self.shortcut: PrecomputedLayer | None = None
-        self._chunks = [
-            (s, min(s + self.plan.data_chunk, self.n)) for s in range(0, self.n, self.plan.data_chunk)
-        ]
+        self._chunks, self.step_chunks = chunks_by_step(self.n, self.plan.data_chunk, self.sequential)
         self._bases: list[list[torch.Tensor]] = []
         if self.plan.shortcut:
             with matmul_mode(self.precision):  # fp32 means no TF32 here too
@@ -93,10 +96,11 @@ class Evaluator:
         self.point_metrics: list[PointMetric] = [m for m in metrics if isinstance(m, PointMetric)]
         for m in metrics:
             m.bind(self)
-        self.metric_names = [n for m in metrics for n in m.names]
+        self.metric_names = [n for m in metrics for n in m.names] + ([SAMPLES] if self.sequential is not None else [])
         # Companion paths (a curve's straight line) share the pass machinery; their arrays are prefixed.
         self.companions = dict(problem.slice.companions)
-        self.metric_names += [f"{c}_{n}" for c in self.companions for n in self.metric_names]
+        self._companion_names = [f"{c}_{n}" for c in self.companions for n in self.metric_names]
+        self.metric_names += self._companion_names
         if self.plan.points_per_pass > 1:
             why = self._vmap_problem()
             if why:  # e.g. data-dependent control flow on the weights: one point per pass instead, recorded in the plan
@@ -138,8 +142,10 @@ class Evaluator:
         self._last = output_layer(self.model, sample)
         with torch.no_grad():
             out = self.model(sample)
-        # MSE averages over every output element, cross-entropy over samples.
-        self.terms_per_point = self.n * (out[0].numel() if self.loss == "mse" else 1)
+        # MSE averages over every output element, cross-entropy over labels (one per sample, or per token).
+        labels = 1 if problem.targets.is_floating_point() else problem.targets[0].numel()
+        self.predictions = self.n * labels  # what accuracy divides by
+        self.terms_per_point = self.n * out[0].numel() if self.loss == "mse" else self.predictions
         shortcut_per_sample = None
         if self._first is not None:
             with torch.no_grad():
@@ -189,7 +195,7 @@ class Evaluator:
         self.coef_map, self.companions = sl.coef_map, dict(sl.companions)
         if self.shortcut is not None:
             with matmul_mode(self.precision):
-                fresh = self._shortcut_bases(self._device_inputs(self._problem.inputs))
+                fresh = self._shortcut_bases(self._device_inputs(self._problem.inputs[self._order]))
             for old, new in zip(self._bases, fresh):  # the evaluator's own tensors, in place for the graph
                 for o, b in zip(old, new):
                     o.copy_(b)
@@ -249,17 +255,16 @@ class Evaluator:
             return self._run_model(x)[None]
         return vmap(lambda st: functional_call(self.model, st, (x,)), in_dims=(0,), randomness="error")(state)
 
-    def _sums(self, coefs: torch.Tensor, into: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
-        """Every output metric's (K,) accumulators over all the data, float64 on the device.
+    def _sums(self, coefs: torch.Tensor, into: list[torch.Tensor] | None = None, chunks=None, loaded=False) -> list[torch.Tensor]:
+        """Every output metric's (K,) accumulators over all the data (or the data `chunks`, indices), float64 on the device.
 
         `into`: zeroed (K,) tensors to accumulate in (views of the call's results), else new ones.
+        `loaded`: K = 1 and this point is loaded already (sequential evaluation's next step).
         """
         k = len(coefs)
-        if k == 1:
+        if k == 1 and not loaded:
             self._load_point(coefs)
-            state = None
-        else:
-            state = self._state(coefs)
+        state = None if k == 1 else self._state(coefs)
         flat = into or [
             torch.zeros(k, dtype=torch.float64, device=self.device) for m in self.output_metrics for _ in range(m.accumulators)
         ]
@@ -267,13 +272,22 @@ class Evaluator:
         for m in self.output_metrics:
             accs.append(flat[i : i + m.accumulators])
             i += m.accumulators
-        for c, (s, e) in enumerate(self._chunks):
+        for c in range(len(self._chunks)) if chunks is None else chunks:
+            s, e = self._chunks[c]
             if self.shortcut is not None:
                 self.shortcut.basis = self._bases[c]
             out = self._forward(state, self.inputs[s:e]).float()  # (K, n, C)
             for m, acc in zip(self.output_metrics, accs):
                 m.accumulate(acc, out, self.targets[s:e], s, e)
         return flat
+
+    def finish_metrics(self, sums: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every output metric's arrays from its summed accumulators (in `output_metrics` order)."""
+        results, i = {}, 0
+        for om in self.output_metrics:
+            results.update(om.finish(sums[i : i + om.accumulators], self))
+            i += om.accumulators
+        return results
 
     # -- CUDA graph ------------------------------------------------------------------
     def _graphed(self):
@@ -366,7 +380,7 @@ class Evaluator:
         """Every metric at coefficients (M, D)."""
         m, k = len(coefs), self.plan.points_per_pass
         if m == 0:
-            return {name: np.empty(0, np.float32) for m_ in self.output_metrics + self.point_metrics for name in m_.names}
+            return {name: np.empty(0, np.float32) for name in self.metric_names if name not in self._companion_names}
         # Pad to whole groups of K with copies of the last point: every point is
         # computed in a pass of the same shape, whatever the tile size.
         padded = np.concatenate([coefs, np.repeat(coefs[-1:], (-m) % k, axis=0)])
@@ -374,7 +388,9 @@ class Evaluator:
         n_acc = sum(om.accumulators for om in self.output_metrics)
         sums = [torch.zeros(len(c), dtype=torch.float64, device=self.device) for _ in range(n_acc)]
         with matmul_mode(self.precision):
-            if self.plan.cuda_graphs:
+            if self.sequential is not None:
+                results = evaluate_sequentially(self, c[:m])
+            elif self.plan.cuda_graphs:
                 graph, static, outs = self._graphed()
                 for g in range(0, len(c), k):
                     static.copy_(c[g : g + k])
@@ -386,11 +402,8 @@ class Evaluator:
                     self._support = support_of(padded[g : g + k])  # a path's two checkpoints, not all of them
                     self._sums(c[g : g + k], into=[total[g : g + k] for total in sums])
                 self._support = None
-            results: dict[str, torch.Tensor] = {}
-            i = 0
-            for om in self.output_metrics:
-                results.update(om.finish(sums[i : i + om.accumulators], self))
-                i += om.accumulators
+            if self.sequential is None:
+                results = self.finish_metrics(sums)
             host = {name: v[:m].cpu().numpy().astype(np.float32) for name, v in results.items()}
             for pm in self.point_metrics:
                 rows = [pm.compute(self, c[j]) for j in range(m)]

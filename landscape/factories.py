@@ -10,6 +10,7 @@ from torch import nn
 from .adapters import with_logits
 from .data import import_object
 from .errors import SpecError
+from .user_calls import call_factory, first_line
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,14 @@ class ModelFactory:
         torch.manual_seed(self.seed)
         if self.kind == "import":
             fn = import_object(self.factory, SpecError, "model.factory")
-            try:
-                model = fn(**self.options)
-            except Exception as e:
-                raise SpecError(
-                    f"model.factory {self.factory!r} raised {type(e).__name__}: {_first_line(e)}; it is called with "
-                    f"model.options as keyword arguments ({', '.join(self.options) or 'none'}) and must return an nn.Module"
-                ) from None
+            model = call_factory(fn, self.options, f"model.factory {self.factory!r}", SpecError, "an nn.Module", "model.options")
             if not isinstance(model, nn.Module):
                 raise SpecError(f"model.factory {self.factory!r} returned {type(model).__name__}, not an nn.Module")
             return with_logits(model)  # e.g. transformers' outputs: their logits
+        if self.kind == "hf_causal_lm":
+            from .lm import build_causal_lm
+
+            return with_logits(build_causal_lm(vocab=self.num_classes, **self.options))
         from .models import build_model
 
         options = dict(self.options)
@@ -50,9 +49,5 @@ class ModelFactory:
         try:
             model = build_model(self.kind, self.input_shape, self.num_classes, **options)
         except (ValueError, TypeError) as e:
-            raise SpecError(f"model.options: {_first_line(e)}") from None
+            raise SpecError(f"model.options: {first_line(e)}") from None
         return with_logits(model) if self.kind == "torchvision" else model
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]

@@ -33,7 +33,7 @@ def output_layer(model: nn.Module, sample: torch.Tensor) -> str | None:
     if not calls:
         return None
     name, last = calls[-1]
-    if last is not out or sum(n == name for n, _ in calls) != 1:
+    if last is not out or out.dim() != 2 or sum(n == name for n, _ in calls) != 1:
         return None
     return name if type(model.get_submodule(name)) is nn.Linear else None
 

@@ -200,8 +200,10 @@ class HessianExtremes(PointMetric):
 
     names = ("hessian_max", "hessian_min", "hessian_ratio", "hessian_residual")
 
-    def __init__(self, iterations: int = 20, tol: float = 1e-3, seed: int = 0, data_chunk: int | None = None):
+    def __init__(self, iterations: int = 20, tol: float = 1e-3, seed: int = 0, data_chunk: int | None = None,
+                 params: list[str] | None = None):
         self.iterations, self.tol, self.seed, self.data_chunk = iterations, tol, seed, data_chunk
+        self.params = params  # globs (or weights): the Hessian of those tensors only (Li et al.: weights)
 
     def bind(self, evaluator) -> None:
         if evaluator.dtype != torch.float32:
@@ -217,16 +219,21 @@ class HessianExtremes(PointMetric):
         self._retain: bool | None = None
 
     def compute(self, evaluator, coefs: torch.Tensor) -> dict[str, float]:
-        op = operator_at(evaluator, self.model, coefs.detach().cpu(), self.data_chunk, self._retain)
+        full = op = operator_at(evaluator, self.model, coefs.detach().cpu(), self.data_chunk, self._retain)
         if self._retain is None and op.finite_point:  # measured once per evaluator
             self._retain = op.retain
+        if self.params:
+            from .blocks import RestrictedOperator
+            from .param_select import select
+
+            op = RestrictedOperator.of(full, select(evaluator.layout, self.params, "hessian.params"))
         try:
             e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
         except torch.OutOfMemoryError:
-            if not op.retain:
+            if not full.retain:
                 raise  # the evaluator's own path: smaller data chunks, rebuilt
-            op.release()  # the kept graphs did not fit after all: rebuild them per product from now on
-            self._retain = op.retain = False
+            full.release()  # the kept graphs did not fit after all: rebuild them per product from now on
+            self._retain = full.retain = False
             e = eigenpairs(op, 1, self.iterations, self.tol, self.seed, vectors=False)
         hi, lo = float(e.values[0]), e.smallest
         ratio = abs(lo / hi) if hi != 0 else float("nan")

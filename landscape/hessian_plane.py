@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 
 from .directions import Ignore, Normalization, normalize_direction
+from .blocks import RestrictedOperator
 from .errors import SpecError
 from .hessian import operator_at, point_evaluator
+from .param_select import entry_mask, keep_only, select
 from .params import StateLayout
 from .plan import EvalOptions
 from .precision import matmul_mode
@@ -43,11 +45,16 @@ def hessian_plane(
     options: EvalOptions | None = None,
     device=None,
     on_step: StepHook | None = None,
+    params: list[str] | None = None,
 ) -> Slice:
-    """Origin `center` (P,), directions the top two Hessian eigenvectors of the scan's loss there."""
+    """Origin `center` (P,), directions the top two Hessian eigenvectors of the scan's loss there
+    (with `params`: of the Hessian of those tensors only, its block; zero elsewhere)."""
     ev = point_evaluator(model_factory, layout, center, inputs, targets, loss, options, device)
     model = model_factory().to(ev.device).eval()
-    op = operator_at(ev, model, [0.0])
+    op = full = operator_at(ev, model, [0.0])
+    chosen = select(layout, params, "slice.params") if params else None
+    if chosen:
+        op = RestrictedOperator.of(full, chosen)
     if op.size < 2:
         raise SpecError(f"slice: hessian_plane needs a model with at least 2 parameters; this one has {op.size}")
     with matmul_mode(ev.precision):
@@ -57,9 +64,12 @@ def hessian_plane(
             "slice: the Hessian at the checkpoint is not finite (an H v product gave NaN or inf: weights that overflow, or a "
             "loss that is not twice differentiable there); no hessian_plane can be built"
         )
-    dirs = in_layout(e.vectors.float(), layout)  # (2, P)
+    vectors = op.expand(e.vectors) if op is not full else e.vectors
+    dirs = in_layout(vectors.float(), layout)  # (2, P)
     if normalization != "none":
         dirs = torch.stack([normalize_direction(d, center, layout, normalization, ignore) for d in dirs])
+        if chosen:  # ignore: none sets 1-D entries to the weights (Li et al.): keep those of the block only
+            dirs = keep_only(dirs, entry_mask(layout, chosen))
         if not bool(torch.any(dirs != 0)):
             raise SpecError("slice: the normalized eigenvectors are all zeros (only 1-D parameters); set slice.ignore: none")
     info = {

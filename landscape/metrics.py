@@ -27,10 +27,23 @@ class ArrayInfo:
     unit_range: bool = False  # values in [0, 1] (accuracies)
 
 
+SE_SUFFIX = "_se"
+
+
+def se_name(name: str) -> str:
+    """The array holding the standard error of metric array `name` (a mean over samples)."""
+    return name + SE_SUFFIX
+
+
+def with_se(*names: str) -> tuple[str, ...]:
+    """Each mean-over-samples array followed by its standard-error array."""
+    return tuple(n for name in names for n in (name, se_name(name)))
+
+
 # family -> (its array names, "module:Class" that computes them)
 FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
-    "loss": (("loss",), "landscape.metrics:LossAccuracy"),
-    "accuracy": (("accuracy",), "landscape.metrics:LossAccuracy"),
+    "loss": (with_se("loss"), "landscape.metrics:LossAccuracy"),
+    "accuracy": (with_se("accuracy"), "landscape.metrics:LossAccuracy"),
     "hessian": (("hessian_max", "hessian_min", "hessian_ratio", "hessian_residual"), "landscape.hessian:HessianExtremes"),
     "ensemble": (("ensemble_accuracy", "ensemble_nll"), "landscape.ensembles:EnsembleWithFirst"),
 }
@@ -48,7 +61,18 @@ ARRAYS: dict[str, ArrayInfo] = {
         unit_range=True,
     ),
     "ensemble_nll": ArrayInfo("mean negative log-likelihood of that two-member ensemble", log_scale=True),
+    "samples": ArrayInfo("samples the point was evaluated on (sequential evaluation stops once the loss is known)"),
 }
+
+
+def se_info(name: str) -> ArrayInfo:
+    """How the standard-error array of metric array `name` is described."""
+    return ArrayInfo(
+        f"standard error of {name}: standard deviation of the per-sample values (ddof 1) / sqrt(samples)", log_scale=True
+    )
+
+
+ARRAYS.update({se_name(n): se_info(n) for n in ("loss", "accuracy")})
 
 
 def array_names(families) -> list[str]:
@@ -99,27 +123,47 @@ class PointMetric:
         raise NotImplementedError
 
 
+def sample_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per grid point and sample: loss summed over the sample's output elements, and whether it is correct.
+
+    out (K, n, ...) fp32, target (n, ...) -> ((K, n), (K, n) or None for regression). A block of
+    tokens (target (n, T)) is one sample: its loss summed over its T tokens, correct a count of tokens.
+    """
+    k = out.shape[0]
+    if loss == "cross_entropy" and not target.is_floating_point() and target.dim() > 1:
+        n = target.shape[0]
+        per_token, hit = sample_terms(out.reshape(k, -1, out.shape[-1]), target.reshape(-1), loss)  # (K, n*T)
+        return per_token.view(k, n, -1).sum(2), hit.view(k, n, -1).sum(2).to(out.dtype)  # (K, n)
+    if loss == "cross_entropy":
+        if out.device.type == "cpu" and out.dim() == 3 and out.shape[-1] <= CLASS_MAJOR_MAX:
+            return _cross_entropy_cpu(out, target)
+        logp = out.log_softmax(-1)
+        picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
+        return -picked, out.argmax(-1) == target
+    if target.is_floating_point():
+        err = out - target.reshape(out.shape[1:])
+        return err.square().flatten(2).sum(2), None
+    onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
+    return (out - onehot).square().flatten(2).sum(2), out.argmax(-1) == target
+
+
 def loss_terms(out: torch.Tensor, target: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Per grid point: summed loss and correct predictions over a chunk.
 
     out (K, n, ...) fp32, target (n, ...) -> ((K,), (K,)); correct is NaN for regression.
     """
-    k = out.shape[0]
-    if loss == "cross_entropy":
-        if out.device.type == "cpu" and out.dim() == 3:
-            return _cross_entropy_cpu(out, target)
-        logp = out.log_softmax(-1)
-        picked = logp.gather(-1, target.view(1, -1, 1).expand(k, -1, 1)).squeeze(-1)
-        return -picked.sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
-    if target.is_floating_point():
-        err = out - target.reshape(out.shape[1:])
-        return err.square().flatten(1).sum(1), torch.full((k,), float("nan"), device=out.device)
-    onehot = F.one_hot(target, out.shape[-1]).to(out.dtype)  # class labels under mse
-    return (out - onehot).square().flatten(1).sum(1), (out.argmax(-1) == target).sum(1).to(out.dtype)
+    per_sample, correct = sample_terms(out, target, loss)
+    if correct is None:
+        return per_sample.sum(1), torch.full((out.shape[0],), float("nan"), device=out.device)
+    return per_sample.sum(1), correct.sum(1).to(out.dtype)
+
+
+# Above this many classes (a language model's vocabulary) log_softmax along the classes is the fast way.
+CLASS_MAJOR_MAX = 1024
 
 
 def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K,) summed cross-entropy (logsumexp - logit[target]) and correct predictions, class-major.
+    """(K, n) cross-entropy per sample (logsumexp - logit[target]) and correct predictions, class-major.
 
     PyTorch's CPU log_softmax and argmax over a short class axis (10 classes) are
     slow (log_softmax ~15 ns an element: it vectorizes along the classes); the same
@@ -134,28 +178,62 @@ def _cross_entropy_cpu(out: torch.Tensor, target: torch.Tensor) -> tuple[torch.T
     picked = by_class.gather(1, target.view(1, 1, -1).expand(k, 1, -1))[:, 0]  # (K, n)
     hit = by_class == top  # (K, C, n) the maximal classes
     if bool((hit.sum(1) == 1).all()):  # one maximal class everywhere (no tie, no NaN): is it the target?
-        correct = (picked >= top[:, 0]).sum(1)
+        correct = picked >= top[:, 0]
     else:  # argmax's rule: the first maximal class, or the first NaN
         hit = hit | (by_class.isnan() & top.isnan())
         rank = torch.arange(c, 0, -1, dtype=out.dtype, device=out.device).view(1, c, 1)  # C .. 1
         first = c - torch.where(hit, rank, 0.0).amax(1)  # (K, n) index of the first maximal class
-        correct = (first == target).sum(1)
-    return (lse - picked).sum(1), correct.to(out.dtype)
+        correct = first == target
+    return lse - picked, correct
+
+
+def moments(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K,) float64 sum and sum of squares of per-sample values (K, n): a mean and its standard error from one pass."""
+    v = values.double()
+    return v.sum(1), v.square().sum(1)
+
+
+def mean_and_se(total: torch.Tensor, squares: torch.Tensor, n) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and its standard error (sample standard deviation, ddof 1, / sqrt(n)) from sums over n samples."""
+    mean = total / n
+    var = ((squares - total * mean) / (n - 1)).clamp_min(0.0)  # float64 sums: rounding may dip below 0
+    return mean, (var / n).sqrt()
 
 
 class LossAccuracy(OutputMetric):
-    """Mean loss (cross-entropy per sample, or MSE per output element) and accuracy."""
+    """Mean loss (cross-entropy per sample, or MSE per output element) and accuracy, with standard errors.
 
-    names = ("loss", "accuracy")
-    accumulators = 2
+    The standard errors come from the sum of squares of the per-sample values, kept
+    beside their sum in the same pass. A sample's MSE value is its mean over output
+    elements, so the loss (their mean) is the mean over all elements as before.
+    A sample's accuracy is 0 or 1, or for a block of tokens the fraction predicted right.
+    """
+
+    names = with_se("loss", "accuracy")
+    accumulators = 4  # sums and sums of squares of the per-sample loss and accuracy
 
     def bind(self, evaluator) -> None:
         self.loss = evaluator.loss
+        self.elements = evaluator.terms_per_point // evaluator.n  # output elements (mse) or tokens per sample, else 1
+        self.labels = evaluator.predictions // evaluator.n  # tokens per sample, else 1
 
     def accumulate(self, acc, out, target, start, stop) -> None:
-        l, c = loss_terms(out, target, self.loss)
-        acc[0] += l
-        acc[1] += c
+        per_sample, correct = sample_terms(out, target, self.loss)  # (K, n)
+        if self.elements != 1:
+            per_sample = per_sample / self.elements
+        total, squares = moments(per_sample)
+        acc[0] += total
+        acc[1] += squares
+        if correct is None:  # regression: no accuracy
+            acc[2] += float("nan")
+            acc[3] += float("nan")
+        else:  # 0 or 1 per sample; for a block of tokens, the fraction of its tokens predicted right
+            c_total, c_squares = moments(correct.double() / self.labels)
+            acc[2] += c_total
+            acc[3] += c_squares
 
     def finish(self, acc, evaluator) -> dict[str, torch.Tensor]:
-        return {"loss": acc[0] / evaluator.terms_per_point, "accuracy": acc[1] / evaluator.n}
+        n = evaluator.samples_seen  # all the data, or (M,) per point under sequential evaluation
+        loss, loss_se = mean_and_se(acc[0], acc[1], n)
+        accuracy, accuracy_se = mean_and_se(acc[2], acc[3], n)
+        return {"loss": loss, "loss_se": loss_se, "accuracy": accuracy, "accuracy_se": accuracy_se}

@@ -10,6 +10,7 @@ from torch import nn
 
 from .errors import DataError
 from .plan import EvalOptions
+from .sequential import Sequential
 from .slices import Slice
 
 LossKind = Literal["cross_entropy", "mse"]
@@ -28,6 +29,7 @@ class ScanProblem:
     metrics: tuple[str, ...] = ("loss", "accuracy")  # metric families (landscape.metrics.FAMILIES)
     metric_options: dict = field(default_factory=dict)  # family -> keyword options of its metric
     bn_inputs: torch.Tensor | None = None  # samples for batchnorm: recompute (default: inputs)
+    sequential: Sequential | None = None  # stop adding data to a point once its loss is known (sequential.py)
 
 
 def default_device() -> torch.device:
@@ -46,6 +48,10 @@ def check_data_fits(
     (or the data set's `classes`, when it has a class count of its own)."""
     model = model_factory().eval()
     x, y = inputs[:2], targets[:2]
+    if loss == "cross_entropy" and not targets.is_floating_point() and targets.dim() == 2:  # token targets (n, T)
+        from .lm import check_vocabulary
+
+        check_vocabulary(model, inputs, targets, classes)
     try:
         with torch.no_grad():
             out = model(x)
@@ -58,6 +64,10 @@ def check_data_fits(
         raise DataError(
             f"the model returns {type(out).__name__}, not a tensor of outputs per sample nor an object or dict with `logits`"
         )
+    if loss == "cross_entropy" and not targets.is_floating_point() and targets.dim() == 2:  # token targets (n, T)
+        from .lm import check_token_fit
+
+        return check_token_fit(out, targets, classes)
     if classes is not None and not targets.is_floating_point() and (out.dim() != 2 or out.shape[1] != classes):
         width = out.shape[1] if out.dim() == 2 else tuple(out.shape[1:])
         raise DataError(

@@ -138,7 +138,7 @@ def read_cifar(kind: str, root: Path, split: str) -> RawSet:
         if "data" not in d or label_key not in d:
             raise DataError(f"{base / name} is not a {TITLES[kind]} batch: it has no 'data' and {label_key!r} entries "
                             f"(it has {', '.join(map(str, list(d)[:5]))})")
-        data, lab = np.asarray(d["data"]), np.asarray(d[label_key])
+        data, lab = np.asarray(d["data"]), _labels_of(d[label_key], base / name, label_key)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(lab) != len(data):
             raise DataError(f"{base / name}: expected 'data' uint8 of shape (N, 3072) and N labels, got {data.dtype} "
                             f"{data.shape} and {len(lab)} labels")
@@ -148,6 +148,18 @@ def read_cifar(kind: str, root: Path, split: str) -> RawSet:
     _check_labels(y, classes, base, kind)
     x = np.concatenate(images) if len(images) > 1 else images[0]
     return RawSet(y, classes, (3, 32, 32), _array_take(x), f"{base}/{{{','.join(files[split])}}}")
+
+
+def _labels_of(raw, path: Path, key: str) -> np.ndarray:
+    """A batch's labels as a 1-D integer array; DataError naming the file for strings, floats, nesting."""
+    try:
+        lab = np.asarray(raw)
+    except ValueError as e:  # a ragged nesting
+        raise DataError(f"{path}: its {key!r} are not a list of integer class labels ({str(e)[:100]})") from None
+    if lab.ndim != 1 or not (np.issubdtype(lab.dtype, np.integer) or np.issubdtype(lab.dtype, np.bool_)):
+        raise DataError(f"{path}: its {key!r} must be a flat list of integer class labels, got {lab.dtype} of shape "
+                        f"{lab.shape}; is this a CIFAR python batch?")
+    return lab
 
 
 def _check_labels(y: np.ndarray, classes: int, where, kind: str) -> None:
@@ -275,6 +287,8 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")
+    except Image.DecompressionBombError as e:  # Pillow's guard: far more pixels than an image of a data set
+        raise DataError(f"{path} is too large to decode ({str(e).split(' could be')[0].rstrip(',')}); shrink or remove it") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path} cannot be read as an image ({type(e).__name__}: {str(e)[:120]}); remove or replace it") from None
     if size is not None:

@@ -34,6 +34,8 @@ class StopTraining(Exception):
 def mean_loss(out: torch.Tensor, target: torch.Tensor, loss: LossKind) -> torch.Tensor:
     """The differentiable loss the evaluator reports, as a mean (cross-entropy per sample, MSE per element)."""
     if loss == "cross_entropy":
+        if out.dim() == 3 and target.dim() == 2:  # tokens: (n, T, V) logits, (n, T) next tokens; the mean over all tokens
+            return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
         return nn.functional.cross_entropy(out, target)
     if not target.is_floating_point():
         target = nn.functional.one_hot(target, out.shape[1]).to(out.dtype)
@@ -97,8 +99,9 @@ def train(
                     on_backward(step, model)
                 opt.step()
                 l_sum, c = (float(v) for v in loss_terms(out.detach()[None].float(), targets[idx], loss))
-                t = len(idx) if loss == "cross_entropy" else out.numel()
-                total, terms, correct, seen = total + l_sum, terms + t, correct + c, seen + len(idx)
+                labels = len(idx) if targets.is_floating_point() else targets[idx].numel()  # one per sample, or per token
+                t = labels if loss == "cross_entropy" else out.numel()
+                total, terms, correct, seen = total + l_sum, terms + t, correct + c, seen + labels
                 if on_step is not None:
                     on_step(step, {"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], "loss": l_sum / max(t, 1)})
                 step += 1

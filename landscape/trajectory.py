@@ -178,12 +178,15 @@ def pca_plane(rows: torch.Tensor, ignored_sq: np.ndarray | None = None, labels: 
 
 
 def trajectory_plane(read: Reader, n: int, origin: torch.Tensor, layout: StateLayout,
-                     ignore: Ignore = "biasbn", labels: list[str] | None = None) -> TrajectoryPlane:
-    """PCA plane of n checkpoints, `read(i, out)` writing checkpoint i's flat state into out, one at a time."""
+                     ignore: Ignore = "biasbn", labels: list[str] | None = None,
+                     restrict: torch.Tensor | None = None) -> TrajectoryPlane:
+    """PCA plane of n checkpoints, `read(i, out)` writing checkpoint i's flat state into out, one at a time
+    (`restrict` (P,) bool: the PCA of those entries only, e.g. `params:`; the rest counts as ignored)."""
     labels = labels or [str(i) for i in range(n)]
     if n < 3:
         raise SpecError(f"slice.checkpoints: a plane needs at least 3 checkpoints, got {n}")
-    rows, ignored_sq = read_rows(read, n, origin, plane_entries(layout, ignore), layout.param_mask(), labels)
+    moves = plane_entries(layout, ignore) if restrict is None else plane_entries(layout, ignore) & restrict
+    rows, ignored_sq = read_rows(read, n, origin, moves, layout.param_mask(), labels)
     return pca_plane(rows, ignored_sq, labels)
 
 

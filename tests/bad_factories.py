@@ -88,3 +88,70 @@ def data_empty_dataset():
 def data_float64():
     x, y = data_ok()
     return np.asarray(x, dtype=np.float64), np.asarray(y)
+
+
+class _Huge(torch.utils.data.Dataset):
+    """10^9 items of 64 values: 256 GB if read."""
+
+    def __len__(self):
+        return 10**9
+
+    def __getitem__(self, i):
+        return torch.zeros(64), 0
+
+
+def data_huge_dataset():
+    return _Huge()
+
+
+class _Wide(torch.utils.data.Dataset):
+    """A few items whose inputs are far too large for any machine's memory (checked before they are read)."""
+
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, i):
+        return torch.zeros(1).expand(10**8), 0  # a view: 400 MB each if copied, 400 GB for all
+
+
+def data_wide_dataset():
+    return _Wide()
+
+
+class _Ragged(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(4 if i < 2 else 5), 0
+
+
+def data_ragged_dataset():
+    return _Ragged()
+
+
+def model_exits():
+    import sys
+
+    sys.exit(0)
+
+
+def model_parses_argv():
+    """A factory written as a script: it parses sys.argv, which holds landscape's own arguments."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="train_my_model")
+    p.add_argument("--width", type=int, default=8)
+    p.parse_args()
+    return nn.Linear(4, 3)
+
+
+def data_exits():
+    raise SystemExit("no data today")
+
+
+def model_sleeps(seconds: float = 2.5) -> nn.Module:
+    import time
+
+    time.sleep(seconds)
+    return model_three_outputs()

@@ -127,3 +127,16 @@ def write_image_folder(root: Path, classes=("cat", "dog", "emu"), per_class=(5, 
             Image.fromarray(img).save(path)
             written[c].append(path)
     return written
+
+
+def write_png_header(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height RGB pixels, with a tiny (wrong) body: a decompression bomb's
+    first bytes, enough for Pillow to judge the size, written without allocating the pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))

@@ -15,10 +15,13 @@ from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 
 from .bad_input_cases import OTHER_CASES, SPEC_CASES, Ctx
+from .bad_input_cases_hostile import HOSTILE_OTHER_CASES, HOSTILE_SPEC_CASES
 from .conftest import scan_spec_dict
 from .one_line import run_bad
 
 pytestmark = pytest.mark.ray
+SPEC_CASES = SPEC_CASES + HOSTILE_SPEC_CASES
+OTHER_CASES = OTHER_CASES + HOSTILE_OTHER_CASES
 
 
 @pytest.fixture(scope="module")

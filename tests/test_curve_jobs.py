@@ -111,7 +111,7 @@ def test_curve_scan_holds_curve_line_and_ensembles_and_plots_them(ray_cluster, d
     loss, line = ds["loss"].values, ds["line_loss"].values
     assert loss[0] == line[0] and loss[-1] == line[-1] and loss.max() < line.max()
     plots = {Path(ln.split()[-1]).name for ln in printed.splitlines() if ln.startswith("plot: ")}
-    assert plots == {"curve.png", "ensemble.png"}, plots  # the paired figures replace per-array lines
+    assert plots == {"curve.png", "ensemble.png", "loss_relative_se.png"}, plots  # the paired figures replace per-array lines
     # `landscape point` rebuilds phi(t) bit for bit.
     from landscape.curves import phi
     from landscape.params import StateLayout

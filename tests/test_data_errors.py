@@ -1,12 +1,13 @@
 """Bad data and model inputs of the file data sets and the model zoo: one line, exit 2, nothing written."""
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from landscape.factories import ModelFactory
 
-from .fake_datasets import write_cifar10, write_cifar100, write_image_folder, write_mnist
+from .fake_datasets import _pickle_batch, write_cifar10, write_cifar100, write_image_folder, write_mnist, write_png_header
 from .one_line import run_bad
 
 
@@ -57,6 +58,15 @@ def _cases(tmp_path, monkeypatch):
 
         monkeypatch.setattr(memory, "free_memory", lambda device=None: (300_000, "CPU memory (MemAvailable in /proc/meminfo)"))
 
+    bad_labels = {}  # a batch whose labels are words, or a column (N, 1)
+    for what, labels in (("words", [f"c{i % 10}" for i in range(12)]), ("column", [[i % 10] for i in range(12)])):
+        bad_labels[what] = tmp_path / f"labels-{what}"
+        write_cifar10(bad_labels[what])
+        _pickle_batch(bad_labels[what] / "cifar-10-batches-py" / "data_batch_2",
+                      {"labels": labels, "data": np.zeros((12, 3072), np.uint8)})
+    bomb = tmp_path / "bomb"
+    write_image_folder(bomb, classes=("a", "b"), per_class=(2, 2), size=(8, 8))
+    write_png_header(bomb / "a" / "000.png", 20000, 20000)
     c10 = {"kind": "cifar10", "root": str(cifar)}
     return {
         "root does not exist": (_scan({**c10, "root": str(tmp_path / "nowhere")}), ["data.root", "does not exist", "cs.toronto.edu"]),
@@ -80,6 +90,12 @@ def _cases(tmp_path, monkeypatch):
             _scan({"kind": "cifar100", "root": str(c100)},
                   {"kind": "import", "factory": "tests.token_factories:make_image_model", "options": {"classes": 10}}, str(ckpt10)),
             ["the model outputs 10 values per sample but the data set has 100 classes", "classes"]),
+        "labels are words": (_scan({**c10, "root": str(bad_labels["words"])}),
+                             ["data_batch_2: its 'labels' must be a flat list of integer class labels", "<U2"]),
+        "labels are a column": (_scan({**c10, "root": str(bad_labels["column"])}),
+                                ["data_batch_2: its 'labels' must be a flat list of integer class labels", "shape (12, 1)"]),
+        "a decompression bomb in an image folder": (_scan({"kind": "image_folder", "root": str(bomb)}),
+                                                    ["a/000.png is too large to decode", "400000000 pixels"]),
         "too large for the device": (_scan(c10), ["60 samples of (3, 32, 32)", "293.0 KiB free", "data.subset: 12 or fewer"],
                                      small_memory),
     }
@@ -91,6 +107,7 @@ CASES = [
     "split does not exist", "image folder split does not exist", "subset larger than the data set", "subset and fraction",
     "image folder without images", "image folder of one class", "torchvision name does not exist",
     "torchvision without a name", "output does not fit the classes", "too large for the device",
+    "labels are words", "labels are a column", "a decompression bomb in an image folder",
 ]
 
 

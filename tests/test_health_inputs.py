@@ -30,7 +30,7 @@ CASES = [
     ("lo=nan", "lr-scan", LR_SCAN, {"learning_rates": {"lo": float("nan"), "hi": 1.0}}, ["learning_rates.lo", "finite"]),
     ("range lo>=hi", "lr-scan", LR_SCAN, {"range_test": {"lo": 2.0, "hi": 1.0}}, ["range_test", "lo must be below hi"]),
     ("range lo>=default hi", "lr-scan", LR_SCAN, {"range_test": {"lo": 5.0}}, ["range_test", "lo must be below hi"]),
-    ("gradients lr<=0", "gradients", GRADIENTS, {"lr": 0}, ["lr", "greater than 0"]),
+    ("gradients lr<=0", "gradients", GRADIENTS, {"lr": 0}, ["lr", "a learning rate is a number > 0", "got 0"]),
     ("epochs 0 scan", "lr-scan", LR_SCAN, {"epochs": 0}, ["epochs", "needs epochs >= 1"]),
     ("depth 0", "gradients", GRADIENTS, {"model": _opts(depth=0)}, ["model.options", "depth", ">= 1"]),
     ("depth 0 scan", "lr-scan", LR_SCAN, {"model": _opts(depth=0)}, ["model.options", "depth", ">= 1"]),

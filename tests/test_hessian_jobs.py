@@ -91,8 +91,8 @@ def test_ratio_map_through_ray_is_the_same_with_one_or_two_actors_and_equals_poi
             for n in names:
                 assert got[n][0] == pytest.approx(maps[n][i, j], rel=1e-6, abs=1e-9), (n, i, j)
     meta = ResultStore.open(str(out)).meta
-    assert meta["metric_options"] == {"hessian": {**HESSIAN, "data_chunk": None}}
-    assert meta["metrics"] == ["loss", "accuracy", *names]
+    assert meta["metric_options"] == {"hessian": {**HESSIAN, "data_chunk": None, "params": None}}
+    assert meta["metrics"] == ["loss", "loss_se", "accuracy", "accuracy_se", *names]
     assert meta["batchnorm"].startswith("eval") and "BatchNorm eval" in meta["metric_info"]["hessian_max"]
 
 

@@ -16,7 +16,8 @@ JOB_FLOORS = (
      "jobs.scan.stored"),  # slice builders, and the slice a result holds
     ("jobs.scan.problem",),  # the table of slice kinds: a scan spec -> its problem
     ("jobs.scan", "jobs.training"),  # the tiled scan, the weights at a grid point, plain training
-    ("jobs.curves", "jobs.trajectories", "jobs.curvature", "jobs.health", "jobs.service"),  # capabilities
+    ("jobs.curves", "jobs.trajectories", "jobs.curvature", "jobs.health", "jobs.service",
+     "jobs.export", "jobs.view"),  # capabilities
     ("jobs.commands", "jobs.cli"),  # the command line
 )
 

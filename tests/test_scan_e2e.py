@@ -78,7 +78,7 @@ def test_one_actor_two_actors_and_two_tile_sizes_give_identical_arrays(two_actor
         other = tmp_path / f"a{actors}.zarr"
         run_scan(ScanSpec.model_validate(scan_spec_dict(tiny_run, tile=tile)), out=str(other), actors=actors, plot=False)
         g = zarr.open_group(str(other), mode="r")
-        for name in ("loss", "accuracy"):
+        for name in ("loss", "loss_se", "accuracy", "accuracy_se"):
             assert np.array_equal(g[name][...], base[name][...]), (actors, tile, name)
 
 

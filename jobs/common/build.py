@@ -13,6 +13,7 @@ from landscape.datasets import Loaded, load_dataset
 from landscape.errors import CheckpointError
 from landscape.factories import ModelFactory
 from landscape.memory import check_data_memory
+from landscape.param_select import moved
 from landscape.problem import check_data_fits
 
 from ..specs import DataSpec, ModelSpec
@@ -24,12 +25,18 @@ def load_data_full(spec: DataSpec) -> Loaded:
     if spec.kind in FILE_DATA_KINDS:  # subset (stratified) and memory check inside, before decoding
         return load_dataset(spec.kind, **spec.load_kwargs())
     notes: list[str] = []
+    if spec.kind == "text":
+        from landscape.text import load_tokens
+
+        t = load_tokens(spec.path, spec.tokenizer, spec.block_size, spec.max_tokens, spec.dtype)
+        x, y = datasets.subsample(t.inputs, t.targets, spec.subset, spec.seed)
+        return Loaded(x, y, t.vocab, t.notes)
     if spec.kind == "digits":
         x, y = datasets.digits()
     elif spec.kind == "synthetic":
         x, y = datasets.synthetic(spec.n, tuple(spec.shape), spec.classes, spec.seed, spec.task)
     else:
-        x, y, notes = datasets.from_factory(spec.factory, **spec.kwargs)
+        x, y, notes = datasets.from_factory(spec.factory, spec.kwargs, spec.subset, spec.seed)  # a Dataset: only the subset is read
     x, y = datasets.subsample(x, y, spec.subset, spec.seed)
     check_data_memory(len(x), tuple(x.shape[1:]), f"data {spec.kind}", bytes_per_value=max(4, x.element_size()))
     return Loaded(x, y, None, notes)
@@ -53,7 +60,7 @@ def model_factory(spec: ModelSpec, inputs: torch.Tensor, targets: torch.Tensor, 
         kind=spec.kind,
         input_shape=tuple(inputs.shape[1:]),
         num_classes=classes or datasets.num_classes(targets),
-        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}),
+        options=dict(spec.options) | ({"name": spec.name} if spec.name else {}) | spec.lm_options(),
         factory=spec.factory,
         seed=spec.seed,
     )
@@ -101,3 +108,9 @@ def load_checked(path, model, allow_nonfinite: bool, notes: list[str]) -> dict[s
             )
         notes.append(f"checkpoint {path} holds NaN or inf in {shown} (allow_nonfinite: true)")
     return state
+
+
+def record_params(sl, params) -> None:
+    """What a slice records of `slice.params`: the globs asked for and the tensors its directions move."""
+    sl.info["params"] = params
+    sl.info["moved"] = moved(sl.layout, sl.directions)  # the tensors the slice moves

@@ -23,11 +23,11 @@ def plots_dir_for(url: str, name: str) -> Path:
     return p.with_name(p.name.removesuffix(".zarr") + "-plots")
 
 
-def plot_and_say(url: str, name: str, fmt: str, out: str | Path | None = None) -> None:
+def plot_and_say(url: str, name: str, fmt: str, out: str | Path | None = None, opts=None) -> None:
     """Draw the result's figures (into `out`, else beside it as <name>-plots) and print each path."""
     from ..plot import plot_result
 
-    for path in plot_result(url, out or plots_dir_for(url, name), fmt):
+    for path in plot_result(url, out or plots_dir_for(url, name), fmt, opts):
         print(f"plot: {path}")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from landscape.errors import ResultError, SpecError
@@ -37,6 +38,7 @@ from ..common.build import check_prepared, load_checked, prepare
 from ..common.report import StepPrinter, plot_and_say, say, versions
 from ..specs import DataSpec, ModelSpec
 from ..specs.hessian import HessianSpec
+from .blocks import block_lines, compute_blocks
 
 BATCHNORM_NOTE = "eval mode: BatchNorm uses the point's running statistics, constants of the Hessian (parameters only)"
 
@@ -161,6 +163,8 @@ def summary_lines(meta: dict) -> list[str]:
     if meta.get("density_sigma") is not None:
         d = meta["spec"]["density"]
         lines.append(f"  density: {d['runs']} SLQ runs x {meta['density_steps']} steps, Gaussian sigma {meta['density_sigma']:.3g}")
+    if meta.get("blocks"):
+        lines += block_lines(meta["blocks"])
     lines.append(
         f"  gradient norm {_fmt(meta['gradient_norm'])}; {meta['hvp_products']:,} H v products in {meta['hvp_seconds']:.1f} s "
         f"({meta['hvp_per_second']:,.1f}/s, {meta['precision']}, {meta['device']}); BatchNorm in eval mode"
@@ -193,6 +197,7 @@ def compute(spec: HessianSpec, point: Point, inputs, targets, factory, device: t
             s = spec.density
             d = spectral_density(op, s.runs, s.iterations, s.seed, s.sigma, s.points, on_step=progress)
         grad = op.gradient() if op.finite_point else torch.full((op.size,), float("nan"))
+        blocks = compute_blocks(spec, op, layout, progress) if spec.blocks else None
     seconds = time.perf_counter() - t0
     finite = bool(np.isfinite(e.values).all() and (tr is None or np.isfinite(tr.mean)))
     if not finite:
@@ -234,7 +239,9 @@ def compute(spec: HessianSpec, point: Point, inputs, targets, factory, device: t
         "batchnorm": BATCHNORM_NOTE,
         "notes": notes,
     }
-    return _arrays(layout, e, tr, d), meta
+    if blocks is not None:
+        meta["blocks"] = blocks[1]
+    return _arrays(layout, e, tr, d) + (blocks[0] if blocks else []), meta
 
 
 def default_output(spec: HessianSpec) -> str:
@@ -280,7 +287,13 @@ def check_hessian(spec: HessianSpec) -> str:
 def _hessian(args) -> int:
     from ..specs import load_spec
 
-    run_hessian(load_spec(args.spec, HessianSpec), out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
+    spec = load_spec(args.spec, HessianSpec)
+    if args.blocks:
+        try:
+            spec = HessianSpec.model_validate({**spec.model_dump(), "blocks": args.blocks})
+        except ValidationError as e:
+            raise SpecError(f"--blocks: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    run_hessian(spec, out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
                 fmt=args.format, device=args.device)
     return 0
 
@@ -292,4 +305,6 @@ def add_parsers(sub) -> None:
     h.add_argument("spec")
     add_output_flags(h, "result path or URL (default: spec.output or results/<name>.zarr)")
     h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    h.add_argument("--blocks", nargs="+", metavar="auto|GLOB",
+                   help="also each block's top eigenvalue, trace and density: auto (one block per layer) or globs")
     h.set_defaults(run=_hessian)

@@ -8,7 +8,7 @@ from landscape.hessian_plane import hessian_plane
 from landscape.params import StateLayout, non_float_state
 from landscape.plan import EvalOptions
 
-from ..common.build import load_checked, load_data
+from ..common.build import load_checked, load_data, record_params
 from ..common.report import StepPrinter, say
 
 
@@ -18,6 +18,7 @@ def build_hessian_plane(spec, factory, notes: list[str], data=None):
     layout = StateLayout.of(model)
     state = load_checked(spec.slice.checkpoint, model, spec.allow_nonfinite, notes)
     sl = hessian_plane_of(spec, factory, layout, layout.flatten(state), data or load_data(spec.data), notes)
+    record_params(sl, spec.slice.params)
     return sl, non_float_state(state)
 
 
@@ -29,7 +30,7 @@ def hessian_plane_of(spec, factory, layout: StateLayout, center: torch.Tensor, d
     say(f"hessian_plane: top two Hessian eigenvectors at {s.checkpoint} (Lanczos, at most {s.iterations} steps)")
     sl = hessian_plane(
         factory, layout, center, inputs, targets, spec.loss, iterations=s.iterations, tol=s.tol, seed=s.seed,
-        normalization=s.normalization, ignore=s.ignore, options=EvalOptions(precision=precision, data_chunk=spec.data_chunk),
+        normalization=s.normalization, ignore=s.ignore, params=s.params, options=EvalOptions(precision=precision, data_chunk=spec.data_chunk),
         on_step=StepPrinter("hessian_plane"),
     )
     info = sl.info

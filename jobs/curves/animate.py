@@ -187,7 +187,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
         from ..plot.video import write_video
 
         target = Path(video_path) if video_path else plots_dir_for(url, spec.name) / spec.name
-        path, note = write_video(url, target, spec.video.format, spec.video.fps, spec.video.dpi)
+        path, note = write_video(url, target, spec.video.format, spec.video.fps, spec.video.dpi, spec.video.plane)
         if note:
             say(f"note: {note}")
         print(f"video: {path}")

@@ -29,7 +29,7 @@ from landscape.training import train
 
 from ..common.build import load_checked
 from ..specs.curve import CurveTrainSpec
-from ..training.train import check_run_folder, check_train
+from ..training.train import TrainingDiverged, check_run_folder, check_train, diverged
 
 RECORD = "curve.json"
 _OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$")
@@ -126,6 +126,11 @@ def train_curve_worker(config: dict) -> None:
             v = torch.tensor([metrics["train_loss"], metrics["train_accuracy"]], dtype=torch.float64, device=device)
             dist.all_reduce(v)
             metrics.update(train_loss=float(v[0]) / world, train_accuracy=float(v[1]) / world)
+        if diverged(metrics["train_loss"], theta_module):  # on every worker (the loss is their mean): all stop
+            raise TrainingDiverged(
+                f"curve training diverged in epoch {epoch} (loss {metrics['train_loss']:g} or theta NaN/inf) at lr {spec.lr:g}: "
+                f"lower lr; {out_dir} keeps the epochs before it and no {RECORD} (an unfinished run)"
+            )
         if rank != 0:
             return
         theta = {k: v.detach().cpu().clone() for k, v in theta_module.state_dict().items()}

@@ -14,6 +14,7 @@ Extension points (each new geometry or job adds to them, nothing else changes):
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import pathlib
 from typing import Callable
 
@@ -23,9 +24,9 @@ import zarr
 
 from .data import Landscape, load
 from .lines import curve
-from .maps import OVERLAYS, contour, heatmap, message_figure, surface
+from .maps import OVERLAYS, contour, message_figure, metric_heatmap, surface
+from .options import PlotOptions, resolved
 from .style import levels as _levels  # noqa: F401 (tests reach these through jobs.plot)
-from .style import metric_norm
 from .style import title as _title  # noqa: F401
 from .style import value_range as _range  # noqa: F401
 
@@ -45,6 +46,15 @@ from . import hessian as _hessian  # noqa: E402 (registers its figures)
 JOBS["hessian"] = _hessian.spectrum_figures
 FIGURES.append(_hessian.ratio_beside_loss)
 
+from . import lm as _lm  # noqa: E402
+
+FIGURES.append(_lm.perplexity_figures)
+
+from . import errorbars as _errorbars  # noqa: E402
+from .errorbars import is_se_of_a_metric  # noqa: E402
+
+FIGURES.append(_errorbars.figures)  # <metric>_relative_se: where a value is less sure than it looks
+
 
 def grid_image(result):
     """The 2D loss image exactly as drawn: (masked (ny, nx) array with row i at
@@ -55,8 +65,9 @@ def grid_image(result):
     return ls.loss, ls.extent
 
 
-def _scan_builders(ls: Landscape) -> dict:
+def _scan_builders(ls: Landscape, opts: PlotOptions | None = None) -> dict:
     """name -> callable building that figure; lazy so plot_result holds one at a time."""
+    opts = resolved(opts)
     names = ["contour", "heatmap", "surface"] if ls.loss.ndim == 2 else ["curve"]
     empty = ("no finished points yet" if ls.finished == 0 else
              "no finite loss values (all finished points diverged)" if ls.loss.count() == 0 else None)
@@ -64,14 +75,15 @@ def _scan_builders(ls: Landscape) -> dict:
         return {n: (lambda: message_figure(ls, empty)) for n in names}
     if ls.loss.ndim == 1:
         b = {"curve": lambda: curve(ls)}
-    else:
-        b = {"contour": lambda: contour(ls), "heatmap": lambda: heatmap(ls, ls.loss, "loss", metric_norm("loss", ls.loss)),
-             "surface": lambda: surface(ls)}
+    else:  # the options' metric (loss by default) as contour, heatmap and surface
+        b = {"contour": lambda: contour(ls, opts=opts), "heatmap": lambda: metric_heatmap(ls, opts),
+             "surface": lambda: surface(ls, opts)}
     for name, z in ls.metrics.items():
-        if name == "loss" or not z.count() or (ls.loss.ndim == 1 and name == "accuracy"):
+        if name == opts.metric or not z.count() or (ls.loss.ndim == 1 and name == "accuracy") or is_se_of_a_metric(name, ls):
             continue
         if ls.loss.ndim == 2:  # the colour bar says the name; the result's attributes hold the description
-            b[name] = lambda z=z, name=name: heatmap(ls, z, name, metric_norm(name, z))
+            b[name] = lambda name=name: metric_heatmap(ls, replace(opts, metric=name, levels=None, level_scale=None,
+                                                                    vmin=None, vmax=None))
         else:
             from .lines import metric_line
 
@@ -81,34 +93,36 @@ def _scan_builders(ls: Landscape) -> dict:
     return {name: build for name, build in b.items() if build is not None}  # an extra may drop a figure (None)
 
 
-def _builders(result) -> dict:
+def _builders(result, opts: PlotOptions | None = None) -> dict:
     g = result if isinstance(result, zarr.Group) else zarr.open_group(str(result), mode="r")
     job = dict(g.attrs.get("landscape", {})).get("job", "scan")
     if job in JOBS:
         return JOBS[job](g)
-    return _scan_builders(load(g))
+    return _scan_builders(load(g), opts)
 
 
-def figures(result) -> dict:
+def figures(result, opts: PlotOptions | None = None) -> dict:
     """Build all figures (name -> matplotlib Figure) without saving them.
     The caller owns them and must plt.close() each."""
-    b = _scan_builders(result) if isinstance(result, Landscape) else _builders(result)
+    b = _scan_builders(result, opts) if isinstance(result, Landscape) else _builders(result, opts)
     return {name: build() for name, build in b.items()}
 
 
-def plot_result(result: str | os.PathLike, out_dir: str | os.PathLike, fmt: str = "png") -> list[pathlib.Path]:
+def plot_result(result: str | os.PathLike, out_dir: str | os.PathLike, fmt: str = "png",
+                opts: PlotOptions | None = None) -> list[pathlib.Path]:
     """Write the figures for `result` into `out_dir` as `<name>.<fmt>`; return their paths."""
     if fmt not in FORMATS:
         raise ValueError(f"unsupported figure format {fmt!r}; expected one of {', '.join(FORMATS)}")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    b = _scan_builders(result) if isinstance(result, Landscape) else _builders(result)
+    b = _scan_builders(result, opts) if isinstance(result, Landscape) else _builders(result, opts)
+    dpi = resolved(opts).dpi
     paths = []
     for name, build in b.items():
         path = out / f"{name}.{fmt}"
         fig = build()
         try:
-            fig.savefig(path, dpi=120)
+            fig.savefig(path, dpi=dpi)
         finally:
             plt.close(fig)  # long-running services would otherwise leak figures
         paths.append(path)
@@ -122,7 +136,7 @@ OVERLAYS["curve_plane"] = _curves.draw_curve
 FIGURES.append(_curves.curve_figures)
 JOBS["animation"] = _video.animation_figures
 
-__all__ = ["FIGURES", "FORMATS", "JOBS", "OVERLAYS", "Landscape", "figures", "grid_image", "load", "plot_result"]
+__all__ = ["FIGURES", "FORMATS", "JOBS", "OVERLAYS", "Landscape", "PlotOptions", "figures", "grid_image", "load", "plot_result"]
 
 # Results of other job kinds (each module registers its figures in JOBS).
 from . import gradients as _gradients  # noqa: E402

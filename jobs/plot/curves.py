@@ -16,6 +16,7 @@ import numpy as np
 from landscape.curves import curve_xy
 
 from .data import Landscape
+from .labels import wrap
 from .style import OUTLINE, diverged_label, plain_log, title
 
 CURVE, LINE = "C0", "C3"
@@ -30,7 +31,7 @@ def draw_curve(ax, ls: Landscape) -> None:
     xy = curve_xy(info["kind"], pts)
     ax.plot(pts[[0, 2], 0], pts[[0, 2], 1], "--", color="0.25", lw=1.2, zorder=4, path_effects=OUTLINE, label="straight line")
     ax.plot(xy[:, 0], xy[:, 1], "-", color="#ff7f0e", lw=2.2, zorder=4, path_effects=OUTLINE, label=f"{info['kind']} curve")
-    ax.set(xlabel="along w2 - w1", ylabel="orthogonal, towards θ")
+    # (the axes are named by labels.axis_labels: distance along w2 - w1, distance orthogonal to it, towards θ)
 
 
 def _paired(ax, ls: Landscape, curve: np.ma.MaskedArray, line: np.ma.MaskedArray, ylabel: str, log: bool) -> None:
@@ -73,7 +74,7 @@ def curve_vs_line(ls: Landscape):
     else:
         a2.text(0.5, 0.5, "no accuracy (regression)", ha="center", transform=a2.transAxes)
     a1.legend(fontsize=8)
-    fig.suptitle(title(ls), fontsize=10)
+    fig.suptitle(wrap(title(ls), fig.get_figwidth() * 0.9, 10), fontsize=10)
     _blank_note(fig, ls, [m["loss"], m.get("line_loss")])
     return fig
 
@@ -88,7 +89,7 @@ def ensemble_figure(ls: Landscape):
     a1.set_title("ensemble of w1 and the point at t", fontsize=9)
     _paired(a2, ls, m["ensemble_nll"], m.get("line_ensemble_nll"), "ensemble NLL", log=True)
     a1.legend(fontsize=8, labels=["ensemble, curve", "ensemble, straight line", "phi(t) alone"])
-    fig.suptitle(title(ls), fontsize=10)
+    fig.suptitle(wrap(title(ls), fig.get_figwidth() * 0.9, 10), fontsize=10)
     _blank_note(fig, ls, [m["ensemble_nll"], m.get("line_ensemble_nll")])
     return fig
 

@@ -77,6 +77,10 @@ def spectrum_figures(g: zarr.Group) -> dict:
     b = {"top_k": lambda: top_k_figure(meta)}
     if "density" in g:
         b["density"] = lambda: density_figure(g, meta)
+    if meta.get("blocks"):
+        from .blocks import blocks_figure
+
+        b["blocks"] = lambda: blocks_figure(g, meta)
     return b
 
 

@@ -22,14 +22,17 @@ UNFINISHED, DIVERGED = "0.85", "#8b1a1a"
 
 
 def title(ls: Landscape) -> str:
+    """Model, data, split and slice; a second line says how much of a running scan is drawn."""
+    from .labels import base_title
+
     m = ls.meta
-    t = f"{m.get('name', 'landscape')} - {m.get('slice_kind', '?')}, {m.get('precision', '?')}"
+    t = base_title(m)
     if m.get("preview_view"):
         s = m["preview_view"]
         total = int(np.prod(m.get("grid_shape") or [ls.loss.size * s ** ls.loss.ndim]))
-        t += f" (preview: every {s}th point; {m.get('points_evaluated', 0):,}/{total:,} evaluated)"
+        t += f"\n(preview: every {s}th point; {m.get('points_evaluated', 0):,}/{total:,} evaluated)"
     elif m.get("status", "complete") != "complete":
-        t += f" (partial: {ls.finished}/{ls.loss.size} points)"
+        t += f"\n(partial: {ls.finished}/{ls.loss.size} points)"
     return t
 
 

@@ -102,13 +102,15 @@ def checkpoints_figure(ls: Landscape):
                              squeeze=False)
     for ax, metric in zip(axes[:, 0], panels):
         own, proj = series("checkpoint", metric), series("projection", metric)
+        if metric == "accuracy":  # in %, as every figure shows fractions
+            own, proj = 100 * own, 100 * proj
         ax.plot(idx, own, "-o", color="black", ms=3.5, lw=1.3, label="the checkpoint itself", gid=f"checkpoint-{metric}")
         ax.plot(idx, proj, "--s", color=PATH_COLOR, ms=3.5, lw=1.3, label="its projection on the plane (the map there)",
                 gid=f"projection-{metric}")
         if metric == "loss" and np.nanmin(np.concatenate([own, proj])) > 0:
             ax.set_yscale("log")
             plain_log(ax.yaxis)
-        ax.set_ylabel(metric)
+        ax.set_ylabel("accuracy (%)" if metric == "accuracy" else metric)
         ax.legend(fontsize=8)
     _index_axis(axes[-1, 0], path)
     axes[0, 0].set_title(f"{title(ls)}\nhow much the plane lies: the checkpoints against their projections", fontsize=10)

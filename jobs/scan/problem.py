@@ -15,6 +15,7 @@ import torch
 from landscape import data as datasets
 from landscape.errors import SpecError
 from landscape.factories import ModelFactory
+from landscape.param_select import select
 from landscape.plan import EvalOptions
 from landscape.problem import ScanProblem
 from landscape.slices import Slice
@@ -84,12 +85,16 @@ def build_problem(spec: ScanSpec, url: str | None = None) -> Built:
     prepared = prepare(spec.data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
+    if "ensemble" in spec.metrics and targets.dim() > 1 and not targets.is_floating_point():
+        raise SpecError("metrics: ensemble averages one class distribution per sample; token data (kind text) has one per token")
     store = scan_of(url, spec.identity()) if SLICE_KINDS[spec.slice.kind].costly else None
     if store is not None:
         sl, extras = stored_slice(store)
         notes.append(f"{spec.slice.kind}: the slice stored in {url} (not computed again)")
     else:
         sl, extras = build_slice(spec, factory, notes, data=(inputs, targets))
+    if spec.hessian is not None and spec.hessian.params:  # a typo fails here, not on the actors
+        select(sl.layout, spec.hessian.params, "hessian.params")
     options = EvalOptions(
         precision=spec.precision,
         data_chunk=spec.data_chunk,
@@ -100,7 +105,7 @@ def build_problem(spec: ScanSpec, url: str | None = None) -> Built:
     )
     problem = ScanProblem(
         factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
-        bn_inputs=bn_subset(spec, inputs, targets),
+        bn_inputs=bn_subset(spec, inputs, targets), sequential=spec.data.sequential(),
         metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
     )
     if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)

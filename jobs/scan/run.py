@@ -12,10 +12,12 @@ from cluster.driver import evaluate_tiles, store_tiles
 from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_items, strides_of
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultStore, ResultWriter
+from cluster.refine import RefinedItems
 from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
 from landscape.evaluator import Evaluator
 from landscape.metrics import ARRAYS, array_names
+from landscape.sequential import SAMPLES
 
 from ..common.report import plot_and_say, say, versions
 from ..specs import ScanSpec
@@ -43,7 +45,7 @@ def _batchnorm_note(spec: ScanSpec, problem) -> str:
 
 def result_metrics(spec: ScanSpec, sl) -> dict[str, str]:
     """name -> description of every per-point array: the spec's metrics, then each companion path's copy of them."""
-    base = array_names(spec.metrics)
+    base = array_names(spec.metrics) + ([SAMPLES] if spec.data.tolerance is not None else [])
     out = {n: ARRAYS[n].description for n in base}
     for c in sl.companions:
         what = sl.info.get("companions", {}).get(c, f"the companion path {c!r}")
@@ -144,12 +146,20 @@ def pending_work(spec: ScanSpec, store: ResultStore | None, x: np.ndarray, y: np
     empty = empty_pairs(spec.grid_shape, spec.tile_shape, strides)
     done = np.asarray(store.group["preview_done"][...], bool) if store is not None else empty
     points = int((~evaluated_points(done, spec.grid_shape, spec.tile_shape, strides)).sum())
-    return Work(
-        preview_items(spec.grid_shape, spec.tile_shape, strides, done), int((~done).sum()), points, int((~empty).sum()),
-        lambda it: (item_coords(it, strides, x, y),),
-        lambda it, r: int(store.write_points(it.tile, it.mask(strides), r, it.index)),
-        "tile passes",
-    )
+    items = preview_items(spec.grid_shape, spec.tile_shape, strides, done)
+    if spec.refine is not None and store is not None:
+        r = spec.refine
+        items = RefinedItems(spec.grid_shape, spec.tile_shape, strides, done, lambda: np.asarray(store.group[r.metric][...]),
+                             r.fraction, ARRAYS[r.metric].log_scale if r.metric in ARRAYS else False)
+
+    def write(it, result) -> int:
+        complete = int(store.write_points(it.tile, it.mask(strides), result, it.index))
+        if isinstance(items, RefinedItems):
+            items.stored(it)
+        return complete
+
+    return Work(items, int((~done).sum()), points, int((~empty).sum()), lambda it: (item_coords(it, strides, x, y),), write,
+                "tile passes")
 
 
 def _cpu_has_bf16() -> bool:

@@ -29,7 +29,11 @@ def dashboard_url(address: str | None) -> str:
         raise ClusterError("no Ray cluster given: pass --address http://HEAD:8265 (its dashboard) or set RAY_ADDRESS")
     if address in ("auto", "local"):
         raise ClusterError(f"--address {address!r} names no dashboard; give its HTTP address, e.g. http://HEAD:8265")
-    return address.rstrip("/") if "://" in address else f"http://{address.rstrip('/')}"
+    scheme, sep, _ = address.partition("://")
+    if sep and scheme.lower() not in ("http", "https", "ray"):  # Ray would look for a Python module named like the scheme
+        raise ClusterError(f"--address {address!r}: {scheme}:// is not an address of a Ray dashboard; give its http:// "
+                           "(or https://) address, e.g. http://HEAD:8265")
+    return address.rstrip("/") if sep else f"http://{address.rstrip('/')}"
 
 
 @contextlib.contextmanager

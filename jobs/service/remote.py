@@ -171,6 +171,8 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
     """A bar from the result's tile_done array and the result's own status (and writer), or why there is none (yet)."""
     from cluster.lease import describe_holder
     from cluster.leasing import read_lease
+
+    from ..plot.relative_se import largest_relative_se
     from cluster.store import ResultStore
 
     try:
@@ -192,6 +194,10 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
         lines.append("preview: " + ", ".join(
             f"{'every ' + str(s) + 'th' if s > 1 else 'the rest'} {100 * int(p.sum()) // p.size}%" for s, p in zip(meta["preview"], passes)
         ))
+    try:
+        lines += largest_relative_se(store.group, store.metric_names)
+    except Exception as e:  # an array unreadable mid-write: the progress above still stands
+        lines.append(f"relative SE: not readable now ({type(e).__name__})")
     if holder and not writer_gone(holder):
         lines.append(f"written by: {describe_holder(holder)}")
     return lines

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .base import Strict, format_validation_error, read_yaml, validate
+from .base import Strict, format_validation_error, validate
+from .spec_file import read_yaml  # the one place a spec file is read
 from .parts import COORD_LIMIT, MAX_POINTS, Axis, ClusterSpec, DataSpec, DigitsData, EvaluatorSpec, Grid, ImportData, ModelSpec, SyntheticData
 from .scan import MAX_TILES, ScanSpec, SliceSpec, slice_checkpoints
+from .sharpness import SharpnessSpec
 from .train import TrainSpec
 from .gradients import GradientsSpec
 from .lr_scan import LRScanSpec
@@ -32,6 +34,7 @@ SPEC_KINDS: list[tuple[str, type[BaseModel], str, str]] = [
     ("lr-scan", LRScanSpec, "learning_rates", "jobs.health.commands:check_spec"),
     ("train", TrainSpec, "epochs", "jobs.training.train:check_train_spec"),
     ("hessian", HessianSpec, "top_k", "jobs.curvature.hessian:check_hessian"),
+    ("sharpness", SharpnessSpec, "at", "jobs.curvature.sharpness:check_sharpness"),  # after hessian: it has `at` too
 ]
 
 

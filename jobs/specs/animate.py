@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Strict
 from .scan import ScanSpec
@@ -16,6 +16,10 @@ class VideoSpec(Strict):
     )
     fps: float = Field(4, gt=0, le=120, description="frames per second")
     dpi: int = Field(100, gt=10, le=600)
+    plane: Literal["each", "last"] = Field(
+        "each", description="each: every frame on its own plane (it turns as the bend moves); last: every frame drawn on the "
+        "last epoch's plane, its curve projected onto it, so the plane holds still"
+    )
 
 
 class AnimateSpec(ScanSpec):
@@ -31,6 +35,20 @@ class AnimateSpec(ScanSpec):
         description="all: every curve checkpoint in slice.curve; or a list of epochs, e.g. [1, 5, 10]"
     )
     video: VideoSpec = Field(default_factory=VideoSpec)
+
+    @field_validator("frames", mode="before")
+    @classmethod
+    def _frames(cls, v):
+        """Say what a frame list is (the union's own words would name its branches, not the field)."""
+        form = "give frames: all (every curve checkpoint) or a list of epoch numbers >= 0, e.g. [1, 5, 10]"
+        if v == "all":
+            return v
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"{form}; got {v!r}" + (" (an empty list has no frame)" if v == [] else ""))
+        bad = [e for e in v if isinstance(e, bool) or not isinstance(e, int) or e < 0]
+        if bad:
+            raise ValueError(f"{form}; got {bad[0]!r}" + (" (epochs count from 0)" if isinstance(bad[0], int) and not isinstance(bad[0], bool) else ""))
+        return v
 
     @model_validator(mode="after")
     def _curve_plane(self):

@@ -1,14 +1,14 @@
-"""What every spec shares: strict models, YAML reading, one-line error messages."""
+"""What every spec shares: strict models, one-line error messages (reading a spec file: spec_file.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from pathlib import Path
+from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from landscape.errors import SpecError
 
@@ -18,7 +18,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class Strict(BaseModel):
     """Unknown fields are an error (a typo names the field), not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no spec number means anything at NaN or inf
 
     def numbers_identity(self, exclude: set[str], exclude_defaults: bool = False, **more) -> str:
         """identity_of this spec's fields less `exclude` (where results go, who computes), plus `more`."""
@@ -33,9 +33,41 @@ def identity_of(fields: dict | str) -> str:
 
 
 def check_name(v: str) -> str:
+    """ASCII only: a name becomes file names, S3 keys and Ray job ids, which do not all take other characters."""
     if not _NAME.match(v):
-        raise ValueError("use letters, digits, '_', '.', '-' (it names output files)")
+        bad = next((ch for ch in v if not (ch.isascii() and (ch.isalnum() or ch in "_.-"))), None)
+        why = f"{v!r} holds {bad!r}" if bad is not None else ("it is empty" if not v else f"{v!r} starts with {v[0]!r}")
+        raise ValueError(
+            f"use only ASCII letters A-Z a-z, digits 0-9, '_', '.' and '-', starting with a letter or digit "
+            f"(it names output files); {why}"
+        )
     return v
+
+
+MAX_SEED = 2**63 - 1  # torch takes 64-bit seeds; JSON readers and int64 fields stop at 2**63 - 1
+
+
+def _seed(v: int) -> int:
+    if not 0 <= v <= MAX_SEED:
+        shown = str(v) if len(str(v)) <= 24 else f"an integer of {len(str(abs(v)))} digits"
+        raise ValueError(f"a seed is an integer from 0 to 2**63 - 1 ({MAX_SEED}), got {shown}")
+    return v
+
+
+# every seed field of every spec (the bounds also in `landscape schema`)
+Seed = Annotated[int, AfterValidator(_seed), Field(json_schema_extra={"minimum": 0, "maximum": MAX_SEED})]
+
+MAX_LR = 1e12  # far beyond any rate that trains (an LR scan may probe divergence); beyond float32's range SGD cannot even apply it
+
+
+def check_lr(v: float) -> float:
+    if not (math.isfinite(v) and 0 < v <= MAX_LR):
+        raise ValueError(f"a learning rate is a number > 0 and at most {MAX_LR:g} (far beyond any rate that trains), got {v:g}")
+    return v
+
+
+# every learning rate of every spec
+LearningRate = Annotated[float, AfterValidator(check_lr), Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_LR})]
 
 
 # Discriminator values of the unions: pydantic puts them in error locations, users never wrote them.
@@ -79,53 +111,6 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         elif msg != seen[where] and not seen[where].endswith("(or another accepted form)"):
             seen[where] += " (or another accepted form)"
     return f"{source}: " + "; ".join(f"{where}: {msg}" for where, msg in seen.items())
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error (YAML would keep the last)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(None, None, f"unhashable key {key!r}", key_node.start_mark)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    mark = getattr(e, "problem_mark", None)
-    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
-
-
-def read_yaml(path: str | Path) -> dict:
-    """The top-level mapping of a YAML spec file; SpecError naming the file otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        raise SpecError(f"spec {str(path)!r} is a directory; give a YAML file")
-    if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file; a spec is YAML") from None
-    except OSError as e:
-        raise SpecError(f"cannot read spec {str(path)!r}: {e.strerror or e}") from None
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping of fields at the top level")
-    return raw
 
 
 def validate(cls: type[BaseModel], raw: dict, source: str):

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Strict
+from .base import Seed
+from .sampling import Sampling
 
 
-class FileData(Strict):
+class FileData(Sampling):
     """A data set read from files under `root`; never downloaded."""
 
     root: Path = Field(description="folder holding the data set's files (as torchvision writes them, or the unpacked archive)")
@@ -20,7 +21,7 @@ class FileData(Strict):
     std: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1, description="per-channel stds instead of the usual ones (with mean)")
     subset: int | None = Field(None, gt=0, description="a seeded subset of this many samples, stratified by class")
     subset_fraction: float | None = Field(None, gt=0, le=1, description="a seeded stratified subset of this fraction of the samples")
-    seed: int = Field(0, description="seed of the subset")
+    seed: Seed = Field(0, description="seed of the subset")
 
     @model_validator(mode="after")
     def _choices(self):
@@ -34,7 +35,7 @@ class FileData(Strict):
 
     def load_kwargs(self) -> dict:
         """Keyword arguments of landscape.datasets.load_dataset."""
-        return self.model_dump(exclude={"kind"})
+        return self.model_dump(exclude={"kind", *Sampling.model_fields})  # sequential evaluation is not the loader's
 
 
 class Cifar10Data(FileData):

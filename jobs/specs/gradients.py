@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import Strict, check_name
+from .base import LearningRate, Seed, Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .sampling import all_the_data
 
 
 class GradientsSpec(Strict):
@@ -16,6 +17,7 @@ class GradientsSpec(Strict):
     name: str
     model: ModelSpec
     data: DataSpec
+    _all_the_data = field_validator("data")(all_the_data)
     record: Literal["step", "epoch"] = Field(
         description="step: every `every`-th training step, from that step's mini-batch gradient and its update; "
         "epoch: at initialization and after each epoch, from the gradient of the probe samples (no step taken)"
@@ -24,11 +26,11 @@ class GradientsSpec(Strict):
     epochs: int = Field(1, ge=0, le=100_000, description="training epochs; 0 = only the gradient at initialization")
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(0.01, gt=0, allow_inf_nan=False)
-    momentum: float = Field(0.9, ge=0, allow_inf_nan=False, description="SGD momentum")
-    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    lr: LearningRate = 0.01
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=10)
     batch_size: int = Field(64, gt=0)
-    seed: int = Field(0, description="seed of the shuffling")
+    seed: Seed = Field(0, description="seed of the shuffling")
     probe_samples: int | None = Field(
         None, gt=0, description="with record: epoch, a seeded subset of this many training samples (default: all)"
     )

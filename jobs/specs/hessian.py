@@ -7,13 +7,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Strict, check_name
+from .base import Seed, Strict, check_name
 from .parts import DataSpec, ModelSpec
+from .sampling import all_the_data
+from .selection import ParamsChoice
 
 Normalization = Literal["filter", "layer", "weight", "none"]
 
 
-class HessianOptions(Strict):
+class HessianOptions(ParamsChoice):
     """Per-point curvature of a scan (`metrics: [loss, accuracy, hessian]`): Lanczos at every grid point."""
 
     iterations: int = Field(20, gt=0, le=10_000, description="Lanczos steps (H v products) per grid point, at most")
@@ -21,11 +23,11 @@ class HessianOptions(Strict):
         1e-3, ge=1e-6, lt=1,
         description="stop a point once both extremes' residuals are below tol x max|eigenvalue| (hessian_residual records it)",
     )
-    seed: int = Field(0, description="seed of the Lanczos start vector (the same at every point)")
+    seed: Seed = Field(0, description="seed of the Lanczos start vector (the same at every point)")
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: the evaluator's data chunk)")
 
 
-class HessianPlane(Strict):
+class HessianPlane(ParamsChoice):
     """The plane of the top two Hessian eigenvectors at a checkpoint; their eigenvalues go into slice_info."""
 
     dims: ClassVar[int] = 2
@@ -37,7 +39,7 @@ class HessianPlane(Strict):
     ignore: Literal["biasbn", "none"] = Field("biasbn", description="with a normalization: biasbn zeroes 1-D parameters")
     iterations: int = Field(100, gt=0, le=100_000, description="Lanczos steps, at most")
     tol: float = Field(1e-5, ge=1e-6, lt=1, description="residual tolerance of the two eigenpairs, relative to max|eigenvalue| (fp32: >= 1e-6)")
-    seed: int = Field(0, description="seed of the Lanczos start vector")
+    seed: Seed = Field(0, description="seed of the Lanczos start vector")
 
 
 class HessianAt(Strict):
@@ -68,14 +70,14 @@ class HessianAt(Strict):
 class EigenOptions(Strict):
     iterations: int = Field(100, gt=0, le=100_000, description="Lanczos steps (H v products), at most")
     tol: float = Field(1e-4, ge=1e-6, lt=1, description="stop once every wanted residual is below tol x max|eigenvalue| (fp32: >= 1e-6)")
-    seed: int = Field(0, description="seed of the start vector")
+    seed: Seed = Field(0, description="seed of the start vector")
 
 
 class TraceOptions(Strict):
     samples: int = Field(64, gt=1, le=1_000_000, description="Rademacher probes, at most (the standard error needs >= 2)")
     tol: float | None = Field(None, gt=0, description="stop early once the standard error is below tol x |trace|")
     batch: int | None = Field(None, gt=0, description="probes per H v pass (default: 1 on CPU, where it measured fastest; 8 on GPU)")
-    seed: int = Field(1, description="seed of the probes")
+    seed: Seed = Field(1, description="seed of the probes")
 
 
 class DensityOptions(Strict):
@@ -83,7 +85,7 @@ class DensityOptions(Strict):
     iterations: int = Field(64, gt=0, le=100_000, description="Lanczos steps per run")
     sigma: float = Field(0.01, gt=0, description="Gaussian broadening, as a fraction of the spread of the Ritz values")
     points: int = Field(1000, ge=10, le=1_000_000, description="points of the density's grid")
-    seed: int = Field(2, description="seed of the start vectors")
+    seed: Seed = Field(2, description="seed of the start vectors")
 
 
 class HessianSpec(Strict):
@@ -94,6 +96,7 @@ class HessianSpec(Strict):
     top_k: int = Field(gt=0, description="how many of the largest eigenvalues (and their eigenvectors)")
     model: ModelSpec | None = Field(None, description="required with at.checkpoint; default: the result's")
     data: DataSpec | None = Field(None, description="required with at.checkpoint; default: the result's")
+    _all_the_data = field_validator("data")(all_the_data)
     loss: Literal["cross_entropy", "mse"] | None = Field(None, description="default: the result's, else cross_entropy")
     eigen: EigenOptions = Field(default_factory=EigenOptions)
     trace: TraceOptions | None = Field(default_factory=TraceOptions, description="null: skip the trace")
@@ -102,8 +105,20 @@ class HessianSpec(Strict):
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: from the device's memory)")
     allow_nonfinite: bool = Field(False, description="accept a checkpoint holding NaN or inf (its results are NaN)")
     output: str | None = Field(None, description="result path or URL (default results/<name>.zarr)")
+    blocks: list[str] | None = Field(
+        None, min_length=1,
+        description="also the spectrum of each block's Hessian: [auto] (one block per layer) or globs (each one block; "
+        "weights: every tensor of dimension > 1); --blocks on the command line sets it",
+    )
 
     _name = field_validator("name")(check_name)
+
+    @field_validator("blocks")
+    @classmethod
+    def _auto_alone(cls, v):
+        if v is not None and "auto" in v and len(v) > 1:
+            raise ValueError("auto picks the blocks itself: give auto alone, or globs")
+        return v
 
     @model_validator(mode="after")
     def _complete(self):
@@ -115,4 +130,4 @@ class HessianSpec(Strict):
 
     def identity(self, result_identity: str | None = None) -> str:
         """Hash of what determines the numbers (and of the result the point comes from)."""
-        return self.numbers_identity({"output"}, result_identity=result_identity)
+        return self.numbers_identity({"output"} | ({"blocks"} if self.blocks is None else set()), result_identity=result_identity)

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Strict, check_name
+from .base import LearningRate, Seed, Strict, check_name
 from .parts import ClusterSpec, DataSpec, ModelSpec
-
-
-def _finite_positive(v: float) -> float:
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"learning rates must be finite and > 0, got {v}")
-    return v
+from .sampling import all_the_data
 
 
 class LRRange(Strict):
     """`num` learning rates evenly spaced in log from `lo` to `hi` inclusive."""
 
-    lo: float = Field(description="lowest learning rate (> 0)")
-    hi: float = Field(description="highest learning rate (> lo)")
+    lo: LearningRate = Field(description="lowest learning rate (> 0)")
+    hi: LearningRate = Field(description="highest learning rate (> lo)")
     num: int = Field(16, ge=2, le=10_000, description="number of rates in the scan")
-
-    _positive = field_validator("lo", "hi")(_finite_positive)
 
     @model_validator(mode="after")
     def _order(self):
@@ -45,16 +37,11 @@ class RangeTestSpec(Strict):
     """The learning-rate range test beside the scan: one run, the rate growing exponentially per step."""
 
     enabled: bool = True
-    lo: float | None = Field(None, description="first rate (default learning_rates.lo)")
-    hi: float | None = Field(None, description="last rate (default learning_rates.hi)")
+    lo: LearningRate | None = Field(None, description="first rate (default learning_rates.lo)")
+    hi: LearningRate | None = Field(None, description="last rate (default learning_rates.hi)")
     steps: int | None = Field(None, ge=3, le=1_000_000, description="steps (default: as many as one scan run takes, at least 100)")
     smoothing: float = Field(0.98, ge=0, lt=1, description="beta of the bias-corrected moving average of the loss")
     diverge_factor: float = Field(4.0, gt=1, allow_inf_nan=False, description="stop once the smoothed loss exceeds this multiple of its minimum")
-
-    @field_validator("lo", "hi")
-    @classmethod
-    def _rates(cls, v):
-        return None if v is None else _finite_positive(v)
 
     @model_validator(mode="after")
     def _order(self):
@@ -69,14 +56,15 @@ class LRScanSpec(Strict):
     name: str
     model: ModelSpec
     data: DataSpec
+    _all_the_data = field_validator("data")(all_the_data)
     learning_rates: LRRange
     epochs: int = Field(3, le=10_000, description="epochs per rate (>= 1: the ratio compares consecutive epochs)")
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(0.9, ge=0, allow_inf_nan=False, description="SGD momentum")
-    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=10)
     batch_size: int = Field(64, gt=0)
-    seed: int = Field(0, description="seed of the shuffling (the same for every rate)")
+    seed: Seed = Field(0, description="seed of the shuffling (the same for every rate)")
     track: str | None = Field(None, description="parameter whose median gradient is followed (default: the first weight matrix)")
     collapse_ratio: float = Field(
         0.1, gt=0, lt=1, description="a rate collapses when the median gradient falls below this fraction of its value one epoch before"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from landscape.models import MODEL_KINDS
 
-from .base import UNION_TAGS, Strict
+from .base import UNION_TAGS, Seed, Strict
+from .sampling import Sampling
 from .datasets import Cifar10Data, Cifar100Data, FashionMnistData, ImageFolderData, MnistData, SvhnData
 
 # Grid coordinates are applied in float32 to weights of order 1: beyond this they
@@ -99,11 +101,32 @@ class Grid(Strict):
 
 
 class ModelSpec(Strict):
-    kind: str = Field(description=f"one of {', '.join(MODEL_KINDS)}, or 'import' with `factory`")
+    kind: str = Field(description=f"one of {', '.join(MODEL_KINDS)}, 'import' with `factory`, or 'hf_causal_lm'")
     options: dict = Field(default_factory=dict, description="keyword options of the model (e.g. widths: [64, 64])")
     factory: str | None = Field(None, description="'package.module:function' returning an nn.Module (kind: import)")
-    seed: int = Field(0, description="seed of the initial weights (training)")
+    seed: Seed = Field(0, description="seed of the initial weights (training)")
     name: str | None = Field(None, description="kind torchvision: the model's name in torchvision.models, e.g. resnet18")
+    path: Path | None = Field(None, description="kind hf_causal_lm: a local folder written by save_pretrained")
+    config: dict | None = Field(
+        None, description="kind hf_causal_lm: a config (model_type, default gpt2, and its fields) for a randomly initialised model",
+    )
+
+    @model_validator(mode="after")
+    def _causal_lm(self):
+        if self.kind == "hf_causal_lm":
+            if (self.path is None) == (self.config is None):
+                raise ValueError("kind hf_causal_lm needs exactly one of path (a save_pretrained folder) or config")
+            if self.options:
+                raise ValueError("kind hf_causal_lm takes path or config, not options")
+        elif self.path is not None or self.config is not None:
+            raise ValueError("path and config are only used with kind: hf_causal_lm")
+        return self
+
+    def lm_options(self) -> dict:
+        """The factory options of kind hf_causal_lm (empty for other kinds)."""
+        if self.kind != "hf_causal_lm":
+            return {}
+        return {"path": str(self.path)} if self.path is not None else {"config": dict(self.config)}
 
     @model_validator(mode="after")
     def _name(self):
@@ -115,7 +138,10 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _kind(self):
-        if self.kind == "import":
+        if self.kind == "hf_causal_lm":
+            if self.factory:
+                raise ValueError("factory is only used with kind: import")
+        elif self.kind == "import":
             if not self.factory:
                 raise ValueError("kind 'import' needs factory: 'package.module:function'")
         elif self.kind not in MODEL_KINDS:
@@ -125,35 +151,48 @@ class ModelSpec(Strict):
         return self
 
 
-class DigitsData(Strict):
+class DigitsData(Sampling):
     kind: Literal["digits"]
     subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples")
-    seed: int = Field(0, description="seed of the subsample")
+    seed: Seed = Field(0, description="seed of the subsample")
 
 
-class SyntheticData(Strict):
+class SyntheticData(Sampling):
     kind: Literal["synthetic"]
     n: int = Field(gt=0, le=10_000_000, description="number of samples")
     shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, description="one sample's shape, e.g. [3, 32, 32]")
     classes: int = Field(10, gt=1, description="classes (or regression outputs)")
     task: Literal["classification", "regression"] = "classification"
-    seed: int = 0
+    seed: Seed = 0
     subset: int | None = Field(None, gt=0)
 
 
-class ImportData(Strict):
+class ImportData(Sampling):
     kind: Literal["import"]
     factory: str = Field(description="'package.module:function' returning (inputs, targets) or a Dataset")
     kwargs: dict = Field(default_factory=dict)
     subset: int | None = Field(None, gt=0)
-    seed: int = 0
+    seed: Seed = 0
+
+
+class TextData(Sampling):
+    """Token blocks for a causal language model (landscape/text.py): a text file and a tokenizer, or token ids."""
+
+    kind: Literal["text"]
+    path: Path = Field(description="a text file, or token ids: .npy (any integer dtype) or .bin (raw values of dtype)")
+    tokenizer: str | None = Field(None, description="a tokenizer.json, or a tokenizer folder (required for text)")
+    block_size: int = Field(gt=0, le=1_000_000, description="tokens per sample (each sample predicts block_size tokens)")
+    max_tokens: int | None = Field(None, gt=0, description="use the first max_tokens tokens only")
+    dtype: Literal["uint16", "uint32", "int32", "int64"] = Field("uint16", description="value type of a .bin file (nanoGPT: uint16)")
+    subset: int | None = Field(None, gt=0, description="a seeded subset of this many blocks")
+    seed: Seed = 0
 
 
 DataSpec = Annotated[
-    Union[DigitsData, SyntheticData, ImportData, Cifar10Data, Cifar100Data, MnistData, FashionMnistData, SvhnData, ImageFolderData],
+    Union[DigitsData, SyntheticData, ImportData, TextData, Cifar10Data, Cifar100Data, MnistData, FashionMnistData, SvhnData, ImageFolderData],
     Field(discriminator="kind"),
 ]
-UNION_TAGS.update({"digits", "synthetic", "import"})
+UNION_TAGS.update({"digits", "synthetic", "import", "text"})
 UNION_TAGS.update({"cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "image_folder"})
 
 

@@ -8,25 +8,28 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from landscape.metrics import METRIC_FAMILIES
+from landscape.metrics import METRIC_FAMILIES, array_names
 
-from .base import UNION_TAGS, Strict, check_name
+from .base import Seed, Strict, UNION_TAGS, check_name
 from .hessian import HessianOptions, HessianPlane
 from .curve import CurvePlaneSlice, CurveSlice
+from .selection import ParamsChoice
 from .parts import ClusterSpec, DataSpec, EvaluatorSpec, Grid, ModelSpec
 from .trajectory import TrajectoryPath, TrajectoryPCA
 
 Normalization = Literal["filter", "layer", "weight", "none"]
 MAX_TILES = 1_000_000  # the driver keeps a done-mask and a queue per tile
+MAX_TILE_SIDE = 4096  # points per tile side
+MAX_TILE_POINTS = 1 << 22  # points per tile: an actor's per-point sums (float64, per metric) stay ~32 MiB each
 
 
-class RandomPlane(Strict):
+class RandomPlane(ParamsChoice):
     """Two filter-normalized Gaussian directions around a checkpoint (Li et al.)."""
 
     dims: ClassVar[int] = 2
     kind: Literal["random_plane"]
     checkpoint: Path = Field(description="the center (a state_dict file)")
-    seed: int = Field(0, description="seed of the random directions")
+    seed: Seed = Field(0, description="seed of the random directions")
     normalization: Normalization = "filter"
     ignore: Literal["biasbn", "none"] = Field("biasbn", description="biasbn: zero 1-D parameters in the directions")
 
@@ -36,7 +39,7 @@ class RandomLine(RandomPlane):
     kind: Literal["random_line"]
 
 
-class LineBetween(Strict):
+class LineBetween(ParamsChoice):
     """w(alpha) = a + alpha * (b - a): a at 0, b at 1."""
 
     dims: ClassVar[int] = 1
@@ -44,7 +47,7 @@ class LineBetween(Strict):
     checkpoints: tuple[Path, Path]
 
 
-class PlaneThrough(Strict):
+class PlaneThrough(ParamsChoice):
     """Plane through three checkpoints; Gram-Schmidt basis, Euclidean coordinates."""
 
     dims: ClassVar[int] = 2
@@ -73,6 +76,13 @@ def slice_checkpoints(s) -> list[Path]:
     return [Path(one)] if one is not None else [Path(p) for p in getattr(s, "checkpoints", None) or ()]
 
 
+class Refine(Strict):
+    """After the preview's coarse pass, the tiles where `metric` changes most between neighbours first."""
+
+    metric: str = Field("loss", description="the metric array whose change between coarse neighbours ranks the tiles")
+    fraction: float = Field(0.1, gt=0, le=1, allow_inf_nan=False, description="share of the tiles refined first")
+
+
 class ScanSpec(Strict):
     """A loss-landscape scan."""
 
@@ -85,11 +95,17 @@ class ScanSpec(Strict):
     metrics: list[str] = Field(
         ["loss", "accuracy"], description=f"per-point metrics; loss and accuracy always, plus any of {', '.join(METRIC_FAMILIES)}"
     )
-    tile: int | tuple[int, int] = Field(32, description="tile = Zarr chunk, in points per axis ([rows, cols] or one int)")
+    tile: int | tuple[int, int] = Field(
+        32, description=f"tile = Zarr chunk, in points per axis ([rows, cols] or one int; at most {MAX_TILE_SIDE} per side, "
+        f"{MAX_TILE_POINTS:,} points)"
+    )
     preview: int | None = Field(
         None,
         description="progressive preview: evaluate every p-th row and column first (p a power of two, 2..256), "
         "then every p/2-th, ..., then the rest; the same values, no point evaluated twice",
+    )
+    refine: Refine | None = Field(
+        None, description="with preview: after the coarse pass, evaluate first where the surface changes most (same values)"
     )
     precision: Literal["fp32", "tf32", "bf16"] = Field("fp32", description="arithmetic of the forward passes")
     data_chunk: int | None = Field(None, gt=0, description="samples per forward pass (default: from the device's memory)")
@@ -129,13 +145,27 @@ class ScanSpec(Strict):
             raise ValueError("options for a metric the scan does not compute: add hessian to metrics, or remove this block")
         return v
 
-    @field_validator("tile")
+    @field_validator("tile", mode="before")
     @classmethod
     def _tile(cls, v):
-        sizes = (v, v) if isinstance(v, int) else v
-        if any(s <= 0 for s in sizes):
-            raise ValueError("tile sizes must be positive")
-        return v
+        """Whole numbers from 1 to MAX_TILE_SIDE, said plainly (pydantic's own words name int parsing, not the tile)."""
+        form = f"give a positive integer or [rows, cols], each at most {MAX_TILE_SIDE:,}"
+        sizes = list(v) if isinstance(v, (list, tuple)) else [v]
+        if isinstance(v, (list, tuple)) and len(sizes) != 2:
+            raise ValueError(f"{form}; got a list of {len(sizes)}")
+        whole = []
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or (isinstance(s, float) and not s.is_integer()):
+                raise ValueError(f"{form}; got {s!r}")
+            if s <= 0:
+                raise ValueError(f"tile sizes must be positive; got {s:g}")
+            if s > MAX_TILE_SIDE:
+                raise ValueError(
+                    f"{s:,.0f} points per side is more than {MAX_TILE_SIDE:,}: a tile is one Zarr chunk, allocated, evaluated and "
+                    "returned whole by one actor (a tile larger than the grid gains nothing; the default is 32)"
+                )
+            whole.append(int(s))
+        return whole[0] if not isinstance(v, (list, tuple)) else tuple(whole)
 
     @field_validator("preview")
     @classmethod
@@ -160,6 +190,11 @@ class ScanSpec(Strict):
             raise ValueError(f"slice {self.slice.kind} is a plane: grid.y is required")
         if not plane and self.grid.y is not None:
             raise ValueError(f"slice {self.slice.kind} is a line: remove grid.y")
+        if prod(self.tile_shape) > MAX_TILE_POINTS:
+            raise ValueError(
+                f"tile {list(self.tile_shape)} holds {prod(self.tile_shape):,} points, more than {MAX_TILE_POINTS:,} (2048 x 2048): "
+                "an actor allocates and returns a tile's values at once; use a smaller tile"
+            )
         tiles = prod(-(-n // t) for n, t in zip(self.grid_shape, self.tile_shape))
         if tiles > MAX_TILES:
             raise ValueError(
@@ -170,6 +205,17 @@ class ScanSpec(Strict):
             check_grid(self.grid)
         if "ensemble" in self.metrics and self.loss != "cross_entropy":
             raise ValueError("metrics: ensemble averages class probabilities; it needs loss: cross_entropy")
+        if self.data.tolerance is not None and self.batchnorm_mode == "recompute":
+            raise ValueError(
+                "data.tolerance (sequential evaluation) evaluates a point step by step; batchnorm: recompute would re-estimate "
+                "its statistics at every step: use batchnorm: eval, or remove data.tolerance"
+            )
+        if self.refine is not None and self.preview is None:
+            raise ValueError("refine orders the passes after preview's coarse one: set preview too (e.g. preview: 8)")
+        if self.refine is not None and self.refine.metric not in array_names(self.metrics):
+            raise ValueError(
+                f"refine.metric {self.refine.metric!r} is not computed by this scan; use one of {', '.join(array_names(self.metrics))}"
+            )
         if self.batchnorm_samples is not None and self.batchnorm_mode != "recompute":
             raise ValueError("batchnorm_samples is used only with batchnorm: recompute")
         return self
@@ -208,4 +254,4 @@ class ScanSpec(Strict):
         that changes nothing) does not change the identity of results made before it.
         """
         files = {"slice_files": [str(p) for p in self.slice.files()]} if hasattr(self.slice, "files") else {}  # a glob
-        return self.numbers_identity({"output", "cluster"}, exclude_defaults=True, **files)
+        return self.numbers_identity({"output", "cluster", "refine"}, exclude_defaults=True, **files)  # refine: order only

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from landscape.errors import SpecError
 
 from .base import Strict
+from .selection import ParamsChoice
 
 _CHECKPOINTS = (
     "the trajectory in training order: a list of state_dict files, or a glob such as runs/digits-mlp/step_*.pt "
@@ -61,7 +62,7 @@ class _Trajectory(Strict):
         return self.paths()
 
 
-class TrajectoryPCA(_Trajectory):
+class TrajectoryPCA(_Trajectory, ParamsChoice):
     """The plane of the top two principal components of a training trajectory, the path projected on it."""
 
     dims: ClassVar[int] = 2

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
 
+import torch
+
 from landscape.checkpoints import save_state
-from landscape.errors import ResultError
+from landscape.errors import LandscapeError, ResultError
 from landscape.training import train
 
 from ..common.build import check_prepared, prepare
 from ..specs import TrainSpec
 
 _OURS = re.compile(r"^(epoch_\d+|step_\d+(_\d+)?)\.pt(\.tmp)?$|^train\.json$")
+
+
+class TrainingDiverged(LandscapeError):
+    """The loss or the weights became NaN or inf: the run ends with one line, its diverged epoch unsaved."""
+
+
+def diverged(loss: float, model: torch.nn.Module) -> bool:
+    """The loss or a floating-point weight (or buffer) is NaN or inf."""
+    return not math.isfinite(loss) or not all(bool(torch.isfinite(v).all()) for v in model.state_dict().values() if v.is_floating_point())
 
 
 def _identity(spec: TrainSpec) -> dict:
@@ -93,12 +105,24 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
     if spec.save_every:
         save_state(out_dir / step_name(0, total_steps), model)
 
+    def check_finite(loss: float, where: str, epoch: int) -> None:
+        """Before a checkpoint is saved: a NaN or inf loss or weight ends the run (nothing non-finite is saved)."""
+        if not diverged(loss, model):
+            return
+        kept = f"epoch_000.pt .. epoch_{epoch - 1:03d}.pt" if epoch > 1 else "epoch_000.pt"
+        raise TrainingDiverged(
+            f"training diverged in {where} (loss {loss:g} or weights NaN/inf) at lr {spec.lr:g}: lower lr (or momentum); "
+            f"{out_dir} keeps {kept} and no train.json (an unfinished run)"
+        )
+
     def on_step(step, metrics):
         done = step + 1  # optimizer updates so far
         if done % spec.save_every == 0 or done == total_steps:
+            check_finite(metrics["loss"], f"step {done}", metrics["epoch"])
             save_state(out_dir / step_name(done, total_steps), model)
 
     def on_epoch(epoch, model, metrics):
+        check_finite(metrics["train_loss"], f"epoch {epoch}", epoch)
         save_state(out_dir / f"epoch_{epoch:03d}.pt", model)
         history.append(metrics)
         print(

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from landscape.checkpoints import load_state, nonfinite_entries
 from landscape.errors import CheckpointError, SpecError
+from landscape.param_select import entry_mask, moved, select
 from landscape.params import StateLayout, non_float_state
 from landscape.slices import Slice, combine
 from landscape.state_eval import StateEvaluator
@@ -71,10 +72,13 @@ def build_trajectory_slice(spec: ScanSpec, model, layout: StateLayout, notes: li
         origin_file = paths[index] if index is not None else given
         origin_state = load(origin_file, "slice.origin")
         origin = layout.flatten(origin_state)  # (P,)
-        plane = trajectory_plane(read, len(paths), origin, layout, s.ignore, labels)
+        chosen = select(layout, s.params, "slice.params") if s.params else None
+        restrict = entry_mask(layout, chosen) if chosen else None
+        plane = trajectory_plane(read, len(paths), origin, layout, s.ignore, labels, restrict)
         origin_label = labels[index] if index in (0, len(paths) - 1) else f"origin: {origin_file.stem}"
         sl = pca_slice(layout, origin, plane, labels, origin_label, index, s.ignore)
         sl.info["origin"]["path"] = str(origin_file)
+        sl.info["params"], sl.info["moved"] = s.params, moved(layout, sl.directions)
         extras = non_float_state(origin_state)
     for entry, p in zip(sl.info["trajectory"], paths):
         entry["path"] = str(p)
