@@ -19,6 +19,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .batchnorm import recompute_batchnorm
+from .cuda_graph import capture_graph
 from .head import ClassMajorLinear, output_layer
 from .metrics import OutputMetric, PointMetric, build_metrics
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, allow_recompiles, make_plan, widest_output_elements
@@ -196,9 +197,8 @@ class Evaluator:
         if self.shortcut is not None:
             with matmul_mode(self.precision):
                 fresh = self._shortcut_bases(self._device_inputs(self._problem.inputs[self._order]))
-            for old, new in zip(self._bases, fresh):  # the evaluator's own tensors, in place for the graph
-                for o, b in zip(old, new):
-                    o.copy_(b)
+            for o, b in zip(sum(self._bases, []), sum(fresh, [])):  # the evaluator's own tensors, in place for the graph
+                o.copy_(b)
         for m in self.output_metrics + self.point_metrics:
             m.bind(self)  # what a metric precomputed from the slice (an ensemble's reference point)
 
@@ -289,22 +289,10 @@ class Evaluator:
             i += om.accumulators
         return results
 
-    # -- CUDA graph ------------------------------------------------------------------
     def _graphed(self):
-        """Capture one pass for K points as a CUDA graph (once): (graph, its input coefs (K, D), its outputs)."""
+        """One pass for K points as a CUDA graph, captured once: (graph, its input coefs (K, D), its outputs)."""
         if self._graph is None:
-            k, d = self.plan.points_per_pass, self.directions.shape[0]
-            static = torch.zeros(k, d, device=self.device)
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                for _ in range(2):  # warm-up outside the graph, as capture requires
-                    self._sums(static)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self._sums(static)
-            self._graph = (graph, static, out)
+            self._graph = capture_graph(self._sums, self.plan.points_per_pass, self.directions.shape[0], self.device)
         return self._graph
 
     # -- public ------------------------------------------------------------------------
