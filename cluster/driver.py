@@ -23,16 +23,27 @@ from .store import ResultStore
 @dataclass
 class DriverReport:
     points: int
-    tiles: int
+    tiles: int  # work items queued by this run (tiles, or preview passes of tiles)
     wall_seconds: float
     evaluator_seconds: float  # summed over actors
     actor_deaths: int
     retries: int
     actors: list[dict]
+    writes: int = 0  # results stored by this run: equal to `tiles`, with no retries, means each was computed and written once
 
     @property
     def evals_per_second(self) -> float:
         return self.points / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+def actor_factory(make_evaluator: Callable[[Any], Any], problem_ref: Any, request: ActorRequest) -> Callable[[], Any]:
+    """A function starting one actor as `request` asks (CPUs, GPUs, CUDA check) that builds `make_evaluator(problem)`."""
+    import ray
+
+    worker = ray.remote(TileWorker)
+    threads = max(1, int(request.cpus))
+    opts = dict(num_cpus=request.cpus, num_gpus=request.gpus, max_restarts=0)
+    return lambda: worker.options(**opts).remote(make_evaluator, problem_ref, threads, request.require_cuda)
 
 
 def run_work(
@@ -57,15 +68,11 @@ def run_work(
     import ray
 
     problem_ref = ray.put(problem)  # once; every actor reads the same object
-    worker = ray.remote(TileWorker)
-    threads = max(1, int(request.cpus))
-
-    def make_actor():
-        opts = dict(num_cpus=request.cpus, num_gpus=request.gpus, max_restarts=0)
-        return worker.options(**opts).remote(make_evaluator, problem_ref, threads)
-
+    # A GPU actor finishes a tile in milliseconds to seconds: a second one queued behind it keeps the GPU busy
+    # while the driver stores the first. CPU actors share their cores with the driver: one at a time.
     scheduler = TileScheduler(
-        make_actor, request.actors, request.describe, max_attempts=max_attempts, placement_timeout_s=placement_timeout_s
+        actor_factory(make_evaluator, problem_ref, request), request.actors, request.describe, max_attempts=max_attempts,
+        placement_timeout_s=placement_timeout_s, in_flight=2 if request.gpus > 0 else 1,
     )
     return scheduler.run(items, args_of, lambda item, result: on_result(item, result, scheduler.stats), count=count)
 
@@ -106,11 +113,13 @@ def evaluate_tiles(
     # The metrics count the whole scan: tiles stored by an earlier (interrupted) run too.
     done_mask = store.done_mask()
     tiles_done = [int(done_mask.sum())]
+    writes = [0]
     metrics = ScanMetrics(label)
     metrics.update(tiles_done=tiles_done[0], tiles_total=done_mask.size, evals_per_second=0, actor_deaths=0, tile_retries=0)
 
     def on_result(item, result: dict, stats: SchedulerStats) -> None:
         tiles_done[0] += write(item, result)
+        writes[0] += 1
         n = len(next(iter(result.values())))
         progress.update(points=n)
         metrics.add_points(n)
@@ -133,4 +142,5 @@ def evaluate_tiles(
         actor_deaths=stats.actor_deaths,
         retries=stats.retries,
         actors=stats.actors,
+        writes=writes[0],
     )

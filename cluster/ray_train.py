@@ -54,6 +54,57 @@ def check_fits(workers: int, cpus: float, gpus: float) -> None:
         )
 
 
+def store_on_master_addr() -> None:
+    """In a Ray Train worker: make rank 0's TCPStore (torch.distributed's rendezvous server) listen on
+    MASTER_ADDR (the node's address: 127.0.0.1 on a local cluster) only.
+
+    torch binds that server to every interface ('::'); handed a socket already bound to an address, it
+    listens there instead. Run in every worker before the process group is set up."""
+    import importlib
+    import socket
+
+    import torch.distributed as dist
+
+    rendezvous = importlib.import_module("torch.distributed.rendezvous")  # the attribute is a function of that name
+
+    original = rendezvous._create_c10d_store
+    if getattr(original, "landscape_bound", False):
+        return
+
+    def create(hostname, port, rank, world_size, timeout, use_libuv=True):
+        if rank != 0 or rendezvous._torchelastic_use_agent_store():
+            return original(hostname, port, rank, world_size, timeout, use_libuv)
+        family = socket.AF_INET6 if ":" in hostname else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((hostname, port))
+        sock.listen(128)
+        return dist.TCPStore(host_name=hostname, port=port, world_size=world_size, is_master=True, timeout=timeout,
+                             multi_tenant=True, use_libuv=use_libuv, master_listen_fd=sock.detach())
+
+    create.landscape_bound = True
+    rendezvous._create_c10d_store = create
+
+
+def torch_config():
+    """Ray Train's TorchConfig, whose backend first binds the rendezvous server to the node's address."""
+    from ray.train.torch import TorchConfig
+
+    base = TorchConfig().backend_cls
+
+    class Backend(base):
+        def on_start(self, worker_group, backend_config):
+            worker_group.execute(store_on_master_addr)
+            super().on_start(worker_group, backend_config)
+
+    class Config(TorchConfig):
+        @property
+        def backend_cls(self):
+            return Backend
+
+    return Config()
+
+
 def run_data_parallel(fn: Callable[[dict], Any], config: dict, workers: int, cpus: float, gpus: float, name: str) -> None:
     """Run `fn(config)` on `workers` Ray Train workers (TorchTrainer); ClusterError if it fails."""
     try:
@@ -70,6 +121,7 @@ def run_data_parallel(fn: Callable[[dict], Any], config: dict, workers: int, cpu
         trainer = TorchTrainer(
             fn,
             train_loop_config=config,
+            torch_config=torch_config(),
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources),
             run_config=RunConfig(name=name, storage_path=storage),
         )

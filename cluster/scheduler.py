@@ -4,6 +4,9 @@ A hand-written `ray.wait` loop (not ActorPool) so we always know which item a
 dead actor was holding: that item goes back on the queue and a replacement
 actor is started. An item that fails `max_attempts` times fails the job.
 Items are scan tiles, animation frames' tiles, learning rates of a scan, ...:
+Each actor holds up to `in_flight` items at once (its next one queued behind the one it
+computes), so a fast GPU actor does not idle while the driver stores a result and
+sends the next item; an actor's death re-queues all it held. Items are
 anything with `index` (hashable, unique), `name` (the Ray task's name) and
 `extent` (what error messages say it covers). They are drawn lazily from an
 iterable, so a queue of a million tiles is never a list of a million objects.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -55,6 +58,14 @@ def _first_line(e: BaseException) -> str:
     return text[-1] if text else type(e).__name__
 
 
+def _collect(ref) -> None:
+    """Fetch a failed task's error so Ray does not report it as unhandled."""
+    try:
+        ray.get(ref, timeout=0)
+    except Exception:
+        pass
+
+
 def _kill(actor: Any) -> None:
     try:
         ray.kill(actor, no_restart=True)
@@ -70,8 +81,10 @@ class TileScheduler:
         describe_request: Callable[[], str],
         max_attempts: int = 3,
         placement_timeout_s: float = 60.0,
+        in_flight: int = 1,
     ):
         self.make_actor = make_actor
+        self.in_flight = max(1, in_flight)
         self.n_actors = n_actors
         self.describe_request = describe_request
         self.max_attempts = max_attempts
@@ -99,7 +112,10 @@ class TileScheduler:
         self._attempts: dict[tuple, int] = {}
         self._running: dict[Any, tuple[Any, Tile]] = {}  # task ref -> (actor, tile)
         self._starting: dict[Any, tuple[Any, float]] = {}  # ready ref -> (actor, started)
-        self._idle: list[Any] = []
+        self._idle: list[Any] = []  # one entry per free slot of a live actor (in_flight slots each)
+        self._orphans: set = set()  # task refs of dead actors whose items were re-queued already
+        self._sent: dict[Any, int] = {}  # task ref -> when it was sent (an actor runs its items in that order)
+        self._sends = 0
         self._ever_ready = False
         # Replacements for actors that die while starting, after the scan got going
         # (e.g. placed on a node that is going away); bounded so it cannot loop.
@@ -110,7 +126,8 @@ class TileScheduler:
             with interrupts.polled():
                 self._loop(args_of, on_result)
         finally:
-            for actor in [*self._idle, *(a for a, _ in self._running.values()), *(a for a, _ in self._starting.values())]:
+            actors = [*self._idle, *(a for a, _ in self._running.values()), *(a for a, _ in self._starting.values())]
+            for actor in {id(a): a for a in actors}.values():
                 _kill(actor)
             self._idle, self._running, self._starting = [], {}, {}
         return self.stats
@@ -137,27 +154,33 @@ class TileScheduler:
         running, starting, idle = self._running, self._starting, self._idle
         while self._has_work() or running:
             while idle and self._has_work():
-                actor, tile = idle.pop(), self._next()
+                # The free slot of the least busy actor: the last items spread over all actors.
+                busy = Counter(id(a) for a, _ in running.values())
+                actor = idle.pop(min(range(len(idle)), key=lambda i: busy[id(idle[i])]))
+                tile = self._next()
                 ref = actor.evaluate.options(name=tile.name).remote(*args_of(tile))
                 running[ref] = (actor, tile)
-            refs = list(running) + list(starting)
+                self._sent[ref] = self._sends = self._sends + 1
+            refs = list(running) + list(starting) + list(self._orphans)
             if not refs:
                 raise ClusterError(f"no actor is left to evaluate the remaining work; {self.describe_request()}")
             done, _ = ray.wait(refs, num_returns=1, timeout=1.0)
             interrupts.check()  # Ctrl-C or SIGTERM during the wait: end here, between Ray calls
             for ref in done:
+                if ref in self._orphans:  # an item of a dead actor, already re-queued: collect its error
+                    self._orphans.discard(ref)
+                    _collect(ref)
+                    continue
                 if ref in starting:
                     self._started(ref)
                     continue
                 actor, tile = running.pop(ref)
+                sent = self._sent.pop(ref)
                 try:
                     result, seconds = ray.get(ref)
                 except RayActorError as e:
                     # The actor (or its node) died holding this tile: re-queue it, replace the actor.
-                    self.stats.actor_deaths += 1
-                    _kill(actor)  # ActorUnavailableError: it may still be alive somewhere
-                    self._retry(tile, e)
-                    self._start_actor()
+                    self._lost_actor(actor, sent, tile, e)
                     continue
                 except (RayTaskError, ObjectLostError) as e:
                     # The evaluator raised, or the finished result was lost with its node:
@@ -170,11 +193,28 @@ class TileScheduler:
                 idle.append(actor)
             self._expire_starting()
 
+    def _lost_actor(self, actor, sent: int, tile: Tile, error: BaseException) -> None:
+        """A dead actor: count it, replace it, re-queue every item it held. Only the item it was
+        computing (the one sent first) counts as an attempt; those queued behind it never started."""
+        self.stats.actor_deaths += 1
+        _kill(actor)  # ActorUnavailableError: it may still be alive somewhere
+        self._idle[:] = [a for a in self._idle if a is not actor]  # its free slots go with it
+        held = [(sent, tile)]
+        for r in [r for r, (a, _) in self._running.items() if a is actor]:
+            held.append((self._sent.pop(r), self._running.pop(r)[1]))
+            self._orphans.add(r)
+        self._start_actor()
+        held.sort(key=lambda st: st[0])
+        for _, t in reversed(held[1:]):
+            self._queue.appendleft(t)
+            self.stats.retries += 1
+        self._retry(held[0][1], error)  # ahead of them: it was sent first
+
     def _started(self, ref) -> None:
         actor, _ = self._starting.pop(ref)
         try:
             self.stats.actors.append(ray.get(ref))
-            self._idle.append(actor)
+            self._idle.extend([actor] * self.in_flight)
             self._ever_ready = True
         except RayActorError as e:
             if e.actor_init_failed:  # the evaluator's constructor raised: it would everywhere

@@ -50,7 +50,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     import ray
 
     if ray.is_initialized():  # tests and notebooks may hold a session already
-        yield ray
+        with _connection_errors():
+            yield ray
         return
     try:
         with _keep_sigterm_handler():
@@ -73,9 +74,26 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ClusterError(f"cannot connect to Ray at {address!r}: {str(e).splitlines()[0]}") from e
     try:
-        yield ray
+        with _connection_errors():
+            yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _connection_errors():
+    """Ray's own failures that reach the session (its raylet died, e.g. when a Ray process was killed; a
+    lost connection) become one ClusterError line; the result being written records it as failed, and
+    the same command resumes. Errors of the user's code are turned into lines before they get here."""
+    import ray
+
+    try:
+        yield
+    except (ray.exceptions.RayError, ConnectionError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ClusterError(
+            f"Ray failed under this run ({type(e).__name__}: {first}); run the same command again to resume"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,9 @@ class ActorRequest:
     actors: int
     cpus: float
     gpus: float
+    # An actor given GPUs checks that PyTorch sees one; False only where a cluster pretends to
+    # have GPUs (`ray start --num-gpus N` on a CPU machine, in tests).
+    require_cuda: bool = True
 
     def describe(self) -> str:
         import ray
@@ -96,10 +117,19 @@ class ActorRequest:
         )
 
 
+def _largest_node(resource: str) -> float:
+    """The most of `resource` any one live node has (an actor cannot span nodes)."""
+    import ray
+
+    return max((n["Resources"].get(resource, 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
+
+
 def plan_actors(actors: int | None, gpus_per_actor: float | None, cpus_per_actor: float = 1.0) -> ActorRequest:
     """Defaults: one actor per GPU when the cluster has GPUs, else one CPU actor per CPU.
 
-    Fails at once when not even one actor fits the whole cluster.
+    Fails at once, in one line, when one actor fits no node, or when the actors
+    together ask for more GPUs than the cluster has: Ray would otherwise keep them
+    pending (an autoscaling cluster: start its GPU nodes first).
     """
     import ray
 
@@ -118,4 +148,15 @@ def plan_actors(actors: int | None, gpus_per_actor: float | None, cpus_per_actor
         fixes.append(f"lower --gpus-per-actor (or cluster.gpus_per_actor, {gpus_per_actor:g}) to at most the cluster's {gpus:g} GPU(s)")
     if fixes:
         raise ClusterError(f"no actor can be placed: {req.describe()}; {' and '.join(fixes)}, or add nodes")
+    for name, each in (("GPU", gpus_per_actor), ("CPU", cpus_per_actor)):
+        if each > (most := _largest_node(name)):
+            raise ClusterError(
+                f"no actor can be placed: each asks for {name} {each:g} and no node has that much "
+                f"(the largest has {most:g}); {req.describe()}"
+            )
+    if gpus_per_actor > 0 and actors * gpus_per_actor > gpus + 1e-9:
+        raise ClusterError(
+            f"the actors ask for {actors * gpus_per_actor:g} GPUs in all and the cluster has {gpus:g}: "
+            f"{req.describe()}; lower --actors or --gpus-per-actor"
+        )
     return req

@@ -8,6 +8,7 @@ AWS_ENDPOINT_URL_S3, AWS_PROFILE), which botocore reads itself.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,16 @@ def remove(url: str, name: str, storage_options: dict | None = None) -> None:
         target = f"{path.rstrip('/')}/{name}"
         if fs.exists(target):
             fs.rm(target, recursive=True)
+
+
+def check_parent_folders(path: str | Path, flag: str) -> None:
+    """ResultError (one line) unless `path`'s nearest existing ancestor is a folder we may write in:
+    checked before any work, so an output under a file is refused before an evaluation runs."""
+    path = Path(path).absolute()
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise ResultError(f"cannot write {flag} {str(path)!r}: {str(parent)!r} is a file, not a folder; choose another {flag}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ResultError(f"cannot write {flag} {str(path)!r}: no permission to write in {str(parent)!r}; choose another {flag}")
+            return

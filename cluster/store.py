@@ -201,7 +201,7 @@ def inspect_output(url: str, storage_options: dict | None = None) -> Output:
     return Output("result", meta)
 
 
-def _zarr_members(url: str, storage_options: dict | None) -> list[str]:
+def zarr_members(url: str, storage_options: dict | None = None) -> list[str]:
     """Entries that belong to the Zarr group (its metadata, its arrays) and scratch files; never a user's file."""
     out = []
     for name in entries(url, storage_options):
@@ -285,7 +285,7 @@ class ResultWriter:
                 if out.state == "unfinished":
                     print(f"note: {self.url} holds an unfinished creation (a killed run); it is replaced", file=sys.stderr)
                 with storage_errors(self.url, "replace"):
-                    for name in _zarr_members(self.url, self.storage_options):
+                    for name in zarr_members(self.url, self.storage_options):
                         remove(self.url, name, self.storage_options)
         except BaseException:
             self._release(created=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import warnings
 import zipfile
@@ -123,11 +124,27 @@ def nonfinite_entries(state: dict[str, torch.Tensor]) -> list[str]:
 
 def save_state(path: str | Path, model: nn.Module) -> Path:
     """Write the model's state_dict atomically (temp file + rename)."""
+    return save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+
+
+def save_atomic(obj: object, path: str | Path, flag: str = "--out") -> Path:
+    """torch.save to `path` through a temporary file renamed into place; a failed write (a full disk)
+    leaves no temporary and raises CheckpointError naming the path.
+
+    Serialised in memory first: torch.save writing a file itself reports a full disk as a RuntimeError
+    without the path or the reason."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}; free space there or choose another {flag}") from None
     return path
 
 
@@ -158,14 +175,14 @@ def read_curve_checkpoint(path: str | Path, what: str = "curve checkpoint") -> d
     theta, ends = obj.get("theta"), obj.get("endpoints")
     if not isinstance(theta, dict) or not isinstance(ends, list) or len(ends) != 2:
         raise CheckpointError(f"{what} {str(path)!r} is an incomplete curve checkpoint (no theta or no two endpoints)")
+    if not all(isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str) for e in ends):
+        raise CheckpointError(
+            f"{what} {str(path)!r} is a damaged curve checkpoint: its endpoints are not records of a path and a sha256 "
+            f"(got {', '.join(type(e).__name__ for e in ends)}); expected {_CURVE_EXPECTED}"
+        )
     return obj
 
 
 def save_curve(path: str | Path, record: dict) -> Path:
     """Write a curve checkpoint atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({CURVE_MARK: CURVE_FORMAT, **record}, tmp)
-    tmp.replace(path)
-    return path
+    return save_atomic({CURVE_MARK: CURVE_FORMAT, **record}, path)

@@ -159,11 +159,12 @@ def test_a_factorys_dataset_is_read_only_for_its_subset_and_gives_the_subset_of_
 
 def test_a_diverging_training_ends_in_one_line_and_saves_nothing_non_finite(tmp_path, capsys):
     spec = _train_spec(tmp_path, lr=1e12, save_every=2)
-    line = run_bad(capsys, ["train", str(spec)], "training diverged in", "lower lr", "no train.json", started=True)
+    line = run_bad(capsys, ["train", str(spec)], "training diverged in", "lower lr", "train.json marks the run unfinished", started=True)
     run = tmp_path / "run"
     names = sorted(p.name for p in run.iterdir())
-    assert "epoch_000.pt" in names and "train.json" not in names and "epoch_002.pt" not in names, (names, line)
-    for p in run.iterdir():
+    assert "epoch_000.pt" in names and "epoch_002.pt" not in names, (names, line)
+    assert json.loads((run / "train.json").read_text())["finished"] is False  # the record says: unfinished
+    for p in run.glob("*.pt"):
         assert all(torch.isfinite(v).all() for v in torch.load(p, weights_only=True).values())
 
 
@@ -187,5 +188,5 @@ def test_a_diverging_curve_training_ends_in_one_line_and_saves_no_curve(tiny_run
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
     out = tmp_path / "curve"
     run_bad(capsys, ["train-curve", str(tmp_path / "c.yaml"), "--out", str(out)], "curve training diverged in epoch 1",
-            "lower lr", "no curve.json", started=True)
-    assert not (out / "curve.json").exists() and not list(out.glob("epoch_*.pt"))
+            "lower lr", "curve.json marks the run unfinished", started=True)
+    assert json.loads((out / "curve.json").read_text())["finished"] is False and not list(out.glob("epoch_*.pt"))

@@ -39,6 +39,11 @@ def add_output_flags(p: argparse.ArgumentParser, out_help: str, plots: bool = Tr
         p.add_argument("--format", choices=["png", "pdf", "svg"], default="png")
 
 
+def add_trust_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-factories", action="store_true",
+                   help="run the kind: import factories recorded in a result the spec names (they are code)")
+
+
 def add_cluster_flags(p: argparse.ArgumentParser) -> None:
     """Where the actors run: --address (default: a local Ray), --actors, --gpus-per-actor."""
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one)")

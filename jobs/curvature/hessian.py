@@ -65,10 +65,25 @@ def _result_spec(url: str) -> tuple[dict, str]:
     return meta, meta.get("identity")
 
 
-def resolve_point(spec: HessianSpec):
+def check_recorded_code(spec: HessianSpec, meta: dict, trust_factories: bool) -> None:
+    """SpecError unless the user consents to running the `kind: import` factories recorded in the
+    result at.result (where the spec does not give its own model: or data:): a result can come from
+    anyone, and its factories are code."""
+    recorded = meta.get("spec") or {}
+    code = [f"{part}.factory {(recorded.get(part) or {}).get('factory')!r}" for part in ("model", "data")
+            if getattr(spec, part) is None and isinstance(recorded.get(part), dict) and recorded[part].get("kind") == "import"]
+    if code and not trust_factories:
+        raise SpecError(
+            f"at.result {spec.at.result!r} records code to run ({', '.join(code)}, kind: import); a result can come from "
+            "anyone: read that code, then pass --trust-factories to run it, or give model: and data: in the spec"
+        )
+
+
+def resolve_point(spec: HessianSpec, trust_factories: bool = False):
     """(Point, inputs, targets, factory, model) with every input checked; nothing is written."""
     at = spec.at
     meta, result_identity = (_result_spec(at.result) if at.result is not None else ({}, None))
+    check_recorded_code(spec, meta, trust_factories)
     from pydantic import TypeAdapter
 
     model_spec = spec.model or ModelSpec.model_validate(meta["spec"]["model"])
@@ -249,11 +264,11 @@ def default_output(spec: HessianSpec) -> str:
 
 
 def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
-                fmt: str = "png", device: str | None = None) -> str:
+                fmt: str = "png", device: str | None = None, trust_factories: bool = False) -> str:
     """Compute (or find already computed) the spectrum at the spec's point; returns the result's path or URL."""
     url = str(out or default_output(spec))
     dev = check_device(device)
-    point, inputs, targets, factory, model = resolve_point(spec)  # bad input fails here, before anything is written
+    point, inputs, targets, factory, model = resolve_point(spec, trust_factories)  # bad input fails here, before anything is written
     identity = spec.identity(point.result_identity)
     with ResultWriter(url, identity=identity, overwrite=overwrite, command=f"landscape hessian {spec.name}", what="hessian",
                       resumable=False) as w:  # an unfinished result is computed again
@@ -278,9 +293,9 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
     return url
 
 
-def check_hessian(spec: HessianSpec) -> str:
+def check_hessian(spec: HessianSpec, trust_factories: bool = False) -> str:
     """`landscape validate`: the point exists and fits, k fits the parameters."""
-    _, inputs, _, _, _ = resolve_point(spec)
+    _, inputs, _, _, _ = resolve_point(spec, trust_factories)
     return f"valid hessian spec {spec.name!r}: top-{spec.top_k} at {spec.at.describe()}, {len(inputs)} samples"
 
 
@@ -294,12 +309,12 @@ def _hessian(args) -> int:
         except ValidationError as e:
             raise SpecError(f"--blocks: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     run_hessian(spec, out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
-                fmt=args.format, device=args.device)
+                fmt=args.format, device=args.device, trust_factories=args.trust_factories)
     return 0
 
 
 def add_parsers(sub) -> None:
-    from ..common.flags import add_output_flags
+    from ..common.flags import add_output_flags, add_trust_flag
 
     h = sub.add_parser("hessian", help="Hessian spectrum (top-k, smallest, trace, density) at a checkpoint or a grid point")
     h.add_argument("spec")
@@ -307,4 +322,5 @@ def add_parsers(sub) -> None:
     h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     h.add_argument("--blocks", nargs="+", metavar="auto|GLOB",
                    help="also each block's top eigenvalue, trace and density: auto (one block per layer) or globs")
+    add_trust_flag(h)
     h.set_defaults(run=_hessian)

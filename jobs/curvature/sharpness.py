@@ -107,12 +107,13 @@ def summary_lines(meta: dict) -> list[str]:
     return lines
 
 
-def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: bool = False, device: str | None = None) -> str:
+def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: bool = False, device: str | None = None,
+                  trust_factories: bool = False) -> str:
     from ..common.report import versions
 
     url = str(out or spec.output or f"results/{spec.name}.zarr")
     dev = check_device(device)
-    point, inputs, targets, factory, _ = resolve_point(spec)  # bad input fails here, before anything is written
+    point, inputs, targets, factory, _ = resolve_point(spec, trust_factories)  # bad input fails here, before anything is written
     if spec.params:
         select(StateLayout.of(factory()), spec.params, "params")
     with ResultWriter(url, identity=spec.identity(point.result_identity), overwrite=overwrite,
@@ -138,9 +139,9 @@ def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: boo
     return url
 
 
-def check_sharpness(spec: SharpnessSpec) -> str:
+def check_sharpness(spec: SharpnessSpec, trust_factories: bool = False) -> str:
     """`landscape validate`: the point exists and fits, params choose something."""
-    _, inputs, _, factory, _ = resolve_point(spec)
+    _, inputs, _, factory, _ = resolve_point(spec, trust_factories)
     if spec.params:
         select(StateLayout.of(factory()), spec.params, "params")
     return f"valid sharpness spec {spec.name!r} at {spec.at.describe()}, {len(inputs)} samples"
@@ -149,14 +150,18 @@ def check_sharpness(spec: SharpnessSpec) -> str:
 def _sharpness(args) -> int:
     from ..specs import load_spec
 
-    run_sharpness(load_spec(args.spec, SharpnessSpec), out=args.out, overwrite=args.overwrite, device=args.device)
+    run_sharpness(load_spec(args.spec, SharpnessSpec), out=args.out, overwrite=args.overwrite, device=args.device,
+                  trust_factories=args.trust_factories)
     return 0
 
 
 def add_parsers(sub) -> None:
+    from ..common.flags import add_trust_flag
+
     h = sub.add_parser("sharpness", help="top Hessian eigenvalue, trace, epsilon-sharpness and adaptive sharpness at a point")
     h.add_argument("spec")
     h.add_argument("--out", help="result path or URL (default: spec.output or results/<name>.zarr)")
     h.add_argument("--overwrite", action="store_true", help="replace a different result at --out (never other files)")
     h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_trust_flag(h)
     h.set_defaults(run=_sharpness)

@@ -21,6 +21,7 @@ import torch
 
 from cluster.driver import evaluate_tiles, store_tiles
 from cluster.session import plan_actors, ray_session
+from cluster.storage import check_parent_folders
 from cluster.store import ArrayDef, ResultWriter
 from cluster.tiling import Tile, iter_tiles, tile_coords, tile_grid_shape
 from landscape.checkpoints import is_curve_checkpoint, read_checkpoint
@@ -147,6 +148,8 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
     """Evaluate (or resume) every frame, then write the video; returns the result's path."""
     url = str(out or spec.output or f"results/{spec.name}.zarr")
     series, meta, records = build_frames(spec)  # every bad input fails here, before anything is written
+    if video and video_path:  # a video under a file is refused now, not after the whole evaluation
+        check_parent_folders(video_path, "--video")
     for note in meta["notes"]:
         say(f"note: {note}")
     f, grid, tile = series.frames, spec.grid_shape, spec.tile_shape

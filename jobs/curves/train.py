@@ -12,7 +12,6 @@ curve scan does). `curve.json`, written last, means the run finished.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -29,7 +28,8 @@ from landscape.training import train
 
 from ..common.build import load_checked
 from ..specs.curve import CurveTrainSpec
-from ..training.train import TrainingDiverged, check_run_folder, check_train, diverged
+from ..training.run_folder import RunFolder
+from ..training.train import TrainingDiverged, check_train, diverged
 
 RECORD = "curve.json"
 _OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$")
@@ -71,10 +71,15 @@ def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
     return spec.numbers_identity({"output", "cluster", "endpoints"}, endpoints=[e["sha256"] for e in endpoints])
 
 
+def run_folder(out_dir: Path) -> RunFolder:
+    return RunFolder(out_dir, RECORD, _OURS, "landscape train-curve")
+
+
 def check_output(out_dir: Path, ident: str, overwrite: bool) -> bool:
-    """True if the folder holds this curve's finished run; refuses folders with other files."""
-    return check_run_folder(out_dir, RECORD, lambda previous: previous.get("identity") == ident, _OURS, overwrite,
-                            "a curve of a different spec or other endpoints", "curve checkpoints")
+    """True if the folder holds this curve's finished run; refuses folders with other files, and
+    checkpoints its record does not list (a model's epoch_005.pt: perhaps this curve's own endpoint)."""
+    return run_folder(out_dir).check(lambda previous: previous.get("identity") == ident, overwrite,
+                                     "a curve of a different spec or other endpoints", "curve checkpoints")
 
 
 def lr_schedule(kind: str, lr: float, total_steps: int):
@@ -129,7 +134,7 @@ def train_curve_worker(config: dict) -> None:
         if diverged(metrics["train_loss"], theta_module):  # on every worker (the loss is their mean): all stop
             raise TrainingDiverged(
                 f"curve training diverged in epoch {epoch} (loss {metrics['train_loss']:g} or theta NaN/inf) at lr {spec.lr:g}: "
-                f"lower lr; {out_dir} keeps the epochs before it and no {RECORD} (an unfinished run)"
+                f"lower lr; {out_dir} keeps the epochs before it, and its {RECORD} marks the run unfinished"
             )
         if rank != 0:
             return
@@ -167,10 +172,11 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     for note in setup.notes:
         say(f"note: {note}")
     config = {"spec": spec.model_dump(mode="json"), "setup": setup, "out": str(out_dir), "identity": ident}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RECORD).unlink(missing_ok=True)  # its presence means "finished"
-    for old in out_dir.glob("epoch_*.pt"):  # a different (or unfinished) run's checkpoints must not mix with ours
-        old.unlink()
+    # A different (or unfinished) run's checkpoints must not mix with ours: those its record lists go, and
+    # the record lists ours before any is written.
+    folder = run_folder(out_dir)
+    folder.start([f"epoch_{e:03d}.pt" for e in range(1, spec.epochs + 1)], keep=[Path(p) for p in spec.endpoints],
+                 identity=ident)
     n = workers or spec.cluster.workers
     if address is None and workers is None:
         train_curve_worker(config)
@@ -189,11 +195,7 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     if not last.is_file():
         raise ResultError(f"{out_dir}: the last curve checkpoint {last.name} is missing after training; run it again")
     history = torch.load(last, weights_only=True).get("history", [])
-    record = out_dir / RECORD
-    tmp = record.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"identity": ident, "spec": spec.model_dump(mode="json"), "endpoints": setup.endpoints,
-                               "workers": n if (address is not None or workers is not None) else 0,
-                               "history": history, "notes": setup.notes}, indent=1))
-    tmp.replace(record)
+    folder.finish(identity=ident, spec=spec.model_dump(mode="json"), endpoints=setup.endpoints,  # written last
+                  workers=n if (address is not None or workers is not None) else 0, history=history, notes=setup.notes)
     print(f"curve checkpoints: {out_dir} (epoch_001.pt .. epoch_{spec.epochs:03d}.pt)")
     return out_dir

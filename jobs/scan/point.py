@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cluster.storage import check_parent_folders
 from cluster.store import ResultStore
+from landscape.checkpoints import save_atomic
 from landscape.errors import ResultError, SpecError
 
 from .stored import stored_slice
@@ -46,16 +46,6 @@ def write_point(result: str, x: float, y: float | None, out: str | Path, extrapo
     out = Path(out)
     if out.is_dir():
         raise ResultError(f"-o {str(out)!r} is a directory; give a file name such as {str(out / 'point.pt')!r}")
+    check_parent_folders(out, "-o")
     state = point_state(result, x, y, extrapolate)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as f:
-            tmp = Path(f.name)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, out)  # never a half-written .pt under the asked name
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as e:
-        raise ResultError(f"cannot write -o {str(out)!r}: {e.strerror or e}") from None
-    return out
+    return save_atomic(state, out, "-o")  # never a half-written .pt under the asked name

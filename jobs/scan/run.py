@@ -185,6 +185,15 @@ def _use_stored_slice(store: ResultStore, problem) -> None:
     problem.slice.directions = torch.from_numpy(store.group["directions"][...])
 
 
+def actor_placements(actors: list[dict], plans: list) -> list[dict]:
+    """Where each actor that started ran (node, GPUs Ray gave it, device) and which of `plans` it chose.
+
+    Replacements of dead actors are listed too, so there can be more entries than actors."""
+    keys = ("host", "node_ip", "pid", "gpu_ids", "device")
+    return [{**{k: a.get(k) for k in keys}, "plan": plans.index(a["evaluator"]) if a.get("evaluator") in plans else None}
+            for a in actors]
+
+
 def finish_run(w: ResultWriter, url: str, report) -> None:
     """Mark the result complete with the run's figures, after checking that every tile is stored;
     report None: nothing was left to evaluate."""
@@ -203,7 +212,10 @@ def finish_run(w: ResultWriter, url: str, report) -> None:
         actor_deaths=report.actor_deaths,
         retries=report.retries,
         devices=sorted({a["device"] for a in report.actors}),
-        evaluator_plans=_distinct(a.get("evaluator") for a in report.actors),
+        evaluator_plans=(plans := _distinct(a.get("evaluator") for a in report.actors)),
+        actors=actor_placements(report.actors, plans),
+        work_items=report.tiles,
+        writes=report.writes,
     )
     say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
 

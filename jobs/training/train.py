@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -11,11 +10,12 @@ from pathlib import Path
 import torch
 
 from landscape.checkpoints import save_state
-from landscape.errors import LandscapeError, ResultError
+from landscape.errors import LandscapeError
 from landscape.training import train
 
 from ..common.build import check_prepared, prepare
 from ..specs import TrainSpec
+from .run_folder import RunFolder
 
 _OURS = re.compile(r"^(epoch_\d+|step_\d+(_\d+)?)\.pt(\.tmp)?$|^train\.json$")
 
@@ -46,33 +46,14 @@ def check_train_spec(spec: TrainSpec) -> str:
     return f"valid training spec {spec.name!r}: {spec.model.kind} for {spec.epochs} epochs"
 
 
+def _folder(out_dir: Path) -> RunFolder:
+    return RunFolder(out_dir, "train.json", _OURS, "landscape train")
+
+
 def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:
     """True if the folder already holds this spec's finished run; refuses folders with other files."""
-    return check_run_folder(out_dir, "train.json", lambda previous: previous.get("spec") == _identity(spec), _OURS,
-                            overwrite, "a run of a different spec", "checkpoints of a run")
-
-
-def check_run_folder(out_dir: Path, record_name: str, same_run, ours: re.Pattern, overwrite: bool, other: str,
-                     files: str) -> bool:
-    """True if `out_dir` holds a finished run (its record, written last, passes `same_run`); ResultError if it
-    is a file, holds another finished run (`other`) without --overwrite, or holds files not matching `ours`."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ResultError(f"--out {str(out_dir)!r} is a file; checkpoints go into a folder: choose another --out")
-    record = out_dir / record_name
-    if record.exists() and not overwrite:
-        try:
-            previous = json.loads(record.read_text())
-        except (OSError, ValueError):
-            previous = {}
-        if isinstance(previous, dict) and same_run(previous):
-            return True
-        raise ResultError(f"{out_dir} holds {other}; choose another --out or pass --overwrite")
-    if out_dir.is_dir():
-        foreign = sorted(p.name for p in out_dir.iterdir() if not ours.match(p.name))
-        if foreign:
-            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise ResultError(f"{out_dir} holds files that are not {files} ({shown}); it is left alone: choose another --out")
-    return False
+    return _folder(out_dir).check(lambda previous: previous.get("spec") == _identity(spec), overwrite,
+                                  "a run of a different spec", "checkpoints of a run")
 
 
 def step_name(step: int, total: int) -> str:
@@ -94,14 +75,17 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     model = factory()
-    (out_dir / "train.json").unlink(missing_ok=True)  # its presence means "finished"
-    if out_dir.is_dir():  # an earlier (other or unfinished) run's checkpoints would mix into this run's globs
-        for stale in out_dir.iterdir():
-            if _OURS.match(stale.name):
-                stale.unlink()
+    total_steps = spec.epochs * -(-len(inputs) // spec.batch_size)
+    files = [f"epoch_{e:03d}.pt" for e in range(spec.epochs + 1)]
+    if spec.save_every:
+        files += [step_name(s, total_steps) for s in range(total_steps + 1)
+                  if s % spec.save_every == 0 or s == total_steps]
+    # An earlier (other or unfinished) run's checkpoints would mix into this run's globs: the ones its
+    # record lists go; the record then lists this run's, before any is written.
+    folder = _folder(out_dir)
+    folder.start(files, spec=_identity(spec))
     save_state(out_dir / "epoch_000.pt", model)
     history = []
-    total_steps = spec.epochs * -(-len(inputs) // spec.batch_size)
     if spec.save_every:
         save_state(out_dir / step_name(0, total_steps), model)
 
@@ -112,7 +96,7 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
         kept = f"epoch_000.pt .. epoch_{epoch - 1:03d}.pt" if epoch > 1 else "epoch_000.pt"
         raise TrainingDiverged(
             f"training diverged in {where} (loss {loss:g} or weights NaN/inf) at lr {spec.lr:g}: lower lr (or momentum); "
-            f"{out_dir} keeps {kept} and no train.json (an unfinished run)"
+            f"{out_dir} keeps {kept}, and its train.json marks the run unfinished"
         )
 
     def on_step(step, metrics):
@@ -146,11 +130,7 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
         on_step=on_step if spec.save_every else None,
         on_epoch=on_epoch,
     )
-    # Written last: its presence means the run finished.
-    record = out_dir / "train.json"
-    tmp = record.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"spec": _identity(spec), "history": history, "notes": notes}, indent=1))
-    tmp.replace(record)
+    folder.finish(history=history, notes=notes)  # written last: the run finished
     steps = f"; {step_name(0, total_steps)} .. {step_name(total_steps, total_steps)} every {spec.save_every} steps" if spec.save_every else ""
     print(f"checkpoints: {out_dir} (epoch_000.pt .. epoch_{spec.epochs:03d}.pt{steps})")
     return out_dir
