@@ -21,6 +21,7 @@ from landscape.errors import Terminated
 
 _pending: int | None = None  # the signal received while polled, not yet raised
 _polling = 0
+_sigint_seen = False  # a Ctrl-C reached the handler (see took_sigint)
 
 
 def _exception(signum: int) -> BaseException:
@@ -28,7 +29,8 @@ def _exception(signum: int) -> BaseException:
 
 
 def _handler(signum, frame) -> None:
-    global _pending
+    global _pending, _sigint_seen
+    _sigint_seen = _sigint_seen or signum == signal.SIGINT
     if _polling and _pending is None:
         _pending = signum  # check() raises it between Ray calls
         return
@@ -70,3 +72,12 @@ def check() -> None:
     if _pending is not None:
         signum, _pending = _pending, None
         raise _exception(signum)
+
+
+def took_sigint() -> bool:
+    """Whether a Ctrl-C reached the handler since the last call. The CLI turns Ctrl-C into exit
+    status 130, which is right for a process; a program that calls `main(argv)` in-process (the
+    test suite) would then go on as if nothing happened, so it asks this and stops too."""
+    global _sigint_seen
+    seen, _sigint_seen = _sigint_seen, False
+    return seen

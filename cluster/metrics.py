@@ -2,7 +2,7 @@
 
 Gauges: landscape_tiles_done and landscape_tiles_total (the whole scan, tiles
 stored before a resume included), landscape_evals_per_second (this run's
-average), landscape_actor_deaths and landscape_tile_retries (this run).
+smoothed speed), landscape_actor_deaths and landscape_tile_retries (this run).
 Counter: landscape_points (grid points evaluated; `rate()` of it is the
 current speed). Prometheus shows them with Ray's `ray_` prefix.
 
@@ -20,7 +20,7 @@ TAG = "scan"
 GAUGES = {
     "tiles_done": "tiles stored in the result, resumed ones included",
     "tiles_total": "tiles in the whole scan",
-    "evals_per_second": "grid points per second in this run, averaged since it started",
+    "evals_per_second": "grid points per second in this run, smoothed over recent results (warm-up excluded)",
     "actor_deaths": "actors lost in this run (their tiles were re-queued)",
     "tile_retries": "tile evaluations repeated in this run",
 }

@@ -18,6 +18,7 @@ from itertools import product
 
 import numpy as np
 
+from .progress import every_nth
 from .tiling import Tile, tile_at, tile_grid_shape
 
 
@@ -73,7 +74,7 @@ class PreviewItem:
 
     @property
     def extent(self) -> str:
-        return f"{self.tile.extent}, points of the every-{self.stride}th pass"
+        return f"{self.tile.extent}, points of the {every_nth(self.stride)} pass"
 
     def mask(self, strides: list[int]) -> np.ndarray:
         return tile_levels(self.tile, strides) == self.level

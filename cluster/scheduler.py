@@ -82,9 +82,11 @@ class TileScheduler:
         max_attempts: int = 3,
         placement_timeout_s: float = 60.0,
         in_flight: int = 1,
+        label: str | None = None,
     ):
         self.make_actor = make_actor
         self.in_flight = max(1, in_flight)
+        self.task_prefix = f"{label}/" if label else ""  # the dashboard tells two scans' tasks apart
         self.n_actors = n_actors
         self.describe_request = describe_request
         self.max_attempts = max_attempts
@@ -158,7 +160,7 @@ class TileScheduler:
                 busy = Counter(id(a) for a, _ in running.values())
                 actor = idle.pop(min(range(len(idle)), key=lambda i: busy[id(idle[i])]))
                 tile = self._next()
-                ref = actor.evaluate.options(name=tile.name).remote(*args_of(tile))
+                ref = actor.evaluate.options(name=self.task_prefix + tile.name).remote(*args_of(tile))
                 running[ref] = (actor, tile)
                 self._sent[ref] = self._sends = self._sends + 1
             refs = list(running) + list(starting) + list(self._orphans)

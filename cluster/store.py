@@ -59,6 +59,29 @@ class ArrayDef:
     attrs: dict = field(default_factory=dict)
 
 
+# CF-style names: xarray, Panoply and CF tools label axes with `long_name` and `units`.
+# What this tool stores is dimensionless (losses, accuracies, eigenvalues, multiples of a
+# direction, counts, flags) unless an ArrayDef says otherwise with attrs={"units": ...}.
+LONG_NAMES = {
+    "x": "coordinate along the slice's first direction (multiples of it)",
+    "y": "coordinate along the slice's second direction (multiples of it)",
+    "tile_done": "1 where the tile's values are stored",
+    "preview_stride": "stride of a preview pass (every n-th row and column)",
+    "preview_done": "1 where the tile's preview pass is stored",
+    "origin": "parameters at the slice's origin (flattened)",
+    "directions": "the slice's directions in parameter space (flattened)",
+}
+
+
+def cf_attrs(a: ArrayDef) -> dict:
+    """`a.attrs` with `long_name` (from its description, else a known name) and, for numbers, `units`."""
+    attrs = dict(a.attrs)
+    attrs.setdefault("long_name", attrs.get("description") or LONG_NAMES.get(a.name) or a.name.replace("_", " "))
+    if np.dtype(a.dtype).kind in "biuf":  # numbers; strings have no units
+        attrs.setdefault("units", "1")
+    return attrs
+
+
 class ResultStore:
     def __init__(self, group: zarr.Group, url: str | None = None, lease: Lease | None = None):
         self.group = group
@@ -302,7 +325,7 @@ class ResultWriter:
         with storage_errors(self.url, "write"):
             g = zarr.create_group(store=self.url, attributes=attrs, overwrite=False, storage_options=self.storage_options)
             for a in arrays:
-                kw = dict(dimension_names=a.dims, attributes=a.attrs or None)
+                kw = dict(dimension_names=a.dims, attributes=cf_attrs(a))
                 if a.data is not None:
                     g.create_array(a.name, data=np.asarray(a.data, dtype=a.dtype), chunks=a.chunks or "auto", **kw)
                 else:

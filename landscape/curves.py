@@ -131,13 +131,19 @@ class CurveObjective:
     the model's own (BatchNorm in train mode normalizes with batch statistics and
     updates theta's running statistics, which scans re-estimate anyway: batchnorm
     recompute is the default for curves). `last_t` is the t of the latest batch.
+
+    `weight_decay` > 0 adds Garipov et al.'s regularizer 0.5 * weight_decay * ||phi(t)||^2
+    (every parameter at t, BatchNorm's affine ones included; buffers not) to the loss;
+    their optimizer then has no weight decay of its own.
     """
 
-    def __init__(self, kind: str, w1: dict[str, torch.Tensor], w2: dict[str, torch.Tensor], loss: str = "cross_entropy"):
+    def __init__(self, kind: str, w1: dict[str, torch.Tensor], w2: dict[str, torch.Tensor], loss: str = "cross_entropy",
+                 weight_decay: float = 0.0):
         self.map = curve_map(kind)
         self.kind = kind
         self.w1, self.w2 = w1, w2
         self.loss = loss
+        self.weight_decay = weight_decay
         self.last_t = float("nan")
 
     def to(self, device) -> "CurveObjective":
@@ -157,18 +163,23 @@ class CurveObjective:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
         t = float(torch.rand((), generator=g))
         self.last_t = t
-        out = functional_call(model, self.weights(model, t), (x,))
-        return mean_loss(out, y, self.loss), out
+        weights = self.weights(model, t)
+        out = functional_call(model, weights, (x,))
+        loss = mean_loss(out, y, self.loss)
+        if self.weight_decay:
+            loss = loss + 0.5 * self.weight_decay * sum(w.square().sum() for w in weights.values())
+        return loss, out
 
 
 def loss_at(kind: str, t: float, factory: Callable[[], nn.Module], w1: torch.Tensor, theta: torch.Tensor,
             w2: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, loss: str = "cross_entropy",
-            device: str | torch.device | None = None) -> dict[str, float]:
+            device: str | torch.device | None = None, bn_inputs: torch.Tensor | None = None) -> dict[str, float]:
     """Loss and accuracy at phi(t) on (inputs, targets), computed by the scan's evaluator.
 
-    With BatchNorm, its statistics are re-estimated at phi(t) from these inputs
-    (batchnorm: recompute, update_bn's cumulative average), then it runs in eval
-    mode: exactly what a curve scan at t reports with the same data.
+    With BatchNorm, its statistics are re-estimated at phi(t) from these inputs (or
+    `bn_inputs`: the training data for a test split) (batchnorm: recompute, update_bn's
+    cumulative average), then it runs in eval mode: exactly what a curve scan at t
+    reports with the same data.
     """
     from .evaluator import Evaluator
     from .plan import EvalOptions
@@ -177,6 +188,7 @@ def loss_at(kind: str, t: float, factory: Callable[[], nn.Module], w1: torch.Ten
     layout = StateLayout.of(factory())
     sl = curve_slice(layout, kind, w1, theta, w2)
     sl.companions = {}
-    ev = Evaluator(ScanProblem(factory, sl, inputs, targets, loss, EvalOptions(batchnorm="recompute")), device=device)
+    ev = Evaluator(ScanProblem(factory, sl, inputs, targets, loss, EvalOptions(batchnorm="recompute"), bn_inputs=bn_inputs),
+                   device=device)
     r = ev.evaluate(np.array([[t]]))
     return {"loss": float(r["loss"][0]), "accuracy": float(r["accuracy"][0]), "batchnorm": ev.describe()["batchnorm"]}

@@ -26,6 +26,23 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(d.target, dtype=torch.int64)
 
 
+def stratified_split(y: torch.Tensor, split: str, test_fraction: float, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of the `split` ("train" or "test") of a seeded split, stratified by class.
+
+    Per class c with n_c samples, round(test_fraction * n_c) of them (a seeded permutation's first ones) are
+    test samples, the rest training samples: both splits keep the class proportions, and together they are
+    every sample exactly once.
+    """
+    g = torch.Generator().manual_seed(seed)
+    test = []
+    for c in torch.unique(y):  # sorted classes: the same draw every time
+        idx = (y == c).nonzero()[:, 0]
+        test.append(idx[torch.randperm(len(idx), generator=g)[: round(test_fraction * len(idx))]])
+    mask = torch.zeros(len(y), dtype=torch.bool)
+    mask[torch.cat(test)] = True
+    return (mask if split == "test" else ~mask).nonzero()[:, 0]
+
+
 def synthetic(
     n: int, shape: tuple[int, ...], classes: int, seed: int = 0, task: str = "classification"
 ) -> tuple[torch.Tensor, torch.Tensor]:

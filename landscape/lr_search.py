@@ -203,13 +203,48 @@ def interior(lo: float, hi: float, k: int) -> list[float]:
     return [float(v) for v in np.geomspace(lo, hi, k + 2)[1:-1]]
 
 
-def best_gain(lrs: np.ndarray, accuracy: np.ndarray, diverged: np.ndarray) -> float | None:
-    """The rate of the largest accuracy gain over the whole short training (last epoch minus initialization)."""
+@dataclass
+class BestGain:
+    """The rate of the largest accuracy gain among the rates that did not collapse, if it is above the noise."""
+
+    lr: float | None  # None: no rate qualifies (all collapsed, or no gain above the noise)
+    gain: float  # that rate's gain (NaN: no rate left)
+    noise: float  # two standard errors of the gain on the probe set
+    candidates: int  # rates that did not collapse
+
+    def describe(self) -> str:
+        if self.candidates == 0:
+            return "every rate collapsed or diverged: no accuracy gain to report"
+        if self.lr is None:
+            return (f"no accuracy gain above the probe set's noise (largest {self.gain:+.3f} among the "
+                    f"{self.candidates} rate(s) that did not collapse; 2 standard errors: {self.noise:.3f})")
+        return (f"largest accuracy gain at lr {self.lr:.3g}: {self.gain:+.3f} (above the probe set's noise "
+                f"{self.noise:.3f}; among the {self.candidates} rate(s) that did not collapse)")
+
+
+def gain_noise(before: float, after: float, samples: int) -> float:
+    """Two standard errors of an accuracy difference on `samples` probe samples (binomial, the two as independent)."""
+    var = (before * (1 - before) + after * (1 - after)) / max(samples, 1)
+    return 2.0 * math.sqrt(max(var, 0.0)) if math.isfinite(var) else float("nan")
+
+
+def best_gain(lrs: np.ndarray, accuracy: np.ndarray, diverged: np.ndarray, is_collapsed: np.ndarray | None = None,
+              samples: int | None = None) -> BestGain:
+    """The largest accuracy gain over the whole short training (last epoch minus initialization) among the rates
+    that neither diverged nor collapsed, reported only when it exceeds two standard errors on the `samples`
+    probe samples (without `samples`: any positive gain)."""
     gain = accuracy[:, -1] - accuracy[:, 0]  # (L,)
-    gain = np.where(np.asarray(diverged) > 0, np.nan, gain)
-    if not np.isfinite(gain).any():
-        return None
-    return float(np.asarray(lrs)[np.nanargmax(gain)])
+    out = np.asarray(diverged) > 0
+    if is_collapsed is not None:
+        out |= np.asarray(is_collapsed) > 0
+    gain = np.where(out, np.nan, gain)
+    candidates = int(np.isfinite(gain).sum())
+    if not candidates:
+        return BestGain(None, float("nan"), float("nan"), 0)
+    i = int(np.nanargmax(gain))
+    noise = gain_noise(float(accuracy[i, 0]), float(accuracy[i, -1]), samples) if samples else 0.0
+    lr = float(np.asarray(lrs)[i]) if gain[i] > noise else None
+    return BestGain(lr, float(gain[i]), noise, candidates)
 
 
 def steepest_descent(lrs: np.ndarray, smoothed: np.ndarray) -> float | None:

@@ -21,6 +21,13 @@ from .params import StateLayout
 WEIGHTS = "weights"  # keyword: every parameter tensor of dimension > 1
 
 
+def as_patterns(params) -> list[str] | None:
+    """A `params` value as a list of patterns: None or "all" -> None (every tensor), a bare "weights" or glob -> [it]."""
+    if params is None or params == "all":
+        return None
+    return [params] if isinstance(params, str) else list(params)
+
+
 def _matches(pattern: str, name: str, shape: tuple[int, ...]) -> bool:
     return len(shape) > 1 if pattern == WEIGHTS else fnmatchcase(name, pattern)
 

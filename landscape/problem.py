@@ -30,6 +30,9 @@ class ScanProblem:
     metric_options: dict = field(default_factory=dict)  # family -> keyword options of its metric
     bn_inputs: torch.Tensor | None = None  # samples for batchnorm: recompute (default: inputs)
     sequential: Sequential | None = None  # stop adding data to a point once its loss is known (sequential.py)
+    # More data splits evaluated at every point (landscape.splits), name -> (inputs, targets); their arrays are
+    # prefixed "<name>_". BatchNorm recompute uses bn_inputs (or each split's own inputs) for all of them.
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 def default_device() -> torch.device:

@@ -7,8 +7,8 @@ space is exhausted (beta ~ 0) Lanczos restarts from a fresh seeded vector
 orthogonal to the basis, so repeated eigenvalues are found too once the steps
 reach the size of the operator. The same routine run from several Rademacher
 vectors (several per pass on GPU) gives the spectral density by stochastic
-Lanczos quadrature; Hutchinson's estimator gives the trace with its standard
-error. Lanczos keeps its basis: steps x P x 4 bytes per run.
+Lanczos quadrature (`slq.py`); Hutchinson's estimator gives the trace with its
+standard error. Lanczos keeps its basis: steps x P x 4 bytes per run.
 
 An operator here has `size` (P), `device`, `finite_point` (False: every answer is
 NaN) and `matvec((B, P)) -> (B, P)`; `hessian.HessianOperator` is the one in use.
@@ -178,20 +178,34 @@ class Eigenpairs:
         worst = max(float(self.residuals.max(initial=0.0)), self.smallest_residual)
         return worst / self.scale if self.scale > 0 else (0.0 if worst == 0 else float("nan"))
 
+    @property
+    def own_relative_residual(self) -> float:
+        """The largest residual of the wanted pairs relative to its own eigenvalue: a bound of each reported
+        value's relative error (and so of |min/max|'s, about the sum of the two)."""
+        vals = np.concatenate([self.values, [self.smallest]])
+        res = np.concatenate([self.residuals, [self.smallest_residual]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(res == 0, 0.0, res / np.abs(vals))
+        return float(rel.max()) if np.isfinite(vals).all() else float("nan")
+
 
 def _wanted(theta: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest Ritz values (descending), then the smallest."""
     return np.concatenate([np.arange(len(theta) - 1, len(theta) - 1 - k, -1), [0]])
 
 
-def _converged(run: LanczosRun, k: int, tol: float, size: int) -> bool:
-    """Stop when the run turned non-finite, or all wanted residuals are below tol x max|theta|."""
+def _converged(run: LanczosRun, k: int, tol: float, size: int, each: bool = False) -> bool:
+    """Stop when the run turned non-finite, or all wanted residuals are below tol x max|theta|
+    (each: below tol x |its own theta|)."""
     if not run.finite[0]:
         return True
     if run.steps < min(k + 1, size):
         return False
     theta, s = run.ritz()
-    res = run.residuals(theta, s)[_wanted(theta, min(k, len(theta)))]
+    wanted = _wanted(theta, min(k, len(theta)))
+    res = run.residuals(theta, s)[wanted]
+    if each:
+        return bool((res <= tol * np.abs(theta[wanted])).all())
     scale = max(abs(theta[0]), abs(theta[-1]))
     return bool(res.max() <= tol * scale) if scale > 0 else True
 
@@ -210,10 +224,14 @@ def eigenpairs(
     seed: int = 0,
     vectors: bool = True,
     on_step: StepHook | None = None,
+    each: bool = False,
 ) -> Eigenpairs:
     """The top_k eigenpairs and the smallest eigenvalue by Lanczos (at most `iterations` products).
 
-    Stops early once the residuals of all wanted pairs are below tol x max|eigenvalue|.
+    Stops early once the residuals of all wanted pairs are below tol x max|eigenvalue| (each: below
+    tol x |that eigenvalue|). The residuals reported are the larger of Lanczos' bound beta_m |s_mi| and
+    the Ritz vector's measured |H y - theta y| (one more product per pair): in fp32 the bound alone can
+    understate the true residual once the basis has lost orthogonality.
     """
     k = top_k
     nan = Eigenpairs(np.full(k, np.nan), np.full(k, np.nan), float("nan"), float("nan"), None, None, 0, False, tol)
@@ -223,7 +241,7 @@ def eigenpairs(
     start = _start(op.size, g, op.device)
     run = lanczos(
         op.matvec, start, iterations, g, keep_basis=True,
-        stop=lambda r: _converged(r, k, tol, op.size),
+        stop=lambda r: _converged(r, k, tol, op.size, each),
         on_step=(lambda j: on_step("lanczos", j, iterations)) if on_step else None,
     )
     if not run.finite[0]:
@@ -235,16 +253,20 @@ def eigenpairs(
     top = _wanted(theta, k_have)[:-1]
     values = np.full(k, np.nan)
     values[:k_have] = theta[top]
+    basis = run.basis[0]  # (m, P)
+    pick = np.concatenate([top, [0]])
+    y = torch.as_tensor(s[:, pick].T, dtype=basis.dtype, device=basis.device) @ basis  # (k+1, P)
+    y = torch.stack([_canonical_sign(r / r.norm()) for r in y])
+    hy = op.matvec(y)  # (k+1, P): the measured residuals
+    measured = (hy - torch.as_tensor(theta[pick], dtype=y.dtype, device=y.device)[:, None] * y).norm(dim=1)
+    res_all = np.maximum(res[pick], measured.double().cpu().numpy())
     residuals = np.full(k, np.nan)
-    residuals[:k_have] = res[top]
+    residuals[:k_have] = res_all[:-1]
     vecs = low = None
     if vectors:
-        basis = run.basis[0]  # (m, P)
-        y = torch.as_tensor(s[:, np.concatenate([top, [0]])].T, dtype=basis.dtype, device=basis.device) @ basis  # (k+1, P)
-        y = torch.stack([_canonical_sign(r / r.norm()) for r in y])
         vecs, low = y[:-1], y[-1]
-    out = Eigenpairs(values, residuals, float(theta[0]), float(res[0]), vecs, low, run.steps, False, tol)
-    out.converged = bool(out.relative_residual <= tol) and k_have == k
+    out = Eigenpairs(values, residuals, float(theta[0]), float(res_all[-1]), vecs, low, run.steps, False, tol)
+    out.converged = bool((out.own_relative_residual if each else out.relative_residual) <= tol) and k_have == k
     return out
 
 
@@ -299,63 +321,3 @@ def hutchinson_trace(
         if tol is not None and len(out) >= max(2 * batch, 8) and est.stderr <= tol * abs(est.mean):
             break
     return TraceEstimate(np.array(out))
-
-
-# -- spectral density ---------------------------------------------------------------------------
-
-
-@dataclass
-class Density:
-    """Stochastic Lanczos quadrature: per run, nodes (Ritz values) and weights (first components squared)."""
-
-    nodes: np.ndarray  # (R, m)
-    weights: np.ndarray  # (R, m), each row sums to 1
-    grid: np.ndarray  # (G,) eigenvalues where the density is given
-    values: np.ndarray  # (G,) density, integrates to 1
-    sigma: float  # Gaussian broadening
-
-
-def broaden(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
-    """(G,) mean over runs of sum_i w_i N(t; theta_i, sigma^2): a probability density on the grid."""
-    z = (grid[None, None, :] - nodes[..., None]) / sigma  # (R, m, G)
-    g = np.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))
-    return (weights[..., None] * g).sum(1).mean(0)
-
-
-def density_grid(nodes: np.ndarray, sigma_rel: float, points: int) -> tuple[np.ndarray, float]:
-    """A grid covering every node +- 6 sigma, and sigma = sigma_rel x (spread of the nodes)."""
-    lo, hi = float(nodes.min()), float(nodes.max())
-    spread = hi - lo if hi > lo else max(abs(hi), 1.0)
-    sigma = sigma_rel * spread
-    return np.linspace(lo - 6 * sigma, hi + 6 * sigma, points), sigma
-
-
-def spectral_density(
-    op: Operator, runs: int, iterations: int, seed: int = 0, sigma_rel: float = 0.01, points: int = 1000,
-    batch: int | None = None, on_step: StepHook | None = None,
-) -> Density:
-    """SLQ from `runs` Rademacher vectors, `iterations` steps each; `batch` runs share each H v pass
-    (default: vectors_per_pass). The start vectors are drawn first, the same whatever the batch."""
-    m = max(1, min(iterations, op.size))
-    if not op.finite_point:
-        return _nan_density(runs, m, points)
-    batch = batch or vectors_per_pass(op.device, runs)
-    g = torch.Generator().manual_seed(seed)
-    start = _start(op.size, g, op.device, rademacher=True, count=runs)  # (runs, P)
-    nodes, weights = np.zeros((runs, m)), np.zeros((runs, m))
-    for r0 in range(0, runs, batch):
-        rows = range(r0, min(r0 + batch, runs))
-        run = lanczos(op.matvec, start[rows.start : rows.stop], m, g, keep_basis=False,
-                      on_step=(lambda j, r0=r0: on_step("density", r0 * m + j * len(rows), runs * m)) if on_step else None)
-        if not run.finite.all():
-            return _nan_density(runs, m, points)
-        for i, r in enumerate(rows):
-            theta, s = run.ritz(i)
-            nodes[r], weights[r] = theta, s[0, :] ** 2
-    grid, sigma = density_grid(nodes, sigma_rel, points)
-    return Density(nodes, weights, grid, broaden(nodes, weights, grid, sigma), sigma)
-
-
-def _nan_density(runs: int, m: int, points: int) -> Density:
-    return Density(np.full((runs, m), np.nan), np.full((runs, m), np.nan), np.full(points, np.nan),
-                   np.full(points, np.nan), float("nan"))

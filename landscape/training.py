@@ -9,6 +9,9 @@ this loop with different hooks:
 - lr_at(step) -> learning rate of that step (default: constant `lr`)
 - on_backward(step, model): after backward, before the optimizer step (gradients are there)
 - on_step(step, metrics), on_epoch(epoch, model, metrics); either may raise StopTraining.
+- resume / snapshot: `snapshot(epoch, state)` gets the loop's state after each epoch (the
+  shuffling generator's and the optimizer's), before on_epoch; `resume=(epoch, state)` goes on
+  after that epoch from such a state, so an interrupted run continues as if never stopped.
 `shard=(rank, world)` gives each data-parallel worker its share of every batch
 (the same batches in the same order everywhere; DDP averages the gradients).
 """
@@ -70,12 +73,19 @@ def train(
     on_step: Callable[[int, dict], None] | None = None,
     on_epoch: Callable[[int, nn.Module, dict], None] | None = None,
     shard: tuple[int, int] = (0, 1),
+    resume: tuple[int, dict] | None = None,
+    snapshot: Callable[[int, dict], None] | None = None,
 ) -> nn.Module:
     """Mini-batch training with a seeded shuffle; metrics per epoch are over the samples seen."""
     g = torch.Generator().manual_seed(seed)
     opt = make_optimizer(list(parameters) if parameters is not None else model.parameters(), optimizer, lr, momentum, weight_decay)
     rank, world = shard
-    n, step = len(inputs), 0
+    n, step, first = len(inputs), 0, 1
+    if resume is not None:
+        done, state = resume
+        g.set_state(state["generator"])
+        opt.load_state_dict(state["optimizer"])
+        first, step = done + 1, done * math.ceil(n / batch_size)
 
     def plain(model, x, y, _g):
         out = model(x)
@@ -83,7 +93,7 @@ def train(
 
     objective = objective or plain
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first, epochs + 1):
             model.train()
             order = torch.randperm(n, generator=g)
             total, terms, correct, seen = 0.0, 0, 0.0, 0
@@ -105,6 +115,8 @@ def train(
                 if on_step is not None:
                     on_step(step, {"step": step, "epoch": epoch, "lr": opt.param_groups[0]["lr"], "loss": l_sum / max(t, 1)})
                 step += 1
+            if snapshot is not None:
+                snapshot(epoch, {"generator": g.get_state(), "optimizer": opt.state_dict()})
             if on_epoch is not None:
                 metrics = {"epoch": epoch, "train_loss": total / max(terms, 1), "train_accuracy": correct / max(seen, 1)}
                 if not math.isfinite(metrics["train_loss"]):

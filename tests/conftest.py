@@ -23,6 +23,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Ctrl-C stops the suite even when it lands in an in-process `main(argv)`: the CLI turns it into
+    exit status 130 (right for a process), and the suite would go on with the next test."""
+    yield
+    from cluster import interrupts
+
+    if interrupts.took_sigint() and not item.get_closest_marker("sends_sigint"):
+        pytest.exit("interrupted (Ctrl-C inside an in-process `landscape` command)", returncode=2)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A real local Ray (processes on 127.0.0.1), started once per test session."""

@@ -8,6 +8,8 @@ import pytest
 from cluster import interrupts
 from landscape.errors import Terminated
 
+pytestmark = pytest.mark.sends_sigint  # conftest: these Ctrl-Cs do not stop the suite
+
 
 @pytest.fixture
 def installed():

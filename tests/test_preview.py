@@ -96,7 +96,9 @@ def test_an_interrupted_preview_plots_the_whole_line_coarse_then_resumes_identic
     assert np.array_equal(np.asarray(ls.loss), arrays(base)["loss"][::s])
     figs = plot.figures(str(out))
     try:
-        assert f"(preview: every {s}th point;" in figs["curve"].axes[0].get_title()
+        from cluster.progress import every_nth
+
+        assert f"(preview: {every_nth(s)} point;" in figs["curve"].axes[0].get_title()
     finally:
         import matplotlib.pyplot as plt
 

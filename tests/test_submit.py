@@ -20,7 +20,7 @@ import zarr
 from jobs.cli import main
 
 from .conftest import REPO, scan_spec_dict
-from .two_node import BIN, cluster, free_port, wait_for  # noqa: F401 (cluster: a module fixture)
+from .two_node import RAY, cluster, free_port, wait_for  # noqa: F401 (cluster: a module fixture)
 
 pytestmark = pytest.mark.ray
 
@@ -76,7 +76,7 @@ def test_the_job_records_its_result_and_environment(cluster, submitted):
 
 def test_ray_job_status_sees_the_same_job(cluster, submitted):
     job, _, _ = submitted
-    r = subprocess.run([str(BIN / "ray"), "job", "status", job, "--address", cluster.url],
+    r = subprocess.run([*RAY, "job", "status", job, "--address", cluster.url],
                        env=cluster.env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and f"Job {job!r} succeeded" in r.stdout + r.stderr, r.stdout + r.stderr
 

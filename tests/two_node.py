@@ -29,6 +29,8 @@ import pytest
 
 
 BIN = Path(sys.executable).parent
+# Ray's CLI through this interpreter: a venv that shares its packages with another may have no `ray` script.
+RAY = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 
 
@@ -145,7 +147,7 @@ def cluster():
     node = ["--num-cpus=1", "--num-gpus=0", "--object-store-memory=80000000", "--block", "--disable-usage-stats"]
     head_log, worker_log = root / "head.log", root / "worker.log"
     head = _start(
-        [str(BIN / "ray"), "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={gcs}",
+        [*RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={gcs}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--ray-client-server-port={free_port()}",
          f"--temp-dir={root / 'ray'}", *node, *_node_ports()],
         env, head_log,
@@ -156,7 +158,7 @@ def cluster():
         # The worker can join once the GCS listens, long before the dashboard is up.
         wait_for("the head's GCS", lambda: socket.create_connection((HEAD_IP, gcs), timeout=1).close() or True, procs, logs)
         procs.append(_start(
-            [str(BIN / "ray"), "start", f"--address={HEAD_IP}:{gcs}", f"--node-ip-address={WORKER_IP}", *node,
+            [*RAY, "start", f"--address={HEAD_IP}:{gcs}", f"--node-ip-address={WORKER_IP}", *node,
              *_node_ports()],
             env, worker_log,
         ))

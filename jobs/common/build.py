@@ -33,6 +33,9 @@ def load_data_full(spec: DataSpec) -> Loaded:
         return Loaded(x, y, t.vocab, t.notes)
     if spec.kind == "digits":
         x, y = datasets.digits()
+        if spec.split != "all":
+            idx = datasets.stratified_split(y, spec.split, spec.test_fraction, spec.split_seed)
+            x, y = x[idx], y[idx]
     elif spec.kind == "synthetic":
         x, y = datasets.synthetic(spec.n, tuple(spec.shape), spec.classes, spec.seed, spec.task)
     else:

@@ -16,7 +16,8 @@ from cluster.store import ArrayDef
 from landscape.blocks import RestrictedOperator, auto_blocks
 from landscape.param_select import select
 from landscape.params import StateLayout
-from landscape.spectrum import eigenpairs, hutchinson_trace, spectral_density
+from landscape.slq import spectral_density
+from landscape.spectrum import eigenpairs, hutchinson_trace
 
 
 def choose_blocks(patterns: list[str], layout: StateLayout) -> dict[str, list[str]]:
@@ -54,14 +55,22 @@ def compute_blocks(spec, op, layout: StateLayout, on_step=None) -> tuple[list[Ar
         ArrayDef("block_trace", ("block",), data=np.array([np.nan if r["trace"] is None else r["trace"] for r in rows]),
                  dtype="float64", attrs={"description": "trace of the block's Hessian (Hutchinson; NaN: skipped)"}),
     ]
-    if densities:
+    if densities:  # each block's grid is as fine as its broadening needs: rows padded with NaN to the longest
         arrays += [
-            ArrayDef("block_eigenvalue", ("block", "block_point"), data=np.stack([g for g, _ in densities]), dtype="float64",
-                     attrs={"description": "each block's density grid"}),
-            ArrayDef("block_density", ("block", "block_point"), data=np.stack([v for _, v in densities]), dtype="float64",
-                     attrs={"description": "each block's spectral density (SLQ), integrates to 1"}),
+            ArrayDef("block_eigenvalue", ("block", "block_point"), data=_padded([g for g, _ in densities]), dtype="float64",
+                     attrs={"description": "each block's density grid (NaN past the block's own points)"}),
+            ArrayDef("block_density", ("block", "block_point"), data=_padded([v for _, v in densities]), dtype="float64",
+                     attrs={"description": "each block's spectral density (SLQ), integrates to 1 (NaN past its points)"}),
         ]
     return arrays, rows
+
+
+def _padded(rows: list[np.ndarray]) -> np.ndarray:
+    """(len(rows), longest) with each row's values first, NaN after."""
+    out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
 
 
 def block_lines(rows: list[dict]) -> list[str]:

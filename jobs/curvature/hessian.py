@@ -25,14 +25,8 @@ from landscape.params import StateLayout
 from landscape.plan import EvalOptions
 from landscape.precision import matmul_mode
 from landscape.problem import default_device
-from landscape.spectrum import (
-    Density,
-    Eigenpairs,
-    TraceEstimate,
-    eigenpairs,
-    hutchinson_trace,
-    spectral_density,
-)
+from landscape.slq import Density, describe_broadening, spectral_density
+from landscape.spectrum import Eigenpairs, TraceEstimate, eigenpairs, hutchinson_trace
 
 from ..common.build import check_prepared, load_checked, prepare
 from ..common.report import StepPrinter, plot_and_say, say, versions
@@ -131,6 +125,10 @@ def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def broadening(meta: dict) -> str:
+    return describe_broadening(meta["density_sigma"], meta.get("density_negative_mass"), meta.get("density_plotted_negative_mass"))
+
+
 def _arrays(layout: StateLayout, e: Eigenpairs, trace: TraceEstimate | None, density: Density | None) -> list[ArrayDef]:
     k, p = len(e.values), layout.size
     chunk = min(p, 1 << 20)
@@ -177,7 +175,7 @@ def summary_lines(meta: dict) -> list[str]:
         lines.append(f"  trace: {_fmt(meta['trace'])} +- {meta['trace_stderr']:.3g} (standard error, {meta['trace_probes']} Rademacher probes)")
     if meta.get("density_sigma") is not None:
         d = meta["spec"]["density"]
-        lines.append(f"  density: {d['runs']} SLQ runs x {meta['density_steps']} steps, Gaussian sigma {meta['density_sigma']:.3g}")
+        lines.append(f"  density: {d['runs']} SLQ runs x {meta['density_steps']} steps, {broadening(meta)}")
     if meta.get("blocks"):
         lines += block_lines(meta["blocks"])
     lines.append(
@@ -241,6 +239,8 @@ def compute(spec: HessianSpec, point: Point, inputs, targets, factory, device: t
         "trace_stderr": tr.stderr if tr is not None else None,
         "trace_probes": len(tr.samples) if tr is not None else None,
         "density_sigma": d.sigma if d is not None else None,
+        "density_negative_mass": d.negative_mass if d is not None else None,
+        "density_plotted_negative_mass": d.plotted_negative_mass if d is not None else None,
         "density_steps": d.nodes.shape[1] if d is not None else None,
         "gradient_norm": float(grad.norm()),
         "finite": finite,

@@ -9,8 +9,13 @@ def _train_curve(args) -> int:
     from ..specs import CurveTrainSpec, load_spec
     from .train import run_train_curve
 
-    run_train_curve(load_spec(args.spec, CurveTrainSpec), out=args.out, overwrite=args.overwrite, address=args.address,
-                    workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+    spec = load_spec(args.spec, CurveTrainSpec)
+    folder = run_train_curve(spec, out=args.out, overwrite=args.overwrite, address=args.address,
+                             workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+    if not args.no_plot:
+        from .plot.curves import plot_history
+
+        print(f"plot: {plot_history(folder, spec.name)}")
     return 0
 
 
@@ -54,6 +59,7 @@ def add_parsers(sub) -> None:
                    help="data-parallel Ray Train workers (TorchTrainer, DDP); default: train in this process")
     t.add_argument("--address", **address)
     t.add_argument("--gpus-per-worker", type=nonneg_float)
+    t.add_argument("--no-plot", action="store_true", help="skip the history plot (<out>-plots/history.png)")
     t.set_defaults(run=_train_curve)
 
     a = sub.add_parser("animate", help="a curve_plane scan per epoch of a curve run, as one job, then a video (MP4 or GIF)")

@@ -92,6 +92,29 @@ def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_n
     return LoadedCurve(record["kind"], layout, w1, layout.flatten(theta), w2, extras, info)
 
 
+def fit_curve_grid(spec, sl):
+    """spec.grid with Garipov et al.'s plane.py range: x from -m to 1 + m times |w2 - w1|, y from -m to 1 + m times the
+    bend's distance from the line (m = grid.margin, default 0.2); and what the result records about it."""
+    from pydantic import ValidationError
+
+    from landscape.errors import SpecError
+
+    from ..specs.base import format_validation_error
+    from ..specs.parts import Axis
+
+    g, m = spec.grid, spec.grid.fit_margin
+    pts = sl.info["curve"]["points"]  # w1, theta, w2 in plane coordinates
+    dx, dy = float(pts[2][0]), float(pts[1][1])
+    axes = {}
+    for name, span in (("x", dx), ("y", dy)):
+        try:
+            axes[name] = Axis(min=-m * span, max=(1 + m) * span, num=getattr(g, name).num)
+        except ValidationError as e:
+            raise SpecError(format_validation_error(e, f"grid.{name} fitted to the curve")) from None
+    return g.model_copy(update=axes), {"fit": "curve", "margin": m, "x": [axes["x"].min, axes["x"].max],
+                                       "y": [axes["y"].min, axes["y"].max], "dx": dx, "dy": dy}
+
+
 def build_curve_slice(spec, factory: ModelFactory, notes: list[str], data=None, known: dict | None = None) -> tuple[Slice, dict]:
     """The `curve` or `curve_plane` slice of a scan spec, and w1's non-float state (`known`: see load_curve)."""
     s = spec.slice
@@ -101,6 +124,8 @@ def build_curve_slice(spec, factory: ModelFactory, notes: list[str], data=None, 
     sl = curve_plane(c.layout, c.kind, c.w1, c.theta, c.w2, info=c.info)
     pts = sl.info["curve"]["points"]  # w1, theta, w2
     gx, gy = spec.grid.x, spec.grid.y
+    if spec.grid.fit == "curve":  # the fitted grid holds the three points by construction
+        return sl, c.extras
     outside = [m["label"] for m in sl.checkpoints if not (gx.min <= m["x"] <= gx.max and gy.min <= m["y"] <= gy.max)]
     if outside:
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]

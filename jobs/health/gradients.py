@@ -230,4 +230,4 @@ def _summary(g, wm: list[str]) -> None:
     med = g["median_log10_grad"][0, :]
     parts = [f"{n} {med[names.index(n)]:.2f}" for n in first_middle_last(wm)]
     first, last = med[names.index(wm[0])], med[names.index(wm[-1])]
-    say(f"median log10|grad| at step 0: {', '.join(parts)} ({last - first:+.2f} decades from the first weight matrix to the last)")
+    say(f"median log10|grad| at step 0: {', '.join(parts)} (last minus first weight matrix: {last - first:+.2f} decades; the plot's dotted line is a least-squares fit over all of them)")

@@ -43,6 +43,7 @@ from .lr_scan import (
     _writer,
     build_lr_problem,
     default_output,
+    gain_meta,
     on_result,
     range_item,
     report_end,
@@ -179,15 +180,17 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
         g, n = store.group, rounds.used
         t, width = rounds.t, rounds.width
         converged = width is not None and width <= b.tolerance
-        best = best_gain(g["lr"][:n], g["accuracy"][:n], g["diverged"][:n])
+        best = best_gain(g["lr"][:n], g["accuracy"][:n], g["diverged"][:n], g["collapsed"][:n],
+                         samples=len(problem.probe_data()[0]))
         runs = int(g["lr_done"][:n].sum())
         rounds.trim()
-        w.finish(breakthrough=t.breakthrough, first_collapse=t.first_collapse, converged=converged, best_gain_lr=best)
+        w.finish(breakthrough=t.breakthrough, first_collapse=t.first_collapse, converged=converged, **gain_meta(best))
     if width is None:
         say(f"bisection: {t.describe()} ({runs} runs, {wall:.1f} s)")
     else:
         state = f"within {b.tolerance:g} decades" if converged else f"not within {b.tolerance:g} decades after bisect.max_rounds = {b.max_rounds}"
         say(f"bisection: breakthrough {t.breakthrough:.4g} ({state}: collapse from {t.first_collapse:.4g}), "
             f"{runs} runs in {len(rounds.rounds)} round(s), {wall:.1f} s wall on {store.meta.get('actors')} actor(s)")
-    report_end(store, url, spec, "bisect", plot, fmt)
+    say(f"bisection: {best.describe()}")
+    report_end(store, url, spec, "bisect", plot, fmt, n)
     return url

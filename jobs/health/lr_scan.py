@@ -267,8 +267,27 @@ def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool) -> ResultW
                         command=f"landscape lr-scan {spec.name}{' --bisect' if method == 'bisect' else ''}", what="lr_scan")
 
 
-def report_end(store, url: str, spec: LRScanSpec, method: str, plot: bool, fmt: str) -> None:
-    """The end of a scan or bisection: the range test's line, the result, its plots."""
+def gain_meta(best) -> dict:
+    """The result's record of the accuracy-gain summary (best_gain_lr None: nothing above the noise)."""
+    return {"best_gain_lr": best.lr, "best_gain": best.gain, "best_gain_noise": best.noise}
+
+
+def say_rates_in_order(store, n: int | None = None) -> None:
+    """Every trained rate, by increasing learning rate (they finish in any order on the actors)."""
+    g = store.group
+    lrs, acc, done = g["lr"][:n], g["accuracy"][:n], g["lr_done"][:n].astype(bool)
+    div, col = g["diverged"][:n], g["collapsed"][:n]
+    say("rates in order:")
+    for i in np.argsort(lrs):
+        if not done[i]:
+            continue
+        what = f"diverged in epoch {int(div[i])}" if div[i] else f"accuracy {acc[i, 0]:.3f} -> {acc[i, -1]:.3f} ({acc[i, -1] - acc[i, 0]:+.3f})"
+        say(f"  lr {lrs[i]:.4g}: {what}{' (collapsed)' if col[i] else ''}")
+
+
+def report_end(store, url: str, spec: LRScanSpec, method: str, plot: bool, fmt: str, n: int | None = None) -> None:
+    """The end of a scan or bisection: the rates in order, the range test's line, the result, its plots."""
+    say_rates_in_order(store, n)
     _say_range(store)
     print(f"result: {url}")
     if plot:
@@ -312,11 +331,11 @@ def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None
             raise ResultError(f"{url}: {missing} rate(s) are not stored after the run; run the same command again")
         g = store.group
         t = transition(g["lr"][...], g["collapsed"][...])
-        best = best_gain(g["lr"][...], g["accuracy"][...], g["diverged"][...])
-        w.finish(breakthrough=t.breakthrough, first_collapse=t.first_collapse, best_gain_lr=best)
+        best = best_gain(g["lr"][...], g["accuracy"][...], g["diverged"][...], g["collapsed"][...],
+                         samples=len(problem.probe_data()[0]))
+        w.finish(breakthrough=t.breakthrough, first_collapse=t.first_collapse, **gain_meta(best))
         meta = store.meta
-    gain = f"largest accuracy gain at lr {best:.3g}" if best is not None else "no rate trained without diverging"
-    say(f"lr scan: {t.describe()} by the collapse_ratio {spec.collapse_ratio:g}; {gain}")
+    say(f"lr scan: {t.describe()} by the collapse_ratio {spec.collapse_ratio:g}; {best.describe()}")
     if meta.get("scan_wall_seconds") is not None:
         say(f"lr scan: {len(lrs)} runs in {meta['scan_wall_seconds']:.1f} s wall on {meta['actors']} actor(s) "
             f"({meta['scan_train_seconds']:.1f} s training)")

@@ -82,12 +82,12 @@ def _scan_builders(ls: Landscape, opts: PlotOptions | None = None) -> dict:
         if name == opts.metric or not z.count() or (ls.loss.ndim == 1 and name == "accuracy") or is_se_of_a_metric(name, ls):
             continue
         if ls.loss.ndim == 2:  # the colour bar says the name; the result's attributes hold the description
-            b[name] = lambda name=name: metric_heatmap(ls, replace(opts, metric=name, levels=None, level_scale=None,
-                                                                    vmin=None, vmax=None))
+            b[name] = lambda name=name: _hessian.mark_unconverged(
+                metric_heatmap(ls, replace(opts, metric=name, levels=None, level_scale=None, vmin=None, vmax=None)), ls, name)
         else:
             from .lines import metric_line
 
-            b[name] = lambda z=z, name=name: metric_line(ls, name, z)
+            b[name] = lambda z=z, name=name: _hessian.mark_unconverged(metric_line(ls, name, z), ls, name)
     for extra in FIGURES:
         b.update(extra(ls))
     return {name: build for name, build in b.items() if build is not None}  # an extra may drop a figure (None)

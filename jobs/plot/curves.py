@@ -73,10 +73,31 @@ def curve_vs_line(ls: Landscape):
         _paired(a2, ls, err(m["accuracy"]), err(m.get("line_accuracy")), "error (%)", log=False)
     else:
         a2.text(0.5, 0.5, "no accuracy (regression)", ha="center", transform=a2.transAxes)
+    _paired_test(a1, a2, ls)
     a1.legend(fontsize=8)
-    fig.suptitle(wrap(title(ls), fig.get_figwidth() * 0.9, 10), fontsize=10)
+    summary = ls.meta.get("curve_summary")
+    fig.suptitle(wrap(title(ls), fig.get_figwidth() * 0.9, 10) + (f"\n{summary_text(summary)}" if summary else ""),
+                 fontsize=10 if not summary else 9)
     _blank_note(fig, ls, [m["loss"], m.get("line_loss")])
     return fig
+
+
+def _paired_test(a1, a2, ls: Landscape) -> None:
+    """A test split's loss and error along the curve (scans with eval: [train, test]), dotted."""
+    m = ls.metrics
+    if "test_loss" in m:
+        a1.plot(ls.x, m["test_loss"], ":", color=CURVE, lw=1.6, label="curve, test split")
+    if "test_accuracy" in m and m["test_accuracy"].count():
+        a2.plot(ls.x, 100 * (1 - m["test_accuracy"]), ":", color=CURVE, lw=1.6, label="curve, test split")
+
+
+def summary_text(summary: dict) -> str:
+    """Garipov et al.'s eval_curve summary in one line: length, and each quantity's max and integral over t."""
+    q = summary["quantities"]
+    parts = [f"length {summary['length']:.3g}"] + [
+        f"{name} max {q[name]['max']:.3g} / int {q[name]['integral']:.3g}" for name in ("loss", "error", "test_loss", "test_error")
+        if name in q]
+    return "; ".join(parts)
 
 
 def ensemble_figure(ls: Landscape):
@@ -102,4 +123,40 @@ def curve_figures(ls: Landscape) -> dict:
     out["curve"] = lambda: curve_vs_line(ls)
     if "ensemble_accuracy" in ls.metrics:
         out["ensemble"] = lambda: ensemble_figure(ls)
+    return out
+
+
+def history_figure(history: list[dict], name: str):
+    """A curve run's training history per epoch: the loss along the curve (each batch at its own t) and at t = 0.5
+    (BatchNorm re-estimated there), with the test split's at t = 0.5 when recorded; accuracies likewise."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    epochs = [h["epoch"] for h in history]
+    for ax, key, label in ((a1, "loss", "loss"), (a2, "accuracy", "accuracy")):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", color=CURVE, ms=3, label="along the curve (training batches)")
+        ax.plot(epochs, [h[f"{key}_t05"] for h in history], "s--", color="C2", ms=3, label="at t = 0.5, training data")
+        if all(f"test_{key}_t05" in h for h in history):
+            ax.plot(epochs, [h[f"test_{key}_t05"] for h in history], "^:", color="C3", ms=3, label="at t = 0.5, test data")
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.grid(alpha=0.3)
+    a1.set_yscale("log")
+    plain_log(a1.yaxis)
+    a1.legend(fontsize=8)
+    fig.suptitle(f"train-curve {name}: history", fontsize=10)
+    return fig
+
+
+def plot_history(folder, name: str, fmt: str = "png"):
+    """Draw a curve run's history (its curve.json) beside the folder, as <folder>-plots/history.<fmt>; the path."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    history = json.loads((folder / "curve.json").read_text())["history"]
+    out = folder.parent / f"{folder.name}-plots" / f"history.{fmt}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = history_figure(history, name)
+    try:
+        fig.savefig(out, dpi=120)
+    finally:
+        plt.close(fig)
     return out

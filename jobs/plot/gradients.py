@@ -112,7 +112,7 @@ def profile(run: GradientRun):
             slope, icept = np.polyfit(depth[ok], med[first][ok], 1)
             span = slope * (depth[-1] - depth[0])
             ax.plot(depth, icept + slope * depth, ":", color="0.3",
-                    label=f"trend at initialization: {span:+.2f} decades from the input side to the output")
+                    label=f"least-squares fit over all weight matrices at initialization: {span:+.2f} decades across the depth")
     ax.set(xlabel="weight matrix (0 = input side)", ylabel="log10|grad|")
     ax.legend(fontsize=8, loc="best")
     ax.set_title(run.title("gradient profile over depth"), fontsize=10)

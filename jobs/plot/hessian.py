@@ -39,7 +39,10 @@ def density_figure(g: zarr.Group, meta: dict):
     if low is not None and np.isfinite(low):
         ax.axvline(low, color="C2", ls=":", lw=1.2, label=f"smallest {low:.3g}")
     ax.set(xlabel="eigenvalue", ylabel="density (log scale)", ylim=(floor, float(dens.max()) * 3))
-    sub = f"{meta['spec']['density']['runs']} runs x {meta['density_steps']} Lanczos steps, sigma {meta['density_sigma']:.3g}"
+    from landscape.slq import describe_broadening
+
+    how = describe_broadening(meta["density_sigma"], meta.get("density_negative_mass"), meta.get("density_plotted_negative_mass"))
+    sub = f"{meta['spec']['density']['runs']} runs x {meta['density_steps']} Lanczos steps, {how}"
     if meta.get("trace") is not None:
         sub += f"; trace {meta['trace']:.4g} +- {meta['trace_stderr']:.2g}"
     ax.set_title(f"{_spectrum_title(meta)}\n{sub}", fontsize=9)
@@ -84,6 +87,40 @@ def spectrum_figures(g: zarr.Group) -> dict:
     return b
 
 
+def unconverged_mask(ls: Landscape, name: str):
+    """Points of array `name` (a hessian_* array, or a companion's / split's copy) whose Lanczos did not converge,
+    with the tolerance; None when the array is no curvature array."""
+    from landscape.hessian import unconverged
+
+    if "hessian_" not in name:
+        return None
+    residual = ls.metrics.get(name[: name.index("hessian_")] + "hessian_residual")
+    tol = ls.meta.get("metric_options", {}).get("hessian", {}).get("tol")
+    if residual is None or tol is None:
+        return None
+    return unconverged(np.ma.filled(residual, np.nan), tol), tol
+
+
+def mark_unconverged(fig, ls: Landscape, name: str, ax=None):
+    """Draw an x on every unconverged point of a curvature map or line (on `ax`, default the figure's first
+    axes), and say how many in a legend."""
+    found = unconverged_mask(ls, name)
+    if found is None:
+        return fig
+    mask, tol = found
+    ax = ax or fig.axes[0]
+    n = int(mask.sum())
+    label = f"{n} point(s) not converged (residual > tol {tol:g} x |eigenvalue|)"
+    if mask.ndim == 2:
+        yy, xx = np.nonzero(mask)
+        ax.plot(ls.x[xx], ls.y[yy], "x", color="black", ms=5, mew=1.0, zorder=7, label=label)
+    else:
+        z = np.ma.filled(ls.metrics[name], np.nan)
+        ax.plot(ls.x[mask], z[mask], "x", color="red", ms=6, mew=1.2, zorder=7, label=label)
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    return fig
+
+
 def ratio_beside_loss(ls: Landscape) -> dict:
     """FIGURES hook: Li et al.'s Figure 7, |lambda_min / lambda_max| beside the loss contour (planes with the hessian metric)."""
     z = ls.metrics.get("hessian_ratio")
@@ -101,7 +138,7 @@ def ratio_beside_loss(ls: Landscape) -> dict:
                 ax.set_aspect("equal")
         opts = ls.meta.get("metric_options", {}).get("hessian", {})
         b.set_title(f"{title(ls)}\n|min/max| eigenvalue: Lanczos <= {opts.get('iterations', '?')} steps, "
-                    f"tol {opts.get('tol', '?')}, BatchNorm eval", fontsize=9)
-        return fig
+                    f"tol {opts.get('tol', '?')}, {opts.get('params', 'all')} parameters, BatchNorm eval", fontsize=9)
+        return mark_unconverged(fig, ls, "hessian_ratio", ax=b)
 
     return {"hessian_ratio_map": build}

@@ -89,7 +89,9 @@ def lr_scan(r: LRResult):
         for a in (ax, ax2):
             a.axvspan(first, r.lr.max() if len(r.lr) else first, color=DIVERGED, alpha=0.06, lw=0)
     _vline(ax, brk, "C3", f"breakthrough {brk:.3g}" if brk else None)
-    _vline(ax2, best, "C2", f"largest accuracy gain {best:.3g}" if best else None)
+    noise = m.get("best_gain_noise")
+    _vline(ax2, best, "C2", (f"largest accuracy gain {best:.3g}" + (f" (above the noise {noise:.3f})" if noise else ""))
+           if best else None)
     _diverged(ax, r)
     ax2.axhline(0, color="0.6", lw=0.8)
     ax2.set_ylabel("accuracy change")

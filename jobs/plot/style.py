@@ -12,6 +12,7 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.colors import ListedColormap, LogNorm, Normalize  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from cluster.progress import every_nth  # noqa: E402
 from landscape.metrics import ARRAYS  # noqa: E402
 
 from .data import Landscape  # noqa: E402
@@ -30,7 +31,7 @@ def title(ls: Landscape) -> str:
     if m.get("preview_view"):
         s = m["preview_view"]
         total = int(np.prod(m.get("grid_shape") or [ls.loss.size * s ** ls.loss.ndim]))
-        t += f"\n(preview: every {s}th point; {m.get('points_evaluated', 0):,}/{total:,} evaluated)"
+        t += f"\n(preview: {every_nth(s)} point; {m.get('points_evaluated', 0):,}/{total:,} evaluated)"
     elif m.get("status", "complete") != "complete":
         t += f"\n(partial: {ls.finished}/{ls.loss.size} points)"
     return t

@@ -22,7 +22,7 @@ from landscape.slices import Slice
 
 from ..common.build import check_prepared, prepare
 from ..curvature.plane import build_hessian_plane
-from ..curves.slices import build_curve_slice
+from ..curves.slices import build_curve_slice, fit_curve_grid
 from ..specs import ScanSpec
 from ..specs.hessian import HessianOptions
 from ..trajectories.slices import after_build as trajectory_after_build
@@ -78,11 +78,27 @@ def bn_subset(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> to
     return datasets.subsample(inputs, targets, spec.batchnorm_samples, seed=spec.data.seed)[0]
 
 
+def bn_data(spec: ScanSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    """The samples batchnorm: recompute re-estimates from (None: each split's own inputs)."""
+    if not spec.batchnorm_data:
+        return bn_subset(spec, inputs, targets)
+    x, y = split_inputs(spec, spec.batchnorm_data)
+    sub = bn_subset(spec, x, y)
+    return x if sub is None else sub
+
+
+def split_inputs(spec: ScanSpec, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of one split of the scan's data, checked against the model as the main data are."""
+    p = prepare(spec.split_data(name), spec.model)
+    check_prepared(p, spec.loss)
+    return p.inputs, p.targets
+
+
 def build_problem(spec: ScanSpec, url: str | None = None) -> Built:
     """Everything the actors need, checked (data fits model) before any work starts.
 
     `url`: where the result goes; if a result of this spec is there, a costly slice is read from it."""
-    prepared = prepare(spec.data, spec.model)
+    prepared = prepare(spec.main_data, spec.model)
     inputs, targets, factory, notes = prepared.inputs, prepared.targets, prepared.factory, prepared.notes
     check_prepared(prepared, spec.loss)  # data problems first: they say more than a checkpoint mismatch
     if "ensemble" in spec.metrics and targets.dim() > 1 and not targets.is_floating_point():
@@ -105,12 +121,15 @@ def build_problem(spec: ScanSpec, url: str | None = None) -> Built:
     )
     problem = ScanProblem(
         factory, sl, inputs, targets, spec.loss, options, metrics=tuple(spec.metrics),
-        bn_inputs=bn_subset(spec, inputs, targets), sequential=spec.data.sequential(),
+        bn_inputs=bn_data(spec, inputs, targets), sequential=spec.data.sequential(),
+        splits={name: split_inputs(spec, name) for name in (spec.eval or [])[1:]},
         metric_options={"hessian": (spec.hessian or HessianOptions()).model_dump()} if "hessian" in spec.metrics else {},
     )
     if spec.batchnorm == "recompute" and not _has_batchnorm(factory):  # asked for (curves default to it)
         notes.append("batchnorm: recompute has nothing to do: the model has no BatchNorm layer")
     built = Built(problem, extras, notes)
+    if spec.grid.fit == "curve":
+        built.grid, built.meta["grid_fit"] = fit_curve_grid(spec, sl)
     after = SLICE_KINDS[spec.slice.kind].after_build
     if after is not None:
         after(spec, built)

@@ -13,9 +13,10 @@ from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_
 from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from cluster.refine import RefinedItems
+from cluster.progress import every_nth
 from cluster.tiling import iter_tiles, tile_coords, tile_grid_shape
 from landscape.errors import ResultError
-from landscape.evaluator import Evaluator
+from landscape.splits import evaluator_for, split_prefix
 from landscape.metrics import ARRAYS, array_names
 from landscape.sequential import SAMPLES
 
@@ -39,7 +40,9 @@ def _batchnorm_note(spec: ScanSpec, problem) -> str:
         return "recompute: the model has no BatchNorm layer, so there was nothing to re-estimate"
     if spec.batchnorm_mode == "recompute":
         n = len(problem.bn_inputs) if problem.bn_inputs is not None else len(problem.inputs)
-        return f"recompute: statistics re-estimated at every grid point from {n} samples in batches of {spec.batchnorm_batch}, then eval mode"
+        source = f" of the {spec.batchnorm_data} split (for every split scanned)" if spec.batchnorm_data else ""
+        return (f"recompute: statistics re-estimated at every grid point from {n} samples{source} in batches of "
+                f"{spec.batchnorm_batch}, then eval mode")
     return "eval: eval mode with the running statistics the slice carries"
 
 
@@ -50,6 +53,9 @@ def result_metrics(spec: ScanSpec, sl) -> dict[str, str]:
     for c in sl.companions:
         what = sl.info.get("companions", {}).get(c, f"the companion path {c!r}")
         out.update({f"{c}_{n}": f"{ARRAYS[n].description}; on {what}, at the same coordinates" for n in base})
+    main = dict(out)
+    for split in (spec.eval or [])[1:]:  # landscape/splits.py: the same arrays on each other split
+        out.update({split_prefix(split) + n: f"{d}; on the {split} split" for n, d in main.items()})
     return out
 
 
@@ -81,7 +87,9 @@ def _meta(spec: ScanSpec, built: Built) -> dict:
         "notes": built.notes,
         "layout": sl.layout.to_json(),
         "non_float_state": {k: v.tolist() for k, v in built.extras.items()},
-        "data": {"samples": len(problem.inputs), "input_shape": list(problem.inputs.shape[1:])},
+        "data": {"samples": len(problem.inputs), "input_shape": list(problem.inputs.shape[1:]),
+                 **({"splits": {spec.eval[0]: len(problem.inputs), **{k: len(x) for k, (x, _) in problem.splits.items()}}}
+                    if spec.eval else {})},
         "versions": versions(),
     }
 
@@ -218,6 +226,42 @@ def finish_run(w: ResultWriter, url: str, report) -> None:
         writes=report.writes,
     )
     say(f"done: {report.points:,} points in {report.wall_seconds:.1f} s ({report.evals_per_second:,.0f} evals/s)")
+    line = hessian_line(w.store)
+    if line:
+        say(line)
+
+
+def record_curve_summary(store, problem) -> None:
+    """A `curve` scan's eval_curve summary (landscape/curve_stats.py) into the result's attributes, and said."""
+    if problem.slice.kind != "curve":
+        return
+    from landscape.curve_stats import curve_summary, segment_lengths
+
+    sl = problem.slice
+    t = np.asarray(store.group["x"][...], dtype=np.float64)
+    dl = segment_lengths(t, sl.coef_map, sl.directions, sl.layout.param_mask())
+    names = [n for n in store.meta["metrics"] if n.endswith(("loss", "accuracy", "nll")) and "line_" not in n]
+    summary = curve_summary(t, {n: np.asarray(store.group[n][...]) for n in names}, dl)
+    store.update_meta(curve_summary=summary)
+    for line in curve_summary_lines(summary):
+        say(line)
+
+
+def curve_summary_lines(summary: dict) -> list[str]:
+    out = [f"curve summary (Garipov et al.'s eval_curve): length {summary['length']:.4g} over {summary['points']} points"]
+    for name, q in summary["quantities"].items():
+        out.append(f"  {name:>14}: min {q['min']:.4g}  max {q['max']:.4g}  mean {q['mean']:.4g}  integral {q['integral']:.4g}")
+    return out
+
+
+def hessian_line(store) -> str | None:
+    """The count of unconverged curvature points of a result with the hessian metric (None: no such metric)."""
+    from landscape.hessian import unconverged_summary
+
+    tol = store.meta.get("metric_options", {}).get("hessian", {}).get("tol")
+    if tol is None or "hessian_residual" not in store.group:
+        return None
+    return unconverged_summary(store.group["hessian_residual"][...], tol)
 
 
 def check_scan(spec: ScanSpec) -> str:
@@ -252,7 +296,7 @@ def run_scan(
         if w.store is not None and left.count:
             say(f"resuming {url}: {left.count} of {left.total} {left.unit} left to evaluate")
         elif w.store is None:
-            passes = f", every {spec.preview}th point first" if spec.preview else ""
+            passes = f", {every_nth(spec.preview)} point first" if spec.preview else ""
             say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {left.total} {left.unit}{passes} -> {url}")
         if left.count:
             c = spec.cluster
@@ -277,7 +321,7 @@ def run_scan(
                 work = pending_work(spec, store, x, y)
                 report = evaluate_tiles(
                     problem,
-                    Evaluator,
+                    evaluator_for,
                     store,
                     work.items,
                     work.count,
@@ -288,8 +332,8 @@ def run_scan(
                     max_attempts=c.max_attempts,
                     placement_timeout_s=c.placement_timeout_s,
                     label=spec.name,
-                    unit=work.unit,
                 )
+            record_curve_summary(w.store, problem)
             finish_run(w, url, report)
         else:
             finish_run(w, url, None)

@@ -115,7 +115,8 @@ def submit(args: argparse.Namespace) -> int:
             entrypoint=entrypoint(bundle.spec_file, url, args),
             submission_id=new_job_id(spec.name),
             runtime_env={"working_dir": str(bundle.root), "env_vars": env},
-            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve()), KIND_KEY: args.kind},
+            metadata={OUTPUT_KEY: url, NAME_KEY: spec.name, SPEC_KEY: str(spec_path.resolve()), KIND_KEY: args.kind,
+                      "job_name": spec.name},  # the dashboard's name for the job
         )
     print(f"job: {job_id}")
     print(f"result: {url}")
@@ -172,6 +173,8 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
     from cluster.lease import describe_holder
     from cluster.leasing import read_lease
 
+    from cluster.progress import every_nth
+
     from ..plot.relative_se import largest_relative_se
     from cluster.store import ResultStore
 
@@ -192,7 +195,7 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
     if meta.get("preview") and "preview_done" in store.group:
         passes = np.asarray(store.group["preview_done"][...]).reshape(len(meta["preview"]), -1)
         lines.append("preview: " + ", ".join(
-            f"{'every ' + str(s) + 'th' if s > 1 else 'the rest'} {100 * int(p.sum()) // p.size}%" for s, p in zip(meta["preview"], passes)
+            f"{every_nth(s) if s > 1 else 'the rest'} {100 * int(p.sum()) // p.size}%" for s, p in zip(meta["preview"], passes)
         ))
     try:
         lines += largest_relative_se(store.group, store.metric_names)
@@ -200,6 +203,11 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
         lines.append(f"relative SE: not readable now ({type(e).__name__})")
     if holder and not writer_gone(holder):
         lines.append(f"written by: {describe_holder(holder)}")
+    from .scan import hessian_line
+
+    hess = hessian_line(store)
+    if hess:
+        lines.append(hess)
     return lines
 
 

@@ -56,6 +56,9 @@ class AnimateSpec(ScanSpec):
             raise ValueError(f"slice.kind: an animation renders curve_plane frames, got {self.slice.kind!r}")
         if self.preview is not None:
             raise ValueError("preview: an animation evaluates each frame's tiles whole; remove preview (it is for single scans)")
+        if self.grid.fit is not None:
+            raise ValueError(f"grid.fit: {self.grid.fit}: the frames share one grid while the bend moves; give grid.x and "
+                             "grid.y min and max")
         return self
 
     def identity(self) -> str:

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from .base import Strict
+from .parts import DataSpec
 from .train import TrainSpec
 
 CurveKind = Literal["bezier", "polychain"]
@@ -17,7 +18,10 @@ class CurveShape(Strict):
     """The curve's form: one bend between the endpoints."""
 
     kind: CurveKind = Field(description="bezier: quadratic Bezier curve, theta its control point; polychain: w1 -> theta -> w2")
-    init: Literal["linear"] = Field("linear", description="linear: theta starts at (w1 + w2)/2, the straight line")
+    init: Literal["linear", "random"] = Field(
+        "linear", description="linear: theta starts at (w1 + w2)/2, the straight line; random: at the model's own seeded "
+        "initialization (model.seed), off the line (their --init_linear_off)",
+    )
 
 
 class CurveCluster(Strict):
@@ -39,9 +43,20 @@ class CurveTrainSpec(TrainSpec):
     endpoints: tuple[Path, Path] = Field(description="the two checkpoints (state_dicts) the curve joins: [w1, w2]")
     curve: CurveShape
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr_schedule: Literal["constant", "cosine", "garipov"] = Field(
+    lr_schedule: Literal["constant", "cosine", "garipov", "garipov_per_step"] = Field(
         "constant",
-        description="constant; cosine (to 0 at the end); garipov: lr for the first half, then linearly down to 1% at 90%",
+        description="constant; cosine (to 0 at the end, per step); garipov: Garipov et al.'s, set once per epoch e "
+        "(1..epochs) from e/epochs: lr up to half, then linearly down to 1% at 90%, then 1%; garipov_per_step: the same "
+        "shape from step/steps, changed every step",
+    )
+    regularizer: Literal["garipov", "optimizer"] = Field(
+        "garipov",
+        description="how weight_decay acts: garipov (Garipov et al.'s curves): 0.5 * weight_decay * ||phi(t)||^2 added "
+        "to the loss at the sampled t, optimizer weight decay 0; optimizer: the optimizer's weight decay on the bend",
+    )
+    test_data: DataSpec | None = Field(
+        None, description="held-out data evaluated after each epoch at t = 0.5 (BatchNorm statistics re-estimated on "
+        "the training data, as their test curves), e.g. {kind: digits, split: test}",
     )
     output: str | None = Field(None, description="curve checkpoint folder (default runs/<name>)")
     cluster: CurveCluster = Field(default_factory=CurveCluster)
@@ -61,6 +76,8 @@ class CurveSlice(Strict):
 
     @staticmethod
     def check_grid(grid) -> None:
+        if grid.fit is not None:  # no range to check: the spec's fit check says what is wrong
+            return
         if grid.x.min < 0 or grid.x.max > 1:
             raise ValueError(
                 f"grid.x runs from {grid.x.min:g} to {grid.x.max:g}, but a curve is defined for t in [0, 1]; "

@@ -18,10 +18,11 @@ Normalization = Literal["filter", "layer", "weight", "none"]
 class HessianOptions(ParamsChoice):
     """Per-point curvature of a scan (`metrics: [loss, accuracy, hessian]`): Lanczos at every grid point."""
 
-    iterations: int = Field(20, gt=0, le=10_000, description="Lanczos steps (H v products) per grid point, at most")
+    iterations: int = Field(100, gt=0, le=10_000, description="Lanczos steps (H v products) per grid point, at most (a cap)")
     tol: float = Field(
         1e-3, ge=1e-6, lt=1,
-        description="stop a point once both extremes' residuals are below tol x max|eigenvalue| (hessian_residual records it)",
+        description="stop a point once each extreme's residual is below tol x |that eigenvalue| (hessian_residual "
+        "records the larger ratio; points above tol are marked in the plots and counted)",
     )
     seed: Seed = Field(0, description="seed of the Lanczos start vector (the same at every point)")
     data_chunk: int | None = Field(None, gt=0, description="samples per H v pass (default: the evaluator's data chunk)")

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from landscape.models import MODEL_KINDS
 
@@ -57,10 +57,15 @@ class Grid(Strict):
     max_points: int = Field(
         MAX_POINTS, gt=0, description="refuse grids with more points than this (a guard against typos; raise it on purpose)"
     )
-    fit: Literal["path"] | None = Field(None, description="path: the range covers a trajectory's projected path (trajectory slices; leave out min/max)")
+    fit: Literal["path", "curve"] | None = Field(
+        None, description="path: the range covers a trajectory's projected path (trajectory slices); curve: "
+        "curve_plane grids as Garipov et al.'s plane.py, x from -margin to 1 + margin times |w2 - w1|, y likewise "
+        "times the bend's distance from the line (leave out min/max)",
+    )
     margin: float | None = Field(
         None, ge=0, le=100, allow_inf_nan=False,
-        description="with fit: added on each side, as a fraction of the path's extent (default 0.25)",
+        description="with fit: added on each side, as a fraction of the path's extent (default 0.25), or of |w2 - w1| "
+        "and the bend's offset (fit: curve, default 0.2 as plane.py)",
     )
 
     @model_validator(mode="after")
@@ -71,10 +76,10 @@ class Grid(Strict):
             if given:
                 raise ValueError(f"fit: {self.fit} sets the range from the path: remove {', '.join(given)} (or remove fit)")
             if any(a.num < 2 for _, a in axes):
-                raise ValueError(f"fit: {self.fit} spreads the points over the path's range: give each axis num >= 2")
+                raise ValueError(f"fit: {self.fit} spreads the points over a fitted range: give each axis num >= 2")
         else:
             if self.margin is not None:
-                raise ValueError("margin is used only with fit: path")
+                raise ValueError("margin is used only with fit: path or fit: curve")
             missing = [f"{n}.{k}" for n, a in axes for k in ("min", "max") if getattr(a, k) is None]
             if missing:
                 raise ValueError(f"{', '.join(missing)}: required field missing (or set fit: path, for trajectory slices)")
@@ -82,7 +87,7 @@ class Grid(Strict):
 
     @property
     def fit_margin(self) -> float:
-        return 0.25 if self.margin is None else self.margin
+        return (0.2 if self.fit == "curve" else 0.25) if self.margin is None else self.margin
 
     @model_validator(mode="after")
     def _size(self):
@@ -153,8 +158,21 @@ class ModelSpec(Strict):
 
 class DigitsData(Sampling):
     kind: Literal["digits"]
-    subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples")
+    split: Literal["all", "train", "test"] = Field(
+        "all", description="all 1,797 samples, or the train / test part of a seeded split stratified by class")
+    test_fraction: float = Field(0.25, gt=0, lt=1, description="the test part's share of each class (split train/test)")
+    split_seed: Seed = Field(0, description="seed of the train/test split")
+    subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples (of the split)")
     seed: Seed = Field(0, description="seed of the subsample")
+
+    @model_serializer(mode="wrap")
+    def _unsplit_as_before(self, handler):
+        # Without a split the spec reads (and hashes, for run identities and resumes) as before splits existed.
+        d = handler(self)
+        if self.split == "all":
+            for k in ("split", "test_fraction", "split_seed"):
+                d.pop(k, None)
+        return d
 
 
 class SyntheticData(Sampling):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from math import prod
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -83,6 +83,12 @@ class Refine(Strict):
     fraction: float = Field(0.1, gt=0, le=1, allow_inf_nan=False, description="share of the tiles refined first")
 
 
+def split_choices(annotation) -> list[str]:
+    """The split names a data spec's `split` annotation allows (Literal[...], possibly with None)."""
+    args = get_args(annotation)
+    return [a for a in args if isinstance(a, str)] or [c for a in args for c in split_choices(a)]
+
+
 class ScanSpec(Strict):
     """A loss-landscape scan."""
 
@@ -115,6 +121,14 @@ class ScanSpec(Strict):
         "grid point from the data (update_bn), then evaluate. Default: eval (recompute for curve and curve_plane)",
     )
     batchnorm_samples: int | None = Field(None, gt=0, description="recompute from a seeded subset of this many samples")
+    eval: list[str] | None = Field(
+        None, min_length=1, description="data splits scanned at every point, e.g. [train, test]: `data` with its split "
+        "set to each; the first gives loss, accuracy, ..., each other one <split>_loss, <split>_accuracy, ...",
+    )
+    batchnorm_data: str | None = Field(
+        None, description="with batchnorm: recompute, re-estimate the statistics from this split of `data` (e.g. train) "
+        "for every split scanned (default: each split from its own samples)",
+    )
     batchnorm_batch: int = Field(128, gt=0, description="samples per train-mode pass when recomputing statistics")
     allow_nonfinite: bool = Field(False, description="scan checkpoints holding NaN or inf weights instead of refusing them")
     evaluator: EvaluatorSpec = Field(default_factory=EvaluatorSpec)
@@ -221,7 +235,40 @@ class ScanSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _splits(self):
+        names = list(self.eval or []) + ([self.batchnorm_data] if self.batchnorm_data else [])
+        if self.eval and len(set(self.eval)) != len(self.eval):
+            raise ValueError(f"eval lists a split twice: {self.eval}")
+        if self.batchnorm_data and self.batchnorm_mode != "recompute":
+            raise ValueError("batchnorm_data is used only with batchnorm: recompute")
+        if self.eval and len(self.eval) > 1 and self.data.tolerance is not None:
+            raise ValueError("data.tolerance (sequential evaluation) applies to a scan of one split: scan each split of eval "
+                             "in its own spec, or remove data.tolerance")
+        for name in names:
+            self.split_data(name)
+        return self
+
+    def split_data(self, name: str):
+        """`data` with its split set to `name` (ValueError, one line, if this data kind has no such split)."""
+        if "split" not in type(self.data).model_fields:
+            raise ValueError(f"data kind {self.data.kind} has no splits; eval and batchnorm_data need digits or a file data set")
+        choices = split_choices(type(self.data).model_fields["split"].annotation)
+        if name not in choices:
+            raise ValueError(f"data kind {self.data.kind} has no split {name!r}; expected one of {', '.join(choices)}")
+        return type(self.data).model_validate({**dict(self.data), "split": name})
+
+    @property
+    def main_data(self):
+        """The data of the scan's unprefixed arrays: eval's first split, else `data`."""
+        return self.split_data(self.eval[0]) if self.eval else self.data
+
+    @model_validator(mode="after")
     def _fit_needs_a_path(self):
+        if self.grid.fit == "curve":
+            if self.slice.kind != "curve_plane":
+                raise ValueError(f"grid.fit: curve applies only to curve_plane slices, not {self.slice.kind}; give grid.x "
+                                 "(and grid.y) min and max")
+            return self
         if self.grid.fit is not None and not getattr(self.slice, "has_path", False):
             raise ValueError(
                 f"grid.fit: {self.grid.fit} applies only to trajectory slices (trajectory_pca, trajectory), "

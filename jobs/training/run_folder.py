@@ -81,11 +81,12 @@ class RunFolder:
                 )
         return False
 
-    def start(self, files: list[str], keep: list[Path] = (), **fields) -> None:
-        """Delete the files the previous record lists (never one of `keep`), then record the ones this
-        run will write, unfinished, before any of them is written."""
+    def start(self, files: list[str], keep: list[Path] = (), resumed: tuple[str, ...] = (), **fields) -> None:
+        """Delete the files the previous record lists (never one of `keep`, nor the `resumed` names an
+        interrupted run of the same identity goes on from), then record the ones this run will write,
+        unfinished, before any of them is written."""
         record = self.read() if self.dir.is_dir() else None
-        doomed = [self.dir / n for n in sorted(self.owned(record)) if (self.dir / n).exists()]
+        doomed = [self.dir / n for n in sorted(self.owned(record) - set(resumed)) if (self.dir / n).exists()]
         kept = {Path(k).resolve() for k in keep}
         clash = [str(p) for p in doomed if p.resolve() in kept]
         if clash:
