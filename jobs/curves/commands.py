@@ -13,7 +13,7 @@ def _train_curve(args) -> int:
     folder = run_train_curve(spec, out=args.out, overwrite=args.overwrite, address=args.address,
                              workers=args.workers, gpus_per_worker=args.gpus_per_worker)
     if not args.no_plot:
-        from .plot.curves import plot_history
+        from ..plot.curves import plot_history
 
         print(f"plot: {plot_history(folder, spec.name)}")
     return 0
