@@ -116,7 +116,7 @@ def model_checkpoint(scan: Scan, work: Path) -> Path:
     """The model's seeded initial weights (the rate does not depend on them; a scan needs a checkpoint)."""
     import torch
 
-    from jobs.build import prepare  # the data set's shape and classes, as a scan sizes the model
+    from jobs.common.build import prepare  # the data set's shape and classes, as a scan sizes the model
     from jobs.specs import ScanSpec
 
     path = work / f"{scan.name}-init.pt"
@@ -129,7 +129,7 @@ def measure(scan: Scan, spec_dict: dict, device, seconds: float) -> tuple[float,
     """The evaluator's own evaluations/s on this spec's problem (throughput.py's measurement), its plan, the evaluator."""
     import numpy as np
 
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.evaluator import Evaluator
     from throughput import rate_once, sync

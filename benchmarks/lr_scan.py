@@ -33,8 +33,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from cluster.session import ray_session  # noqa: E402
 from cluster.store import ResultStore  # noqa: E402
-from jobs.lr_bisect import run_bisect  # noqa: E402
-from jobs.lr_scan import run_lr_scan  # noqa: E402
+from jobs.health.lr_bisect import run_bisect  # noqa: E402
+from jobs.health.lr_scan import run_lr_scan  # noqa: E402
 from jobs.specs import LRScanSpec  # noqa: E402
 
 

@@ -11,7 +11,8 @@ The lease (`landscape.lease`, JSON: owner host, pid, start time, heartbeat) is
   ran on this host and is dead, is stale and taken over, again by If-Match, so of
   two takers exactly one wins.
 A background thread renews the heartbeat; a holder that finds its lease taken
-(it was paused beyond the time-to-live) stops before its next write.
+(it was paused beyond the time-to-live) stops before its next write. Which lease a URL takes:
+leasing.py (take_lease, read_lease).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ import uuid
 from pathlib import Path
 
 from landscape.errors import ResultError
-
-from .storage import filesystem, is_remote, is_s3, storage_errors
 
 LEASE_NAME = "landscape.lease"
 TAKEOVER_NAME = "landscape.lease.takeover"
@@ -230,40 +229,6 @@ class LocalLease(Lease):
         finally:
             os.close(self._fd)  # drops the lock
             self._fd = None
-
-
-def take_lease(url: str, command: str, storage_options: dict | None = None) -> Lease:
-    """The lease on the result at `url` (its folder is created); LeaseHeld naming the holder if taken."""
-    url = str(url)
-    if not is_remote(url):
-        with storage_errors(url, "create"):
-            Path(url).mkdir(parents=True, exist_ok=True)
-        lease: Lease = LocalLease(url, command)
-    else:
-        from .remote_lease import AdvisoryLease, S3Lease
-
-        lease = (S3Lease if is_s3(url) else AdvisoryLease)(url, command, storage_options)
-    lease.acquire()
-    if lease.taken_over:
-        print(
-            f"note: took over the stale lease of {describe_holder(lease.taken_over)} on {url} (its holder is gone)",
-            file=sys.stderr,
-            flush=True,
-        )
-    return lease
-
-
-def read_lease(url: str, storage_options: dict | None = None) -> dict | None:
-    """Who holds (or last held) the result's lease, for status displays; None if nobody."""
-    try:
-        if not is_remote(url):
-            p = Path(url) / LEASE_NAME
-            return _read_json(p) if p.exists() else None
-        fs, path = filesystem(url, storage_options)
-        target = f"{path.rstrip('/')}/{LEASE_NAME}"
-        return _parse(fs.cat_file(target)) if fs.exists(target) else None
-    except OSError:
-        return None
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -3,17 +3,21 @@
 The training function is the caller's (it runs the one training loop with
 `shard=(rank, world)`, so each worker takes its share of every batch and DDP
 averages the gradients); this module only places the workers and turns a failed
-run into one ClusterError line.
+run into one ClusterError line. `fit()` runs in a thread while the driver's main thread
+polls for Ctrl-C and SIGTERM (cluster/interrupts.py), so a signal ends the run at a safe
+point, with the CLI's one line, not inside Ray's C++ waits; off the main thread Ray Train
+also leaves the process's SIGINT handler alone.
 """
 
 from __future__ import annotations
 
-import signal
 import tempfile
 import threading
 from typing import Any, Callable
 
 from landscape.errors import ClusterError
+
+from . import interrupts
 
 
 def worker_rank() -> tuple[int, int]:
@@ -121,15 +125,32 @@ def run_data_parallel(fn: Callable[[dict], Any], config: dict, workers: int, cpu
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources),
             run_config=RunConfig(name=name, storage_path=storage),
         )
-        main = threading.current_thread() is threading.main_thread()
-        saved = signal.getsignal(signal.SIGINT) if main else None
         try:
-            trainer.fit()
+            fit_at_safe_point(trainer.fit)
         except TrainingFailedError as e:
             raise ClusterError(f"data-parallel training failed: {_first_line(e)}") from None
-        finally:
-            if saved is not None:  # fit() leaves Ray Train's own Ctrl-C handler installed in this process
-                signal.signal(signal.SIGINT, saved)
+
+
+def fit_at_safe_point(fit: Callable[[], Any], poll_s: float = 0.2) -> Any:
+    """`fit()` in a thread, the main thread polling: a signal (Ctrl-C, SIGTERM) is raised here between polls;
+    whatever `fit` raises is raised here. The thread is a daemon: the process's exit ends it."""
+    out: dict = {}
+
+    def target() -> None:
+        try:
+            out["result"] = fit()
+        except BaseException as e:  # handed to the caller's thread
+            out["error"] = e
+
+    t = threading.Thread(target=target, name="ray-train-fit", daemon=True)
+    t.start()
+    with interrupts.polled():
+        while t.is_alive():
+            t.join(poll_s)
+            interrupts.check()
+    if "error" in out:
+        raise out["error"]
+    return out.get("result")
 
 
 def _first_line(e: BaseException) -> str:

@@ -32,7 +32,8 @@ import zarr
 
 from landscape.errors import ResultError, Terminated
 
-from .lease import LEASE_NAME, Lease, take_lease
+from .lease import LEASE_NAME, Lease
+from .leasing import take_lease
 from .storage import entries, exists, filesystem, io_errors, is_dir, is_remote, remove, storage_error, storage_errors
 from .tiling import Tile
 
@@ -257,17 +258,20 @@ class ResultWriter:
     `w.store` is the existing result of the same identity (to resume) or None
     (call `w.create(arrays, meta)`). Whatever ends the block is recorded in the
     result's status: complete only via `w.finish()`, else interrupted (Ctrl-C),
-    stopped (SIGTERM) or failed (with the error's first line).
+    stopped (SIGTERM) or failed (with the error's first line). `resumable=False`: a job
+    that cannot continue part-way (gradients, hessian) gets an unfinished result of its
+    identity replaced (said in a note), a complete one as `w.store` to report.
     """
 
     def __init__(self, url: str, *, identity: str, overwrite: bool = False, command: str = "landscape run",
-                 what: str = "scan", storage_options: dict | None = None):
+                 what: str = "scan", storage_options: dict | None = None, resumable: bool = True):
         self.url = str(url)
         self.identity = identity
         self.overwrite = overwrite
         self.command = command
         self.what = what
         self.storage_options = storage_options
+        self.resumable = resumable
         self.store: ResultStore | None = None
         self.lease: Lease | None = None
         self._made_dir = False
@@ -291,7 +295,12 @@ class ResultWriter:
         try:
             out = inspect_output(self.url, self.storage_options)  # again: it may have changed while we waited
             self._check(out)
-            if out.state == "result" and out.meta.get("identity") == self.identity and not self.overwrite:
+            same = out.state == "result" and out.meta.get("identity") == self.identity and not self.overwrite
+            if same and not self.resumable and out.meta.get("status") != "complete":
+                print(f"note: {self.url} holds an unfinished run of this spec; a {self.what} run does not resume part-way: "
+                      "starting again", file=sys.stderr, flush=True)
+                same = False
+            if same:
                 with storage_errors(self.url, "open"):
                     group = zarr.open_group(self.url, mode="r+", storage_options=self.storage_options)
                 self.store = ResultStore(group, self.url, self.lease)

@@ -25,7 +25,7 @@ def _schema(args) -> int:
 
 
 def _run(args) -> int:
-    from .scan import run_scan
+    from .scan.run import run_scan
     from .specs import load_spec
 
     run_scan(
@@ -43,7 +43,7 @@ def _run(args) -> int:
 
 def _train(args) -> int:
     from .specs import TrainSpec, load_spec
-    from .train import run_train
+    from .training.train import run_train
 
     run_train(load_spec(args.spec, TrainSpec), out=args.out, overwrite=args.overwrite)
     return 0
@@ -52,8 +52,8 @@ def _train(args) -> int:
 def _plot(args) -> int:
     from cluster.store import ResultStore
 
+    from .common.report import plot_and_say
     from .plot.options import options_from_args
-    from .scan import plot_and_say
 
     opts = options_from_args(args)  # bad options fail before anything is drawn
     name = ResultStore.open(args.result).meta["name"]
@@ -67,14 +67,14 @@ def _plot(args) -> int:
 
 
 def _point(args) -> int:
-    from .point import write_point
+    from .scan.point import write_point
 
     print(f"weights: {write_point(args.result, args.x, args.y, args.output, extrapolate=args.extrapolate)}")
     return 0
 
 
 def _fetch(args) -> int:
-    from .fetch import fetch_result
+    from .service.fetch import fetch_result
 
     dest = fetch_result(args.source, args.output, overwrite=args.overwrite, address=args.address)
     print(f"result: {dest}")
@@ -82,7 +82,7 @@ def _fetch(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .cli import add_cluster_flags, add_output_flags, add_trust_flag, finite_float
+    from .common.flags import add_cluster_flags, add_output_flags, add_trust_flag, finite_float
     from .plot.options import add_plot_flags
     from .specs import SPEC_KINDS
 

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from .batchnorm import recompute_batchnorm
+from .cuda_graph import capture_graph
 from .head import ClassMajorLinear, output_layer
 from .metrics import OutputMetric, PointMetric, build_metrics
 from .plan import ACTIVATION_FACTOR, EvalOptions, EvalPlan, allow_recompiles, make_plan, widest_output_elements
@@ -31,7 +33,8 @@ from .shortcut import (
     layer_input,
     swap_module,
 )
-from .slices import points_on_slice
+from .slices import points_on_slice, support_of
+
 
 class Evaluator:
     """Holds the model and the full-batch data on one device; evaluates grid points."""
@@ -59,12 +62,9 @@ class Evaluator:
         self.plan = self._make_plan(problem)
         self.sequential = problem.sequential
         # Sequential evaluation takes the data in one fixed, seeded order (sequential.py).
-        order = stratified_order(problem.targets, self.sequential.seed) if self.sequential else slice(None)
-        inputs, targets = problem.inputs[order], problem.targets[order]
-        inputs = inputs.to(self.device)
-        inputs = inputs.float() if inputs.is_floating_point() else inputs  # token ids stay integer
+        self._order = stratified_order(problem.targets, self.sequential.seed) if self.sequential else slice(None)
+        inputs, targets = self._device_inputs(problem.inputs[self._order]), problem.targets[self._order]
         if self.plan.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.inputs = self._compute(inputs)
         self.targets = targets.to(self.device)
@@ -91,6 +91,7 @@ class Evaluator:
             self._run_model = torch.compile(self.model, mode=mode, dynamic=False)
         self._compiled_ok = False
         self._graph = None
+        self._support: list[int] | None = None  # directions with nonzero coefficients in this pass (None: all)
         metrics = build_metrics(problem.metrics, problem.metric_options)
         self.output_metrics: list[OutputMetric] = [m for m in metrics if isinstance(m, OutputMetric)]
         self.point_metrics: list[PointMetric] = [m for m in metrics if isinstance(m, PointMetric)]
@@ -108,6 +109,12 @@ class Evaluator:
                 self.plan = replace(self.plan, vmap_fallback=why)
 
     # -- setup ---------------------------------------------------------------
+    def _device_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The data on the device, float32 (token ids stay integer), channels-last if the plan says so."""
+        x = x.to(self.device)
+        x = x.float() if x.is_floating_point() else x
+        return x.contiguous(memory_format=torch.channels_last) if self.plan.channels_last else x
+
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
         """Float data in the compute dtype; integer data (token ids) as they are."""
         return x.float().to(self.dtype) if x.is_floating_point() else x
@@ -158,19 +165,42 @@ class Evaluator:
     def _install_shortcut(self, inputs: torch.Tensor) -> None:
         """Precompute the first layer's outputs for the origin and each direction, per chunk."""
         name = self._first
-        layer = self.model.get_submodule(name)
+        self._shortcut_layer = self.model.get_submodule(name)
         prefix = name + "."
-        own = [k for k in self._names if k.startswith(prefix) and "." not in k[len(prefix) :]]
-        vecs = [self.origin, *self.directions]
-        states = [
-            {k[len(prefix) :]: v for k, v in self.layout.unflatten(vec).items() if k in own} for vec in vecs
-        ]
-        for s, e in self._chunks:
-            self._bases.append(layer_basis(layer, layer_input(self.model, name, inputs[s:e]), states))
+        self.skip = {k for k in self._names if k.startswith(prefix) and "." not in k[len(prefix) :]}
+        self._bases = self._shortcut_bases(inputs)
         self.shortcut = PrecomputedLayer(self.directions.shape[0], self.dtype).to(self.device)
         swap_module(self.model, name, self.shortcut)
-        self.skip = set(own)
         self._shortcut_key = prefix + "coef"
+
+    def _shortcut_bases(self, inputs: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per data chunk, the first layer's outputs for the origin and each direction (fp32)."""
+        n = len(self._first) + 1
+        states = [{k[n:]: v for k, v in self.layout.unflatten(vec).items() if k in self.skip}
+                  for vec in [self.origin, *self.directions]]
+        return [layer_basis(self._shortcut_layer, layer_input(self.model, self._first, inputs[s:e]), states)
+                for s, e in self._chunks]
+
+    @torch.no_grad()
+    def set_slice(self, sl) -> None:
+        """Evaluate another basis of the same layout and size (an animation's next frame) with everything else kept:
+        the model, the data on the device, compiled code and CUDA graphs."""
+        if sl.layout.size != self.layout.size or sl.directions.shape != self.directions.shape:
+            raise ValueError(f"set_slice: the slice must keep the layout and the {self.directions.shape[0]} directions")
+        self._problem = replace(self._problem, slice=sl)  # what a rebuild (out of memory, compile failure) uses
+        if self._graph is None:  # on a CPU these are the slice's own tensors (.to is no copy): never write into them
+            self.origin, self.directions = sl.origin.to(self.device), sl.directions.to(self.device)
+        else:  # a CUDA graph replays on these addresses (device copies, ours)
+            self.origin.copy_(sl.origin)
+            self.directions.copy_(sl.directions)
+        self.coef_map, self.companions = sl.coef_map, dict(sl.companions)
+        if self.shortcut is not None:
+            with matmul_mode(self.precision):
+                fresh = self._shortcut_bases(self._device_inputs(self._problem.inputs[self._order]))
+            for o, b in zip(sum(self._bases, []), sum(fresh, [])):  # the evaluator's own tensors, in place for the graph
+                o.copy_(b)
+        for m in self.output_metrics + self.point_metrics:
+            m.bind(self)  # what a metric precomputed from the slice (an ensemble's reference point)
 
     def _install_class_major_head(self) -> None:
         """Swap the model's output Linear for its class-major twin (head.py), if it has one the shortcut left."""
@@ -200,40 +230,18 @@ class Evaluator:
 
     def _load_point(self, coefs: torch.Tensor) -> None:
         """Load one grid point (1, D) into the model's own state."""
-        points_on_slice(self.origin, self.directions, coefs, out=self._point)
+        points_on_slice(self.origin, self.directions, coefs, out=self._point, support=self._support)
         if self._flat.data_ptr() != self._point.data_ptr():
             self._flat.copy_(self._point[0])
         if self.shortcut is not None:
             self.shortcut.coef.copy_(coefs[0])
         if self.recompute_bn:
-            self._recompute_batchnorm()
-
-    def _recompute_batchnorm(self) -> None:
-        """Re-estimate BatchNorm statistics at the loaded point, as mode connectivity's `update_bn`.
-
-        Train-mode passes over the batches (BatchNorm layers only: dropout stays off,
-        so the result is deterministic); batch b gets momentum n_b / (n_seen + n_b),
-        so the running statistics end as the sample-weighted mean of the batch
-        statistics. The statistics are views of the flat state: the next point's
-        load overwrites them.
-        """
-        for bn in self._batchnorms:
-            bn.train()
-        seen = 0
-        try:
-            for batch in self._bn_batches:
-                for bn in self._batchnorms:
-                    bn.momentum = len(batch) / (seen + len(batch))
-                self.model(batch)
-                seen += len(batch)
-        finally:
-            for bn in self._batchnorms:
-                bn.eval()
+            recompute_batchnorm(self.model, self._batchnorms, self._bn_batches)
 
     # -- one pass over the data for K points ---------------------------------------
     def _state(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Batched state dict (K, *shape) in the compute dtype for coefficients (K, D)."""
-        vec = points_on_slice(self.origin, self.directions, coefs).to(self.dtype)
+        vec = points_on_slice(self.origin, self.directions, coefs, support=self._support).to(self.dtype)
         parts = torch.split(vec, [e.numel for e in self.layout.entries], dim=1)
         state = {
             e.name: p.view(len(coefs), *e.shape) for e, p in zip(self.layout.entries, parts) if e.name not in self.skip
@@ -281,22 +289,10 @@ class Evaluator:
             i += om.accumulators
         return results
 
-    # -- CUDA graph ------------------------------------------------------------------
     def _graphed(self):
-        """Capture one pass for K points as a CUDA graph (once): (graph, its input coefs (K, D), its outputs)."""
+        """One pass for K points as a CUDA graph, captured once: (graph, its input coefs (K, D), its outputs)."""
         if self._graph is None:
-            k, d = self.plan.points_per_pass, self.directions.shape[0]
-            static = torch.zeros(k, d, device=self.device)
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                for _ in range(2):  # warm-up outside the graph, as capture requires
-                    self._sums(static)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self._sums(static)
-            self._graph = (graph, static, out)
+            self._graph = capture_graph(self._sums, self.plan.points_per_pass, self.directions.shape[0], self.device)
         return self._graph
 
     # -- public ------------------------------------------------------------------------
@@ -391,7 +387,9 @@ class Evaluator:
                         total[g : g + k].copy_(part)
             else:
                 for g in range(0, len(c), k):
+                    self._support = support_of(padded[g : g + k])  # a path's two checkpoints, not all of them
                     self._sums(c[g : g + k], into=[total[g : g + k] for total in sums])
+                self._support = None
             if self.sequential is None:
                 results = self.finish_metrics(sums)
             host = {name: v[:m].cpu().numpy().astype(np.float32) for name, v in results.items()}

@@ -2,9 +2,9 @@
 
 `landscape animate` renders one curve_plane per epoch of a curve run: the frames
 share the model, data, origin (w1) and options, and each has its own basis. A
-`FrameEvaluator` holds one `Evaluator` at a time and rebuilds it only when a work
-item names another frame; the queue hands out tiles frame by frame, so an actor
-switches about once per frame. The data move to the device once, not per frame.
+`FrameEvaluator` holds one `Evaluator` and gives it another frame's basis
+(`Evaluator.set_slice`) when a work item names another frame: the model is built
+and compiled once per actor, not once per frame, and the data move to the device once.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ class FrameEvaluator:
     def _switch(self, frame: int) -> None:
         if not 0 <= frame < self.series.frames:
             raise IndexError(f"frame {frame} is not in 0..{self.series.frames - 1}")
-        self.evaluator = None  # free the previous frame's buffers first
-        self.evaluator = Evaluator(self.series.problem_of(frame), self.device)
+        if self.frame < 0:
+            self.evaluator = Evaluator(self.series.problem_of(frame), self.device)
+        else:
+            self.evaluator.set_slice(self.series.problem_of(frame).slice)
         self.frame = frame
         self.switches += 1
 

@@ -21,6 +21,7 @@ of its minimum; it suggests the rate of steepest descent of the smoothed loss.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -78,8 +79,39 @@ class _Runner:
               batch_size=p.batch_size, seed=p.seed, optimizer=p.optimizer, **hooks)
 
 
+    def range_test(self, lo: float, hi: float, steps: int, beta: float, diverge_factor: float) -> dict:
+        """The range test: one run, the rate growing exponentially from lo to hi (with its own training seconds)."""
+        p = self.problem
+        t0 = time.perf_counter()
+        lrs = np.geomspace(lo, hi, steps)  # (S,)
+        loss = np.full(steps, np.nan)
+        smooth = np.full(steps, np.nan)
+        state = {"avg": 0.0, "best": math.inf, "diverged": False}
+
+        def on_step(step: int, metrics: dict) -> None:
+            value = metrics["loss"]
+            loss[step] = value
+            if not math.isfinite(value):
+                state["diverged"] = True
+                raise StopTraining
+            state["avg"] = beta * state["avg"] + (1 - beta) * value
+            smooth[step] = state["avg"] / (1 - beta ** (step + 1))  # bias-corrected moving average
+            state["best"] = min(state["best"], smooth[step])
+            if smooth[step] > diverge_factor * state["best"]:
+                state["diverged"] = True
+                raise StopTraining
+            if step + 1 >= steps:
+                raise StopTraining
+
+        epochs = -(-steps // p.steps_per_epoch())
+        self.train(self.model(), lo, epochs, lr_at=lambda step: float(lrs[min(step, steps - 1)]), on_step=on_step)
+        return {"lr": lrs, "loss": loss, "smoothed_loss": smooth, "diverged": state["diverged"],
+                "suggestion": steepest_descent(lrs, smooth), "train_seconds": time.perf_counter() - t0}
+
+
 class LRRun(_Runner):
-    """An actor's evaluator: `evaluate(lr)` trains a fresh model at `lr` and returns per-epoch values."""
+    """An actor's evaluator: `evaluate(lr)` trains a fresh model at `lr` and returns per-epoch values;
+    `evaluate(lo, (hi, steps, beta, diverge_factor))` runs the range test instead (one more item of the same queue)."""
 
     def __init__(self, problem: LRProblem):
         super().__init__(problem)
@@ -90,7 +122,9 @@ class LRRun(_Runner):
         p = self.problem
         return {"track": p.track, "epochs": p.epochs, "optimizer": p.optimizer, "threads": torch.get_num_threads()}
 
-    def evaluate(self, lr: float) -> dict:
+    def evaluate(self, lr: float, range_test: tuple | None = None) -> dict:
+        if range_test is not None:
+            return self.range_test(lr, *range_test)
         p = self.problem
         model = self.model()
         out = {k: np.full(p.epochs + 1, np.nan) for k in RUN_ARRAYS}
@@ -211,37 +245,6 @@ def best_gain(lrs: np.ndarray, accuracy: np.ndarray, diverged: np.ndarray, is_co
     noise = gain_noise(float(accuracy[i, 0]), float(accuracy[i, -1]), samples) if samples else 0.0
     lr = float(np.asarray(lrs)[i]) if gain[i] > noise else None
     return BestGain(lr, float(gain[i]), noise, candidates)
-
-
-class RangeTest(_Runner):
-    """An actor's evaluator for the range test: one run, the rate growing exponentially from lo to hi."""
-
-    def evaluate(self, lo: float, hi: float, steps: int, beta: float, diverge_factor: float) -> dict:
-        p = self.problem
-        lrs = np.geomspace(lo, hi, steps)  # (S,)
-        loss = np.full(steps, np.nan)
-        smooth = np.full(steps, np.nan)
-        state = {"avg": 0.0, "best": math.inf, "diverged": False}
-
-        def on_step(step: int, metrics: dict) -> None:
-            value = metrics["loss"]
-            loss[step] = value
-            if not math.isfinite(value):
-                state["diverged"] = True
-                raise StopTraining
-            state["avg"] = beta * state["avg"] + (1 - beta) * value
-            smooth[step] = state["avg"] / (1 - beta ** (step + 1))  # bias-corrected moving average
-            state["best"] = min(state["best"], smooth[step])
-            if smooth[step] > diverge_factor * state["best"]:
-                state["diverged"] = True
-                raise StopTraining
-            if step + 1 >= steps:
-                raise StopTraining
-
-        epochs = -(-steps // p.steps_per_epoch())
-        self.train(self.model(), lo, epochs, lr_at=lambda step: float(lrs[min(step, steps - 1)]), on_step=on_step)
-        return {"lr": lrs, "loss": loss, "smoothed_loss": smooth, "diverged": state["diverged"],
-                "suggestion": steepest_descent(lrs, smooth)}
 
 
 def steepest_descent(lrs: np.ndarray, smoothed: np.ndarray) -> float | None:

@@ -54,7 +54,8 @@ class Slice:
 
 
 def points_on_slice(
-    origin: torch.Tensor, directions: torch.Tensor, coefs: torch.Tensor, out: torch.Tensor | None = None
+    origin: torch.Tensor, directions: torch.Tensor, coefs: torch.Tensor, out: torch.Tensor | None = None,
+    support: list[int] | None = None,
 ) -> torch.Tensor:
     """(K, P) = origin + sum_i coefs[:, i] * directions[i], for coordinates coefs (K, D).
 
@@ -62,17 +63,27 @@ def points_on_slice(
     grid point's weights are bit-identical wherever they are rebuilt; pure
     tensor ops, so it runs inside a CUDA graph with the coordinates on the device.
     `out` (K, P), if given, receives the result in place (same kernels, same bits).
+    `support`: the directions whose coefficient is not zero for every point (`support_of`), the only ones
+    added: a path through n checkpoints costs two axpys per point, not n.
     """
+    terms = range(directions.shape[0]) if support is None else support
     acc = origin.expand(len(coefs), -1)
-    for i in range(directions.shape[0]):
+    if out is not None and len(terms) == 0:
+        return out.copy_(acc)
+    for i in terms:
         acc = torch.addcmul(acc, coefs[:, i : i + 1], directions[i], out=out)
     return acc
+
+
+def support_of(coefs: np.ndarray) -> list[int]:
+    """The directions with a nonzero coefficient at any of the points `coefs` (K, D) (host values)."""
+    return np.flatnonzero((np.asarray(coefs) != 0).any(axis=0)).tolist()
 
 
 def combine(origin: torch.Tensor, directions: torch.Tensor, coefs) -> torch.Tensor:
     """(P,) the point with coefficients `coefs` (length D), in float32 as the evaluator forms it."""
     coefs = torch.tensor([[float(c) for c in coefs]], dtype=torch.float32, device=origin.device)
-    return points_on_slice(origin, directions, coefs)[0]
+    return points_on_slice(origin, directions, coefs, support=support_of(coefs.cpu().numpy()))[0]
 
 
 def _mark(label: str, x: float, y: float | None = None) -> dict:

@@ -71,7 +71,7 @@ TINY_DATA = {"kind": "digits", "subset": 240, "seed": 0}
 def tiny_run(tmp_path_factory) -> Path:
     """A tiny MLP trained 3 epochs on 240 digits: epoch_000.pt .. epoch_003.pt."""
     from jobs.specs import TrainSpec
-    from jobs.train import run_train
+    from jobs.training.train import run_train
 
     out = tmp_path_factory.mktemp("run")
     spec = TrainSpec.model_validate(
@@ -102,7 +102,7 @@ CURVE_DATA = {"kind": "digits", "subset": 600, "seed": 0}
 def digits_minima(tmp_path_factory) -> tuple[Path, Path]:
     """Two digits MLPs trained 8 epochs from different seeds (different minima): their last checkpoints."""
     from jobs.specs import TrainSpec
-    from jobs.train import run_train
+    from jobs.training.train import run_train
 
     ends = []
     for seed in (0, 1):
@@ -122,7 +122,7 @@ def curve_spec_dict(minima, **overrides) -> dict:
 @pytest.fixture(scope="session")
 def digits_curve(digits_minima, tmp_path_factory) -> Path:
     """A Bezier curve trained 5 epochs between the two minima: epoch_001.pt .. epoch_005.pt."""
-    from jobs.curve_train import run_train_curve
+    from jobs.curves.train import run_train_curve
     from jobs.specs import CurveTrainSpec
 
     spec = CurveTrainSpec.model_validate(curve_spec_dict(digits_minima))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jobs.build import prepare
+from jobs.common.build import prepare
 from jobs.specs import ImportData, ModelSpec
 from landscape.errors import DataError
 from landscape.evaluator import Evaluator

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.scan import run_scan
+from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 
 from .bad_input_cases import OTHER_CASES, SPEC_CASES, Ctx

@@ -7,7 +7,8 @@ import torch
 import yaml
 
 from cluster.store import ResultStore
-from jobs.build import build_problem, load_data
+from jobs.common.build import load_data
+from jobs.scan.problem import build_problem
 from jobs.cli import main
 from jobs.specs import DigitsData, ScanSpec
 from landscape.blocks import auto_blocks, block_of
@@ -104,7 +105,7 @@ def test_gpt2_block_hessian_equals_a_dense_one_of_the_hugging_face_loss(tmp_path
     d = lm_spec_dict(tmp_path, tmp_path / "none.pt", data={"kind": "text", "path": str(tmp_path / "corpus.txt"),
                      "tokenizer": str(tmp_path), "block_size": 8, "max_tokens": 64})
     spec = ScanSpec.model_validate(d)
-    from jobs.build import prepare
+    from jobs.common.build import prepare
 
     p = prepare(spec.data, spec.model)
     layout = StateLayout.of(p.factory())

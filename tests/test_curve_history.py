@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from jobs.build import load_data, model_factory  # noqa: E402
-from jobs.curve_train import run_train_curve  # noqa: E402
+from jobs.common.build import load_data, model_factory  # noqa: E402
+from jobs.curves.train import run_train_curve  # noqa: E402
 from jobs.plot.curves import history_figure, plot_history  # noqa: E402
 from jobs.specs import CurveTrainSpec, DigitsData  # noqa: E402
 from jobs.specs.parts import ModelSpec  # noqa: E402

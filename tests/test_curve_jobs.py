@@ -70,7 +70,7 @@ def test_train_curve_writes_a_curve_checkpoint_per_epoch_and_reports_the_midpoin
 @pytest.mark.ray
 def test_ray_train_with_two_cpu_workers_trains_the_same_curve_with_decreasing_loss(ray_cluster, digits_minima, digits_curve, tmp_path):
     """DDP on 2 workers, each taking half of every batch: the same curve as one process, up to float rounding."""
-    from jobs.curve_train import run_train_curve
+    from jobs.curves.train import run_train_curve
     from jobs.specs import CurveTrainSpec
 
     out = run_train_curve(CurveTrainSpec.model_validate(curve_spec_dict(digits_minima)), out=str(tmp_path / "ddp"), workers=2)
@@ -257,7 +257,7 @@ def test_animate_one_job_three_frames_resumes_after_a_killed_driver(ray_cluster,
 
 
 def test_submit_bundles_ship_the_endpoints_and_run_train_curve(digits_minima, digits_curve, tmp_path):
-    from jobs.bundle import build_bundle, entrypoint
+    from jobs.service.bundle import build_bundle, entrypoint
     from jobs.specs import ScanSpec, load_any_spec
 
     spec_path = Path(write(tmp_path, curve_spec_dict(digits_minima), "curve.yaml"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.build import build_problem
+from jobs.scan.problem import build_problem
 from jobs.specs import ScanSpec
 
 from .conftest import CURVE_DATA, CURVE_MODEL

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from jobs.scan import curve_summary_lines, record_curve_summary
+from jobs.scan.run import curve_summary_lines, record_curve_summary
 from landscape.curve_stats import curve_summary, segment_lengths
 from landscape.curves import curve_slice
 from landscape.params import StateLayout

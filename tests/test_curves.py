@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jobs.build import load_data, model_factory
-from jobs.curve_slices import load_curve
+from jobs.common.build import load_data, model_factory
+from jobs.curves.slices import load_curve
 from jobs.specs import DigitsData
 from jobs.specs.parts import ModelSpec
 from landscape.coefmaps import MAPS, BezierMap, ChordMap, PolychainMap, from_json

@@ -78,8 +78,8 @@ def test_mse_se_is_over_per_sample_means_of_the_output_elements():
 def test_a_scan_stores_se_arrays_plots_the_relative_error_and_status_reports_its_largest(ray_cluster, tiny_run, tmp_path):
     import zarr
 
-    from jobs.remote import progress_lines
-    from jobs.scan import run_scan
+    from jobs.service.remote import progress_lines
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     from .conftest import scan_spec_dict

@@ -14,7 +14,7 @@ from .independent import reference_loss, state_at
 
 
 def _digits_problem(subset=300):
-    from jobs.build import load_data
+    from jobs.common.build import load_data
     from jobs.specs import DigitsData
 
     x, y = load_data(DigitsData(kind="digits", subset=subset))

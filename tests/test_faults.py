@@ -28,7 +28,7 @@ import zarr
 from cluster.metrics import ScanMetrics
 from cluster.store import ResultStore
 from jobs.cli import main
-from jobs.scan import run_scan
+from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 
 from .procs import alive, descendants, group, kill_driver, reap
@@ -338,7 +338,7 @@ def test_a_killed_driver_resumes_only_the_missing_tiles(ray_cluster, ckpts, base
     n_done = int(done.sum())
     assert 2 <= n_done < TILES, n_done
     before = _chunk_mtimes(out, done)
-    from jobs.remote import progress_lines
+    from jobs.service.remote import progress_lines
 
     assert "result status: running (no live writer: the run was killed; run it again to resume)" in progress_lines(str(out))
 

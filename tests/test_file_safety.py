@@ -66,7 +66,7 @@ def test_fetch_refuses_an_s3_key_that_leaves_the_destination(s3, tmp_path, capsy
 
 def test_fetch_of_a_job_id_checks_the_keys_of_its_output(s3, tmp_path, capsys, monkeypatch):
     url = upload_result(s3, tmp_path, "job.zarr", ["../../escape"])
-    monkeypatch.setattr("jobs.remote.job_output", lambda job_id, address: url)
+    monkeypatch.setattr("jobs.service.remote.job_output", lambda job_id, address: url)
     run_bad(capsys, ["fetch", "raysubmit_abc", "-o", str(tmp_path / "o" / "c.zarr")], "'../../escape'", "outside")
     assert not (tmp_path / "o").exists() and not (tmp_path / "escape").exists()
 
@@ -159,7 +159,7 @@ def test_fetch_removes_only_the_partial_copies_of_dead_fetches(tmp_path, capsys)
 
 
 def test_an_interrupted_local_fetch_leaves_a_partial_the_next_fetch_removes(tmp_path, capsys, monkeypatch):
-    import jobs.fetch
+    import jobs.service.fetch
 
     src = make_result(tmp_path / "src.zarr")
 
@@ -167,8 +167,8 @@ def test_an_interrupted_local_fetch_leaves_a_partial_the_next_fetch_removes(tmp_
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(jobs.fetch._Counter, "update", interrupt)
-        m.setattr(jobs.fetch, "_remove", lambda path: None)  # as if killed: nothing cleaned up,
+        m.setattr(jobs.service.fetch._Counter, "update", interrupt)
+        m.setattr(jobs.service.fetch, "_remove", lambda path: None)  # as if killed: nothing cleaned up,
         m.setattr(LocalLease, "_release", lambda self: os.close(self._fd))  # the lease file stays, its lock goes
         assert main(["fetch", str(src), "-o", str(tmp_path / "o" / "c.zarr")]) == 130
     left = list((tmp_path / "o").iterdir())

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from jobs.build import load_data, model_factory
-from jobs.curve_train import lr_schedule, run_train_curve
+from jobs.common.build import load_data, model_factory
+from jobs.curves.train import lr_schedule, run_train_curve
 from jobs.specs import CurveTrainSpec, DigitsData
 from jobs.specs.parts import ModelSpec
 

@@ -21,7 +21,7 @@ import pytest
 from cluster.lease import LEASE_NAME
 from cluster.store import ResultStore
 from jobs.cli import main
-from jobs.scan import run_scan
+from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 
 from .procs import descendants, reap

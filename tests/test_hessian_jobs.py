@@ -10,10 +10,11 @@ import zarr
 from matplotlib.image import imread
 
 from cluster.store import ResultStore
-from jobs.build import build_problem, load_data
+from jobs.common.build import load_data
+from jobs.scan.problem import build_problem
 from jobs.cli import main
-from jobs.point import point_state
-from jobs.scan import run_scan
+from jobs.scan.point import point_state
+from jobs.scan.run import run_scan
 from jobs.specs import DigitsData, ScanSpec
 from landscape.checkpoints import load_state
 from landscape.evaluator import Evaluator

@@ -25,7 +25,7 @@ def _example(name: str) -> dict:
 @pytest.fixture(scope="module")
 def trained_bert(tmp_path_factory):
     from jobs.specs import TrainSpec
-    from jobs.train import run_train
+    from jobs.training.train import run_train
 
     d = _example("train_hf_bert.yaml")
     d["data"]["kwargs"]["n"] = N
@@ -39,8 +39,8 @@ def trained_bert(tmp_path_factory):
 def test_the_bert_example_scans_through_ray_and_matches_plain_pytorch(ray_cluster, trained_bert, tmp_path):
     from cluster.store import ResultStore
     from jobs.examples.hf_text import make_model, make_tokens
-    from jobs.point import point_state
-    from jobs.scan import run_scan
+    from jobs.scan.point import point_state
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     train, run = trained_bert
@@ -73,7 +73,7 @@ def test_the_bert_example_scans_through_ray_and_matches_plain_pytorch(ray_cluste
 
 
 def test_vmap_applies_to_bert_k_points_per_pass_equal_one_at_a_time(trained_bert):
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.evaluator import Evaluator
     from landscape.plan import EvalOptions

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.lease import LEASE_NAME, LeaseHeld, take_lease
+from cluster.lease import LEASE_NAME, LeaseHeld
+from cluster.leasing import take_lease
 from landscape.errors import ResultError
 
 from .s3_server import BUCKET, s3  # noqa: F401 (s3: a module fixture)
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 HOLDER = """
 import sys, time
-from cluster.lease import take_lease
+from cluster.leasing import take_lease
 from landscape.errors import ResultError
 lease = take_lease(sys.argv[1], "holder")
 print("held", flush=True)

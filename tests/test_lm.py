@@ -25,11 +25,11 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gpt2_checkpoint(corpus) -> Path:
     """A tiny GPT-2's random initial weights (seed 0) as a checkpoint."""
-    from jobs.build import model_factory
+    from jobs.common.build import model_factory
     from jobs.specs import ScanSpec
 
     spec = ScanSpec.model_validate(lm_spec_dict(corpus, corpus / "unused.pt"))
-    from jobs.build import load_data_full
+    from jobs.common.build import load_data_full
 
     d = load_data_full(spec.data)
     path = corpus / "gpt2.pt"
@@ -79,7 +79,7 @@ def test_text_through_the_tokenizer(corpus):
 
 def test_token_loss_matches_hugging_face_at_grid_points(corpus, gpt2_checkpoint):
     """The evaluator's loss and accuracy at grid points = the HF model's own loss on the same weights (1e-5)."""
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.evaluator import Evaluator
     from landscape.lm import load_causal_lm_state
@@ -120,8 +120,8 @@ def test_memory_plan_counts_sequence_and_vocabulary(corpus):
 @pytest.mark.ray
 def test_tiny_gpt2_scans_through_ray(ray_cluster, corpus, gpt2_checkpoint, tmp_path):
     from cluster.store import ResultStore
-    from jobs.point import point_state
-    from jobs.scan import run_scan
+    from jobs.scan.point import point_state
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
     from landscape.lm import load_causal_lm_state
 
@@ -174,7 +174,7 @@ def test_vmap_applies_to_gpt2_k_points_per_pass_equal_one_at_a_time(corpus, gpt2
     """As on a GPU (K points per pass through vmap): the same losses as one point at a time."""
     from dataclasses import replace
 
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.evaluator import Evaluator
     from landscape.plan import EvalOptions
@@ -190,7 +190,7 @@ def test_vmap_applies_to_gpt2_k_points_per_pass_equal_one_at_a_time(corpus, gpt2
 
 
 def test_ensemble_metric_on_tokens_is_refused(corpus, gpt2_checkpoint):
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.errors import SpecError
 
@@ -215,9 +215,9 @@ def test_max_tokens_reads_enough_text_even_for_long_tokens():
 def test_landscape_train_trains_a_tiny_gpt2_on_tokens(corpus, tmp_path):
     """The training loop takes the mean token cross-entropy: it lowers HF's own loss, and the saved checkpoint
     is scanned at the trained loss (evaluator = HF's own loss on those weights)."""
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec, TrainSpec
-    from jobs.train import run_train
+    from jobs.training.train import run_train
     from landscape.evaluator import Evaluator
     from landscape.lm import load_causal_lm_state
 

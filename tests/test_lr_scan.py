@@ -20,8 +20,8 @@ from matplotlib.image import imread
 
 from cluster.store import ResultStore
 from jobs.cli import main
-from jobs.lr_bisect import run_bisect
-from jobs.lr_scan import ROW_ARRAYS, build_lr_problem, run_lr_scan
+from jobs.health.lr_bisect import run_bisect
+from jobs.health.lr_scan import ROW_ARRAYS, build_lr_problem, run_lr_scan
 from jobs.specs import LRScanSpec
 from landscape.lr_search import (
     LRRun,

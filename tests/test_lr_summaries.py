@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from jobs.lr_scan import gain_meta, say_rates_in_order
+from jobs.health.lr_scan import gain_meta, say_rates_in_order
 from landscape.lr_search import best_gain, gain_noise
 
 LRS = np.array([1.0, 0.01, 0.1, 0.001])  # completion order, not sorted

@@ -27,7 +27,7 @@ def test_globs_and_the_weights_keyword():
 
 
 def _built(tiny_run, **slice_extra):
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
 
     d = scan_spec_dict(tiny_run)
@@ -55,7 +55,7 @@ def test_random_plane_of_biases_only_is_refused(tiny_run):
 
 
 def test_line_between_restricted_reaches_the_block_of_b(tiny_run):
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.checkpoints import load_state
     from landscape.slices import combine
@@ -85,7 +85,7 @@ def test_params_is_a_field_of_the_slice_spec(tiny_run):
 
 def test_trajectory_pca_of_a_block_is_the_pca_of_that_block(tiny_run):
     """params on trajectory_pca: the principal components of the chosen entries' trajectory (plain SVD), zero elsewhere."""
-    from jobs.build import build_problem
+    from jobs.scan.problem import build_problem
     from jobs.specs import ScanSpec
     from landscape.checkpoints import load_state
 

@@ -13,8 +13,8 @@ from cluster.preview import empty_pairs, evaluated_points, item_coords, preview_
 from cluster.store import ResultStore
 from cluster.tiling import make_tiles, tile_coords
 from jobs import plot
-from jobs.remote import progress_lines
-from jobs.scan import run_scan
+from jobs.service.remote import progress_lines
+from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 
 from .conftest import scan_spec_dict

@@ -38,7 +38,7 @@ def test_the_tiles_at_the_cliff_come_first_then_every_remaining_pair_once():
 
 @pytest.mark.ray
 def test_a_refined_scan_ends_with_the_values_of_a_plain_scan(ray_cluster, tiny_run, tmp_path):
-    from jobs.scan import run_scan
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     from .conftest import scan_spec_dict

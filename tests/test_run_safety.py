@@ -176,7 +176,7 @@ def test_ray_failing_under_a_run_is_one_line_a_failed_status_and_resumable(ray_c
     line (exit 2), the result records status failed, and the same command then finishes it."""
     import ray
 
-    import jobs.animate
+    import jobs.curves.animate
     from cluster.store import ResultStore
 
     from .test_curve_jobs import _frames, animate_dict
@@ -184,7 +184,7 @@ def test_ray_failing_under_a_run_is_one_line_a_failed_status_and_resumable(ray_c
     run = _frames(tmp_path)
     spec = _write_yaml(tmp_path, animate_dict(run), "a.yaml")
     out = tmp_path / "a.zarr"
-    real = jobs.animate.evaluate_tiles
+    real = jobs.curves.animate.evaluate_tiles
 
     def dies_after_two_tiles(series, evaluator, store, tiles, *a, **k):
         import itertools
@@ -193,7 +193,7 @@ def test_ray_failing_under_a_run_is_one_line_a_failed_status_and_resumable(ray_c
         raise ray.exceptions.LocalRayletDiedError()
 
     with monkeypatch.context() as m:
-        m.setattr(jobs.animate, "evaluate_tiles", dies_after_two_tiles)
+        m.setattr(jobs.curves.animate, "evaluate_tiles", dies_after_two_tiles)
         line = run_bad(capsys, ["animate", spec, "--out", str(out), "--no-video"], "Ray failed under this run",
                        "LocalRayletDiedError", "run the same command again", started=True)
     meta = ResultStore.open(str(out)).meta

@@ -11,8 +11,8 @@ import zarr
 
 from cluster.store import ResultStore
 from jobs.cli import main
-from jobs.point import point_state
-from jobs.scan import run_scan
+from jobs.scan.point import point_state
+from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 
 from .conftest import scan_spec_dict
@@ -138,7 +138,7 @@ def test_fetch_replaces_only_a_result_and_only_when_asked(s3_result, local_resul
 
 
 def test_an_interrupted_fetch_leaves_nothing_that_looks_like_a_result(s3_result, tmp_path, monkeypatch, capsys):
-    import jobs.fetch
+    import jobs.service.fetch
 
     calls = []
 
@@ -147,8 +147,8 @@ def test_an_interrupted_fetch_leaves_nothing_that_looks_like_a_result(s3_result,
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(jobs.fetch, "BATCH", 2)
-    monkeypatch.setattr(jobs.fetch._Counter, "update", interrupt_after_two_batches)
+    monkeypatch.setattr(jobs.service.fetch, "BATCH", 2)
+    monkeypatch.setattr(jobs.service.fetch._Counter, "update", interrupt_after_two_batches)
     assert main(["fetch", s3_result, "-o", str(tmp_path / "plane.zarr")]) == 130
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
 
@@ -165,7 +165,7 @@ def test_fetch_of_a_job_id_asks_the_job_for_its_output(s3_result, tmp_path, monk
         asked.append((job_id, address))
         return s3_result
 
-    monkeypatch.setattr("jobs.remote.job_output", job_output)  # the contract of jobs.remote.job_output
+    monkeypatch.setattr("jobs.service.remote.job_output", job_output)  # the contract of jobs.service.remote.job_output
     dest = tmp_path / "job.zarr"
     assert main(["fetch", "raysubmit_abc123", "-o", str(dest), "--address", "http://127.0.0.1:8265"]) == 0
     assert asked == [("raysubmit_abc123", "http://127.0.0.1:8265")]
@@ -185,7 +185,7 @@ def test_a_missing_bucket_fails_in_one_line_before_anything_runs(s3, tiny_run, t
     def no_ray(*a, **k):
         raise AssertionError("Ray was used before the output was checked")
 
-    monkeypatch.setattr("jobs.scan.ray_session", no_ray)
+    monkeypatch.setattr("jobs.scan.run.ray_session", no_ray)
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(scan_spec_dict(tiny_run)))
     url = "s3://no-such-bucket/scans/plane.zarr"

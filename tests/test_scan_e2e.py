@@ -7,8 +7,8 @@ import zarr
 from matplotlib.image import imread
 
 from cluster.store import ResultStore
-from jobs.point import point_state
-from jobs.scan import run_scan
+from jobs.scan.point import point_state
+from jobs.scan.run import run_scan
 from jobs.specs import ScanSpec
 from landscape.checkpoints import load_state
 from landscape.factories import ModelFactory
@@ -46,7 +46,7 @@ def test_result_opens_with_xarray_with_labelled_coordinates(two_actor_result):
 
 def test_grid_values_match_an_independent_evaluation(two_actor_result, tiny_run):
     spec, out = two_actor_result
-    from jobs.build import load_data
+    from jobs.common.build import load_data
 
     x, y = load_data(spec.data)
     model = ModelFactory("mlp", (1, 8, 8), 10, {"widths": [12]})()
@@ -108,7 +108,7 @@ def test_line_between_two_checkpoints(ray_cluster, tiny_run, tmp_path):
     run_scan(ScanSpec.model_validate(d), out=str(out))
     ds = xr.open_zarr(out)
     assert ds["loss"].dims == ("x",)
-    from jobs.build import load_data
+    from jobs.common.build import load_data
 
     x, y = load_data(ScanSpec.model_validate(d).data)
     model = ModelFactory("mlp", (1, 8, 8), 10, {"widths": [12]})()

@@ -84,7 +84,7 @@ def test_a_point_with_zero_variance_stops_at_min_samples():
     factory = ModelFactory("mlp", (1, 8, 8), 10, {"widths": [8]}, seed=0)
     layout = StateLayout.of(factory())
     sl = random_slice(layout, torch.zeros(layout.size), 2, seed=2, normalization="none", ignore="none")
-    from jobs.build import load_data
+    from jobs.common.build import load_data
     from jobs.specs import DigitsData
 
     x, y = load_data(DigitsData(kind="digits", subset=500))
@@ -107,7 +107,7 @@ def _arrays(out) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def sequential_scan(ray_cluster, tiny_run, tmp_path_factory):
-    from jobs.scan import run_scan
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     from .conftest import scan_spec_dict
@@ -118,7 +118,7 @@ def sequential_scan(ray_cluster, tiny_run, tmp_path_factory):
 
 
 def test_a_sequential_scan_is_bit_identical_across_actors_and_tile_shapes(sequential_scan, tiny_run, tmp_path):
-    from jobs.scan import run_scan
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     from .conftest import scan_spec_dict
@@ -135,7 +135,7 @@ def test_a_sequential_scan_is_bit_identical_across_actors_and_tile_shapes(sequen
 @pytest.mark.ray
 def test_a_killed_sequential_driver_resumes_to_the_same_bits(ray_cluster, tmp_path, capsys):
     from jobs.cli import main
-    from jobs.scan import run_scan
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     from .procs import alive, kill_driver

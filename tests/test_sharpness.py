@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from cluster.store import ResultStore
-from jobs.build import load_data
+from jobs.common.build import load_data
 from jobs.cli import main
 from jobs.specs import DigitsData
 from landscape.factories import ModelFactory

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from jobs.build import build_problem, load_data
-from jobs.scan import result_metrics
+from jobs.common.build import load_data
+from jobs.scan.problem import build_problem
+from jobs.scan.run import result_metrics
 from jobs.specs import DigitsData, ScanSpec
 from landscape import data as datasets
 from landscape.curves import curve_slice

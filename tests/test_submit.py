@@ -99,8 +99,9 @@ def test_logs_hold_the_drivers_output(cluster, submitted):
 def test_result_equals_an_in_process_evaluation(submitted, tiny_run):
     """The cluster's directions are the ones built here, and every grid value matches plain PyTorch."""
     from cluster.store import ResultStore
-    from jobs.build import build_problem, load_data
-    from jobs.point import point_state
+    from jobs.common.build import load_data
+    from jobs.scan.problem import build_problem
+    from jobs.scan.point import point_state
     from jobs.specs import ScanSpec
     from landscape.factories import ModelFactory
 
@@ -128,7 +129,7 @@ def test_list_and_job_output_know_landscape_jobs_only(cluster, submitted):
     job, out, _ = submitted
     script = f"""
 from ray.job_submission import JobSubmissionClient
-from jobs.remote import job_output
+from jobs.service.remote import job_output
 from landscape.errors import ClusterError
 print("output:", job_output({job!r}, {cluster.url!r}))
 other = JobSubmissionClient({cluster.url!r}).submit_job(entrypoint="echo hi", submission_id="not-a-scan")
@@ -241,7 +242,7 @@ def test_bad_input_fails_before_anything_is_sent(tiny_run, tmp_path, capsys):
 
 def test_the_bundle_carries_code_spec_and_checkpoints(tiny_run, tmp_path):
     """What the job's working_dir holds: the packages, the checkpoint under its own name, a spec naming it."""
-    from jobs.bundle import PACKAGES, build_bundle
+    from jobs.service.bundle import PACKAGES, build_bundle
     from jobs.specs import ScanSpec, load_spec
 
     spec_path = _spec_file(tmp_path, tiny_run, "b")

@@ -14,10 +14,10 @@ import zarr  # noqa: E402
 
 from cluster.store import ResultStore  # noqa: E402
 from jobs import plot  # noqa: E402
-from jobs.build import load_data  # noqa: E402
+from jobs.common.build import load_data  # noqa: E402
 from jobs.cli import main  # noqa: E402
-from jobs.point import point_state  # noqa: E402
-from jobs.scan import run_scan  # noqa: E402
+from jobs.scan.point import point_state  # noqa: E402
+from jobs.scan.run import run_scan  # noqa: E402
 from jobs.specs import DigitsData, ScanSpec  # noqa: E402
 from landscape.checkpoints import load_state  # noqa: E402
 from landscape.factories import ModelFactory  # noqa: E402
@@ -227,7 +227,7 @@ def test_the_path_through_the_epochs_is_exact_at_each_checkpoint(ray_cluster, ru
 
 
 def test_a_submitted_trajectory_carries_its_resolved_checkpoints_and_origin(run_dir, tmp_path):
-    from jobs.bundle import build_bundle
+    from jobs.service.bundle import build_bundle
     from jobs.specs import load_spec
 
     spec_path = tmp_path / "s.yaml"

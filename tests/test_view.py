@@ -34,7 +34,7 @@ def slow_plane(ckpt) -> dict:
 
 def test_view_redraws_a_running_scan_and_stops_when_asked(ray_cluster, tmp_path):
     need_chromium()
-    from jobs.scan import run_scan
+    from jobs.scan.run import run_scan
     from jobs.specs import ScanSpec
 
     a, _ = line_checkpoints(tmp_path)

@@ -17,7 +17,7 @@ def _export(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from jobs.cli import finite_float, positive_int
+    from jobs.common.flags import finite_float, positive_int
 
     from . import FORMATS
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from landscape.metrics import se_name
 
-from ..errorbars import relative_se, se_pairs
+from .relative_se import relative_se, se_pairs
 from .data import Landscape
 from .maps import heatmap
 from .style import norm_for

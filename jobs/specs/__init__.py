@@ -27,14 +27,14 @@ from .animate import AnimateSpec
 # (name used by `landscape schema --kind`, spec class, a field only that kind's files have,
 #  "module:function" that checks a spec's files beyond its fields: fn(spec) -> one-line summary)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str, str]] = [
-    ("animate", AnimateSpec, "frames", "jobs.curve_commands:check_animate"),  # before scan: it has a slice too
-    ("scan", ScanSpec, "slice", "jobs.scan:check_scan"),
-    ("curve", CurveTrainSpec, "endpoints", "jobs.curve_commands:check_curve"),  # before train: it has epochs too
-    ("gradients", GradientsSpec, "record", "jobs.health_commands:check_spec"),  # before train: epochs too
-    ("lr-scan", LRScanSpec, "learning_rates", "jobs.health_commands:check_spec"),
-    ("train", TrainSpec, "epochs", "jobs.train:check_train_spec"),
-    ("hessian", HessianSpec, "top_k", "jobs.hessian:check_hessian"),
-    ("sharpness", SharpnessSpec, "at", "jobs.sharpness:check_sharpness"),  # after hessian: it has `at` too
+    ("animate", AnimateSpec, "frames", "jobs.curves.commands:check_animate"),  # before scan: it has a slice too
+    ("scan", ScanSpec, "slice", "jobs.scan.run:check_scan"),
+    ("curve", CurveTrainSpec, "endpoints", "jobs.curves.commands:check_curve"),  # before train: it has epochs too
+    ("gradients", GradientsSpec, "record", "jobs.health.commands:check_spec"),  # before train: epochs too
+    ("lr-scan", LRScanSpec, "learning_rates", "jobs.health.commands:check_spec"),
+    ("train", TrainSpec, "epochs", "jobs.training.train:check_train_spec"),
+    ("hessian", HessianSpec, "top_k", "jobs.curvature.hessian:check_hessian"),
+    ("sharpness", SharpnessSpec, "at", "jobs.curvature.sharpness:check_sharpness"),  # after hessian: it has `at` too
 ]
 
 

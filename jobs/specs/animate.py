@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -65,5 +63,4 @@ class AnimateSpec(ScanSpec):
 
     def identity(self) -> str:
         """What determines the numbers; the video's look is not part of it."""
-        d = self.model_dump(mode="json", exclude={"output", "cluster", "video"})
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return self.numbers_identity({"output", "cluster", "video"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from typing import Annotated
@@ -17,6 +19,17 @@ class Strict(BaseModel):
     """Unknown fields are an error (a typo names the field), not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no spec number means anything at NaN or inf
+
+    def numbers_identity(self, exclude: set[str], exclude_defaults: bool = False, **more) -> str:
+        """identity_of this spec's fields less `exclude` (where results go, who computes), plus `more`."""
+        return identity_of(self.model_dump(mode="json", exclude=exclude, exclude_defaults=exclude_defaults) | more)
+
+
+def identity_of(fields: dict | str) -> str:
+    """The one identity of every result kind: 16 hex digits of SHA-256 over what changes its numbers (a dict as JSON
+    with sorted keys, a str as is). A result resumes only into a run of the same identity (cluster ResultWriter)."""
+    text = fields if isinstance(fields, str) else json.dumps(fields, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def check_name(v: str) -> str:

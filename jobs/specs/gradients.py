@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -42,5 +40,4 @@ class GradientsSpec(Strict):
 
     def identity(self) -> str:
         """Hash of what determines the numbers (not where they go)."""
-        d = self.model_dump(mode="json", exclude={"output"})
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return self.numbers_identity({"output"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -133,6 +131,4 @@ class HessianSpec(Strict):
 
     def identity(self, result_identity: str | None = None) -> str:
         """Hash of what determines the numbers (and of the result the point comes from)."""
-        d = self.model_dump(mode="json", exclude={"output"} | ({"blocks"} if self.blocks is None else set()))
-        d["result_identity"] = result_identity
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return self.numbers_identity({"output"} | ({"blocks"} if self.blocks is None else set()), result_identity=result_identity)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -88,6 +86,4 @@ class LRScanSpec(Strict):
 
     def identity(self, method: str) -> str:
         """Hash of what determines the numbers of `method` (scan or bisect), not where they go or who computes."""
-        d = self.model_dump(mode="json", exclude={"output", "cluster", "bisect" if method == "scan" else "none"})
-        d["method"] = method
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return self.numbers_identity({"output", "cluster", "bisect" if method == "scan" else "none"}, method=method)

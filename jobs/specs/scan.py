@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from math import prod
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union, get_args
@@ -302,7 +300,5 @@ class ScanSpec(Strict):
         Fields left at their defaults are left out, so a field added later (with a default
         that changes nothing) does not change the identity of results made before it.
         """
-        d = self.model_dump(mode="json", exclude={"output", "cluster", "refine"}, exclude_defaults=True)  # refine: order only
-        if hasattr(self.slice, "files"):  # a glob: the files it matches decide the numbers too
-            d["slice_files"] = [str(p) for p in self.slice.files()]
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        files = {"slice_files": [str(p) for p in self.slice.files()]} if hasattr(self.slice, "files") else {}  # a glob
+        return self.numbers_identity({"output", "cluster", "refine"}, exclude_defaults=True, **files)  # refine: order only

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -46,6 +44,4 @@ class SharpnessSpec(ParamsChoice):
         return 1
 
     def identity(self, result_identity: str | None = None) -> str:
-        d = self.model_dump(mode="json", exclude={"output"})
-        d["result_identity"] = result_identity
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return self.numbers_identity({"output"}, result_identity=result_identity)

@@ -1,0 +1,1 @@
+"""Mode connectivity: the curve slices, curve training, and the animation of a curve run."""

@@ -1,0 +1,1 @@
+"""Training health: per-parameter gradient statistics and learning-rate scans."""

@@ -1,0 +1,1 @@
+"""Plain training: `landscape train` and the checks every training job shares."""

@@ -1,0 +1,1 @@
+"""Training trajectories: the path and PCA-plane slices, and their checkpoints' own values."""
