@@ -99,7 +99,7 @@ SPEC_CASES: list[tuple[str, Callable[[Ctx], dict | str], list[str]]] = [
     ("data_chunk zero", lambda c: c.base(data_chunk=0), ["data_chunk"]),
     ("tolerance zero", lambda c: _with(c.base(), "data.tolerance", 0), ["data.tolerance", "between 0 and 1"]),
     ("tolerance negative", lambda c: _with(c.base(), "data.tolerance", -0.01), ["data.tolerance", "between 0 and 1"]),
-    ("tolerance NaN", lambda c: _with(c.base(), "data.tolerance", float("nan")), ["data.tolerance", "between 0 and 1"]),
+    ("tolerance NaN", lambda c: _with(c.base(), "data.tolerance", float("nan")), ["data.tolerance", "finite number"]),
     ("tolerance one", lambda c: _with(c.base(), "data.tolerance", 1.0), ["data.tolerance", "between 0 and 1"]),
     ("tolerance above one", lambda c: _with(c.base(), "data.tolerance", 3), ["data.tolerance", "between 0 and 1"]),
     ("min_samples without tolerance", lambda c: _with(c.base(), "data.min_samples", 100), ["min_samples", "set tolerance"]),

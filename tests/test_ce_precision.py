@@ -33,8 +33,8 @@ def float64_reference(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def per_sample(fn, z, y):
-    """Each sample as its own grid point (K = n, one sample each): the sums are the per-sample losses."""
-    return fn(z[:, None, :], y[:1])[0].double()
+    """Each sample as its own grid point (K = n, one sample each): (K, 1) per-sample losses."""
+    return fn(z[:, None, :], y[:1])[0][:, 0].double()
 
 
 @pytest.mark.parametrize("fn", [metrics._cross_entropy_cpu, metrics._cross_entropy_any], ids=["cpu-class-major", "any-device"])
@@ -61,7 +61,7 @@ def test_ties_nan_and_a_wrong_maximum_keep_the_old_meaning():
     y = torch.tensor([0, 1, 2, 1])
     want = float64_reference(z[:3], y[:3])
     for fn in (metrics._cross_entropy_cpu, metrics._cross_entropy_any):
-        got = torch.stack([fn(z[i : i + 1, None, :], y[i : i + 1])[0][0] for i in range(4)])
+        got = torch.stack([fn(z[i : i + 1, None, :], y[i : i + 1])[0][0, 0] for i in range(4)])
         torch.testing.assert_close(got[:3].double(), want, rtol=1e-6, atol=0)
         assert torch.isnan(got[3])
 

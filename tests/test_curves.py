@@ -89,7 +89,7 @@ def test_the_curve_slice_scans_the_curve_and_the_straight_line_at_the_same_t(bn_
     x, y = torch.randn(50, 6, generator=g), torch.randint(0, 3, (50,), generator=g)
     t = np.array([0.0, 0.3, 1.0])
     r = Evaluator(ScanProblem(BNNet, sl, x, y), device="cpu").evaluate(t[:, None])
-    assert set(r) == {"loss", "accuracy", "line_loss", "line_accuracy"}
+    assert set(r) == {"loss", "loss_se", "accuracy", "accuracy_se", "line_loss", "line_loss_se", "line_accuracy", "line_accuracy_se"}
     model = BNNet()
     for i, ti in enumerate(t):
         line = {k: (v.double() + ti * (states[2][k].double() - v.double())).float() if v.is_floating_point() else v
