@@ -13,6 +13,8 @@ from landscape.errors import ClusterError, Terminated
 
 from .test_interrupts import installed  # noqa: F401 (the fixture: the CLI's handlers installed)
 
+pytestmark = pytest.mark.sends_sigint  # conftest: these Ctrl-Cs do not stop the suite
+
 
 @pytest.mark.parametrize("sig, exc", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
 def test_a_signal_during_fit_is_raised_by_the_polling_main_thread(installed, sig, exc):
