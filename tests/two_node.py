@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.ray_head import stop_head
+
 
 BIN = Path(sys.executable).parent
 # Ray's CLI through this interpreter: a venv that shares its packages with another may have no `ray` script.
@@ -90,21 +92,6 @@ class Cluster:
 def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "w") as f:
         return subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _end(proc: subprocess.Popen) -> None:
-    """SIGTERM `ray start --block` (it stops its node), then SIGKILL what is left of its group."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the group is this node's alone (start_new_session)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def _kill_driver(pid: int) -> None:
@@ -174,7 +161,7 @@ def cluster():
         drivers = c.stop_jobs()
     finally:
         for p in reversed(procs):
-            _end(p)
+            stop_head(p)
         for pid in drivers:
             _kill_driver(int(pid))
         shutil.rmtree(root, ignore_errors=True)
