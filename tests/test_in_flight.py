@@ -40,9 +40,13 @@ def test_two_in_flight_delivers_each_result_once(ray_cluster, tmp_path):
 
 def test_a_death_with_two_items_held_redoes_both_and_charges_only_the_running_one(ray_cluster, tmp_path):
     got, stats, started, attempts = _run(ray_cluster, tmp_path, die_at=4)
-    assert attempts == {(4,): 1}  # item 5 never started: charging it would let an innocent item fail the job
+    # One attempt is charged: the item the actor was computing (4), or item 3 when the death overtook the
+    # reply of a finished item 3 (Ray then reports 3 lost too, and the scheduler cannot tell). Item 5, queued
+    # behind, never started: charging it would let an innocent item fail the job.
+    assert sum(attempts.values()) == 1 and set(attempts) <= {(3,), (4,)}, attempts
+    first = min(attempts)[0]
     assert sorted(got) == list(range(10)) and Counter(got).most_common(1)[0][1] == 1
-    assert stats.actor_deaths == 1 and stats.retries == 2  # item 4 (running) and item 5 (queued behind it)
+    assert stats.actor_deaths == 1 and stats.retries == 2  # the two items it held: the charged one and the next
     pids = [p for p, _ in started]
     assert len(set(pids)) == 2  # the replacement actor
-    assert [int(i) for p, i in started if p == pids[-1]][:2] == [4, 5]  # redone first, in order
+    assert [int(i) for p, i in started if p == pids[-1]][:2] == [first, first + 1]  # redone first, in order

@@ -51,6 +51,7 @@ def assert_nonblank(path):
 
 
 def test_2d_writes_all_figures(tmp_path):
+    plt.close("all")  # figures other tests left open (the Python API returns its figures open) are not ours
     acc = np.clip(1 - 0.1 * asym_loss(), 0, 1)
     res = write_result(tmp_path / "r.zarr", asym_loss(), acc)
     paths = plot.plot_result(res, tmp_path / "out")

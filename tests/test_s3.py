@@ -95,7 +95,7 @@ def test_an_s3_result_resumes_only_its_missing_tiles(s3_result, s3, spec, capsys
 def test_plot_and_point_read_from_s3(s3_result, local_result, tmp_path, monkeypatch, capsys):
     assert main(["plot", s3_result, "--out", str(tmp_path / "figs")]) == 0
     names = {p.name for p in (tmp_path / "figs").iterdir()}
-    assert names == {f"{n}.png" for n in ("contour", "heatmap", "surface", "accuracy")}
+    assert names == {f"{n}.png" for n in ("contour", "heatmap", "surface", "accuracy", "loss_relative_se")}
     monkeypatch.chdir(tmp_path)  # plots of a URL result go under ./results/<name>-plots
     assert main(["plot", s3_result]) == 0
     assert (tmp_path / "results" / "tiny-plane-plots" / "contour.png").exists()

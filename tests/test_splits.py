@@ -63,7 +63,7 @@ def test_a_test_curve_with_training_set_batchnorm_statistics_equals_a_plain_loop
     options = EvalOptions(batchnorm="recompute", batchnorm_batch=128, data_chunk=500)
     problem = ScanProblem(factory, sl, x_tr, y_tr, options=options, bn_inputs=x_tr, splits={"test": (x_te, y_te)})
     ev = evaluator_for(problem, device="cpu")
-    assert isinstance(ev, SplitsEvaluator) and ev.metric_names == ["loss", "accuracy", "test_loss", "test_accuracy"]
+    assert isinstance(ev, SplitsEvaluator) and ev.metric_names == ["loss", "loss_se", "accuracy", "accuracy_se", "test_loss", "test_loss_se", "test_accuracy", "test_accuracy_se"]
     t = np.array([0.0, 0.35, 0.8])
     got = ev.evaluate(t[:, None])
     zero = {k: 0 * v if v.is_floating_point() else v for k, v in states[0].items()}
@@ -90,7 +90,7 @@ def test_a_scan_spec_with_eval_splits_builds_both_splits_and_names_their_arrays(
     assert p.bn_inputs is None  # no batchnorm_data: each split its own samples
     train_x = load_data(DigitsData.model_validate({"kind": "digits", "subset": 200, "split": "train"}))[0]
     assert torch.equal(p.inputs, train_x)
-    assert list(result_metrics(spec, p.slice)) == ["loss", "accuracy", "test_loss", "test_accuracy"]
+    assert list(result_metrics(spec, p.slice)) == ["loss", "loss_se", "accuracy", "accuracy_se", "test_loss", "test_loss_se", "test_accuracy", "test_accuracy_se"]
 
 
 @pytest.mark.parametrize("extra, message", [
