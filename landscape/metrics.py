@@ -255,7 +255,11 @@ class LossAccuracy(OutputMetric):
         if correct is None:  # regression: no accuracy
             acc[2] += float("nan")
             acc[3] += float("nan")
-        else:  # 0 or 1 per sample; for a block of tokens, the fraction of its tokens predicted right
+        elif self.labels == 1:  # 0 or 1 per sample: its sum of squares is its sum (no second reduction)
+            hits = correct.sum(1).double()
+            acc[2] += hits
+            acc[3] += hits
+        else:  # a block of tokens: the fraction of its tokens predicted right
             c_total, c_squares = moments(correct.double() / self.labels)
             acc[2] += c_total
             acc[3] += c_squares
