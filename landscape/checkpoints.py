@@ -63,9 +63,12 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> object:
 
 
 # A curve checkpoint (`landscape train-curve`) is a dict marked by this key (its format version):
-# {"landscape_curve": 1, "kind", "theta": state_dict, "endpoints": [{"path", "sha256"}, ...], "epoch", ...}.
+# {"landscape_curve": 1, "kind", "theta": state_dict, "endpoints": [{"path", "sha256"}, ...], "epoch", ...}: one bend,
+# fixed endpoints; format 2 (several bends or trained endpoints): "theta" a list of the k bends' state_dicts and
+# "trained_endpoints" [state_dict or None, state_dict or None] (w1, w2 as trained; None: the file in "endpoints").
 CURVE_MARK = "landscape_curve"
 CURVE_FORMAT = 1
+CURVE_FORMATS = (1, 2)
 _CURVE_EXPECTED = "a curve checkpoint written by `landscape train-curve` (runs/<name>/epoch_NNN.pt)"
 
 
@@ -168,12 +171,19 @@ def read_curve_checkpoint(path: str | Path, what: str = "curve checkpoint") -> d
                 f"{_CURVE_EXPECTED}"
             )
         raise CheckpointError(f"{what} {str(path)!r} is not a curve checkpoint; expected {_CURVE_EXPECTED}")
-    if obj[CURVE_MARK] != CURVE_FORMAT:
+    if obj[CURVE_MARK] not in CURVE_FORMATS:
         raise CheckpointError(
-            f"{what} {str(path)!r} has curve format {obj[CURVE_MARK]!r}; this version reads format {CURVE_FORMAT}"
+            f"{what} {str(path)!r} has curve format {obj[CURVE_MARK]!r}; this version reads formats "
+            f"{', '.join(map(str, CURVE_FORMATS))}"
         )
     theta, ends = obj.get("theta"), obj.get("endpoints")
-    if not isinstance(theta, dict) or not isinstance(ends, list) or len(ends) != 2:
+    if obj[CURVE_MARK] == 1:
+        theta_ok = isinstance(theta, dict)
+    else:
+        trained = obj.get("trained_endpoints")
+        theta_ok = (isinstance(theta, list) and theta and all(isinstance(t, dict) for t in theta)
+                    and isinstance(trained, list) and len(trained) == 2 and all(t is None or isinstance(t, dict) for t in trained))
+    if not theta_ok or not isinstance(ends, list) or len(ends) != 2:
         raise CheckpointError(f"{what} {str(path)!r} is an incomplete curve checkpoint (no theta or no two endpoints)")
     if not all(isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str) for e in ends):
         raise CheckpointError(
@@ -184,5 +194,13 @@ def read_curve_checkpoint(path: str | Path, what: str = "curve checkpoint") -> d
 
 
 def save_curve(path: str | Path, record: dict) -> Path:
-    """Write a curve checkpoint atomically (temp file + rename)."""
-    return save_atomic({CURVE_MARK: CURVE_FORMAT, **record}, path)
+    """Write a curve checkpoint atomically (temp file + rename): format 1 for a `theta` state_dict, 2 for a list."""
+    return save_atomic({CURVE_MARK: 2 if isinstance(record.get("theta"), list) else CURVE_FORMAT, **record}, path)
+
+
+def curve_states(record: dict) -> tuple[list[dict], list[dict | None]]:
+    """The bends' state_dicts (k >= 1) and the trained endpoints' (None where the endpoint stayed fixed) of a curve
+    checkpoint's dict (read_curve_checkpoint)."""
+    if isinstance(record["theta"], dict):
+        return [record["theta"]], [None, None]
+    return list(record["theta"]), list(record["trained_endpoints"])

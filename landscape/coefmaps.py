@@ -11,6 +11,7 @@ and are named in the result (to_json), so `landscape point` rebuilds any point.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -69,45 +70,60 @@ class Polyline(CoefMap):
         return out
 
 
-@dataclass(frozen=True)
-class BezierMap(CoefMap):
-    """Quadratic Bezier curve over the basis (w1, theta, w2), origin 0: the Bernstein coefficients.
+MAX_BENDS = 64  # far beyond any curve of the paper (one to three bends); each bend is a whole model in memory
 
-    phi(t) = (1-t)^2 w1 + 2t(1-t) theta + t^2 w2. The basis is the three points
-    themselves (not w1 plus differences), so t = 0 and t = 1 reproduce w1 and w2
-    bit for bit: their coefficients are (1, 0, 0) and (0, 0, 1).
-    """
+
+@dataclass(frozen=True)
+class CurveMap(CoefMap):
+    """A curve over the basis (w1, theta_1 .. theta_bends, w2), origin 0: `bends` + 2 coefficients per t.
+
+    The basis is the points themselves (not w1 plus differences), so t = 0 and t = 1 reproduce w1 and w2 bit
+    for bit: their coefficients are (1, 0, .., 0) and (0, .., 0, 1). One bend is recorded as before (no field)."""
+
+    grid_dims: ClassVar[int] = 1
+    bends: int = 1
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind} if self.bends == 1 else {"kind": self.kind, "bends": self.bends}
+
+
+@dataclass(frozen=True)
+class BezierMap(CurveMap):
+    """Bezier curve of degree n = bends + 1: the Bernstein coefficients C(n, i) t^i (1-t)^(n-i), i = 0..n.
+
+    One bend: phi(t) = (1-t)^2 w1 + 2t(1-t) theta + t^2 w2 (the same floats as the product written out)."""
 
     kind: ClassVar[str] = "bezier"
-    grid_dims: ClassVar[int] = 1
 
     def __call__(self, coords: np.ndarray) -> np.ndarray:
         t = np.asarray(coords, dtype=np.float64).reshape(-1)
-        return np.stack([(1 - t) ** 2, 2 * t * (1 - t), t**2], axis=1)  # (M, 3)
+        n = self.bends + 1
+        return np.stack([math.comb(n, i) * t**i * (1 - t) ** (n - i) for i in range(n + 1)], axis=1)  # (M, n + 1)
 
 
 @dataclass(frozen=True)
-class PolychainMap(CoefMap):
-    """Polygonal chain w1 -> theta -> w2 over the basis (w1, theta, w2), origin 0, t in [0, 1]:
-    the polyline through its three points with theta at t = 0.5, i.e. (1-2t, 2t, 0) then (0, 2-2t, 2t-1)."""
+class PolychainMap(CurveMap):
+    """Polygonal chain w1 -> theta_1 -> .. -> theta_bends -> w2, t in [0, 1]: the polyline through its points with
+    theta_i at t = i / (bends + 1) (one bend: at 0.5, i.e. (1-2t, 2t, 0) then (0, 2-2t, 2t-1))."""
 
     kind: ClassVar[str] = "polychain"
-    grid_dims: ClassVar[int] = 1
 
     def __call__(self, coords: np.ndarray) -> np.ndarray:
-        return Polyline(points=3)(2 * np.asarray(coords, dtype=np.float64).reshape(-1))  # (M, 3)
+        n = self.bends + 1
+        return Polyline(points=n + 1)(n * np.asarray(coords, dtype=np.float64).reshape(-1))  # (M, n + 1)
 
 
 @dataclass(frozen=True)
-class ChordMap(CoefMap):
-    """The straight line between a curve's endpoints over the same basis: (1-t, 0, t)."""
+class ChordMap(CurveMap):
+    """The straight line between a curve's endpoints over the same basis: (1-t, 0, .., 0, t)."""
 
     kind: ClassVar[str] = "chord"
-    grid_dims: ClassVar[int] = 1
 
     def __call__(self, coords: np.ndarray) -> np.ndarray:
         t = np.asarray(coords, dtype=np.float64).reshape(-1)
-        return np.stack([1 - t, np.zeros_like(t), t], axis=1)  # (M, 3)
+        out = np.zeros((len(t), self.bends + 2))
+        out[:, 0], out[:, -1] = 1 - t, t
+        return out  # (M, bends + 2)
 
 
 # Every map a result may name; a new geometry's map is defined in this module and listed here.

@@ -104,6 +104,10 @@ def build_frames(spec: AnimateSpec) -> tuple[FrameSeries, dict, list[dict]]:
         if [e["sha256"] for e in sl.info["endpoints"]] != [e["sha256"] for e in slices[0].info["endpoints"]]:
             raise CheckpointError(f"curve checkpoint {str(path)!r} joins other endpoints than {str(frames[0][1])!r}; "
                                   "every frame of an animation must be a checkpoint of the same curve run")
+        if not torch.equal(sl.origin, slices[0].origin):  # one origin per animation (FrameSeries)
+            raise SpecError(f"curve checkpoint {str(path)!r} has another w1 than {str(frames[0][1])!r}: the curve run "
+                            "trained its start (fix_start: false), so each epoch's plane has its own origin; animate "
+                            "keeps one: scan single epochs with slice kind curve_plane, or train with fix_start: true")
         slices.append(sl)
     records = [
         {"epoch": e, "curve": str(p), "sha256": sl.info["curve_checkpoint"]["sha256"], "checkpoints": sl.checkpoints,

@@ -2,7 +2,9 @@
 
 A curve checkpoint names its endpoints by path and SHA-256; a scan finds them at
 `slice.endpoints` if given, else at the recorded paths, and refuses files whose
-content no longer matches (the curve was trained between other models).
+content no longer matches (the curve was trained between other models). An
+endpoint the curve trained (fix_start / fix_end false) is the checkpoint's own
+trained state, not the file it started from.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from landscape.checkpoints import file_sha256, fit_state, nonfinite_entries, read_curve_checkpoint
+from landscape.checkpoints import curve_states, file_sha256, fit_state, nonfinite_entries, read_curve_checkpoint
 from landscape.curves import curve_plane, curve_slice
 from landscape.errors import CheckpointError
 from landscape.factories import ModelFactory
@@ -29,7 +31,7 @@ class LoadedCurve:
     kind: str
     layout: StateLayout
     w1: torch.Tensor  # (P,)
-    theta: torch.Tensor  # (P,)
+    theta: torch.Tensor  # (P,) one bend, (k, P) several
     w2: torch.Tensor  # (P,)
     extras: dict  # w1's non-float state (BatchNorm's num_batches_tracked)
     info: dict  # what the result records: the curve checkpoint and the endpoints, with hashes
@@ -67,8 +69,13 @@ def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_n
     model = factory()
     layout = StateLayout.of(model)
     paths = [Path(p) for p in endpoints] if endpoints else [Path(e["path"]) for e in record["endpoints"]]
+    states, trained = curve_states(record)
     ends = []
-    for i, (p, rec) in enumerate(zip(paths, record["endpoints"])):
+    for i, (p, rec, own) in enumerate(zip(paths, record["endpoints"], trained)):
+        if own is not None:  # trained with the curve: its state is in the checkpoint
+            state = fit_state(own, model, f"{curve} (its trained w{i + 1})")
+            ends.append((rec["sha256"], layout.flatten(state), non_float_state(state)))
+            continue
         hit = (known or {}).get(str(p))
         if hit is None or hit[0] != rec.get("sha256"):
             check_endpoint(p, rec, i, curve)
@@ -77,8 +84,8 @@ def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_n
             if known is not None:
                 known[str(p)] = hit
         ends.append(hit)
-    theta = fit_state(record["theta"], model, f"{curve} (its theta)")
-    bad = nonfinite_entries(theta)
+    thetas = [fit_state(th, model, f"{curve} (its theta)") for th in states]
+    bad = [n for st in thetas + [e for e in trained if e is not None] for n in nonfinite_entries(st)]
     if bad and not allow_nonfinite:
         raise CheckpointError(
             f"curve checkpoint {str(curve)!r} holds NaN or inf in theta ({', '.join(bad[:4])}): its training diverged; "
@@ -86,10 +93,13 @@ def load_curve(curve: str | Path, factory: ModelFactory, endpoints=None, allow_n
         )
     info = {
         "curve_checkpoint": {"path": str(curve), "sha256": file_sha256(curve), "epoch": record.get("epoch")},
-        "endpoints": [{"path": str(p), "sha256": rec["sha256"]} for p, rec in zip(paths, record["endpoints"])],
+        "endpoints": [{"path": str(p), "sha256": rec["sha256"], **({"trained": True} if own is not None else {})}
+                      for p, rec, own in zip(paths, record["endpoints"], trained)],
     }
     (_, w1, extras), (_, w2, _) = ends
-    return LoadedCurve(record["kind"], layout, w1, layout.flatten(theta), w2, extras, info)
+    flats = [layout.flatten(th) for th in thetas]
+    theta = flats[0] if len(flats) == 1 else torch.stack(flats)
+    return LoadedCurve(record["kind"], layout, w1, theta, w2, extras, info)
 
 
 def fit_curve_grid(spec, sl):

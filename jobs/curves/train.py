@@ -3,8 +3,10 @@
 In-process by default; with `--workers N` (or `--address`) data parallel on Ray
 Train workers (TorchTrainer, DDP), each taking its share of every batch through
 the training loop's `shard`. Either way the one training loop runs with the
-curve objective (landscape/curves.py): one t ~ U[0, 1] per mini-batch, only theta
-trained. Worker 0 writes epoch_001.pt .. epoch_NNN.pt (curve checkpoints) and,
+curve objective (landscape/curves.py): one t ~ U[0, 1] per mini-batch, the bends
+trained (and the endpoints with fix_start / fix_end false: the last epoch's are
+written as w1_trained.pt / w2_trained.pt, never over the input checkpoints).
+Worker 0 writes epoch_001.pt .. epoch_NNN.pt (curve checkpoints) and,
 after each epoch, prints the training loss along the curve and the loss at
 t = 0.5 on the training data (BatchNorm statistics re-estimated there, as a
 curve scan does). `curve.json`, written last, means the run finished.
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from landscape.checkpoints import file_sha256, save_curve
-from landscape.curves import CurveObjective, init_linear, loss_at
+from landscape.checkpoints import curve_states, file_sha256, save_atomic, save_curve
+from landscape.curves import CurveObjective, CurvePoints, init_bends, loss_at
 from landscape.errors import ResultError, SpecError
 from landscape.params import StateLayout
 from landscape.training import train
@@ -32,7 +34,8 @@ from ..training.run_folder import RunFolder
 from ..training.train import TrainingDiverged, check_train, diverged
 
 RECORD = "curve.json"
-_OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$")
+_OURS = re.compile(r"^epoch_\d+\.pt(\.tmp)?$|^curve\.json(\.tmp)?$|^w[12]_trained\.pt(\.tmp)?$")
+TRAINED = ("w1_trained.pt", "w2_trained.pt")  # the trained endpoints of the last epoch (fix_start / fix_end false)
 
 
 def say(line: str) -> None:
@@ -77,7 +80,14 @@ def identity(spec: CurveTrainSpec, endpoints: list[dict]) -> str:
     exclude = {"output", "cluster", "endpoints"}
     exclude |= {"regularizer"} if not spec.weight_decay else set()  # no weight decay: its form changes nothing (older runs keep their identity)
     exclude |= {"test_data"} if spec.test_data is None else set()  # evaluation only, and older runs keep their identity
-    return spec.numbers_identity(exclude, endpoints=[e["sha256"] for e in endpoints])
+    defaults = spec.curve.identity_exclude()  # num_bends 1, fixed endpoints: older curves keep their identity
+    excluded = {k: True for k in exclude} | ({"curve": defaults} if defaults else {})
+    return spec.numbers_identity(excluded, endpoints=[e["sha256"] for e in endpoints])
+
+
+def trained_files(spec: CurveTrainSpec) -> list[str]:
+    """The trained endpoints' files this run writes (none when both stay fixed)."""
+    return [name for name, fixed in zip(TRAINED, (spec.curve.fix_start, spec.curve.fix_end)) if not fixed]
 
 
 def run_folder(out_dir: Path) -> RunFolder:
@@ -109,7 +119,7 @@ def lr_schedule(kind: str, lr: float, epochs: int, steps_per_epoch: int):
 
 
 def resumable(out_dir: Path, ident: str, epochs: int):
-    """(epoch, loop state, theta, history) of the latest checkpoint of this very curve (same identity, every epoch
+    """(epoch, loop state, the checkpoint's dict, history) of the latest checkpoint of this very curve (same identity, every epoch
     before it present and its own, with the loop's state saved), or None: an interrupted run goes on from there."""
     done = None
     for epoch in range(1, epochs):
@@ -122,7 +132,7 @@ def resumable(out_dir: Path, ident: str, epochs: int):
             break
         if record.get("identity") != ident or record.get("epoch") != epoch or "loop_state" not in record:
             break
-        done = (epoch, record["loop_state"], record["theta"], record.get("history", []))
+        done = (epoch, record["loop_state"], record, record.get("history", []))
     return done
 
 
@@ -141,21 +151,17 @@ def train_curve_worker(config: dict) -> None:
         from landscape.problem import default_device
 
         rank, world, device = 0, 1, default_device()  # a GPU when this machine has one
-    model = setup.factory()  # init random: theta is the model's own seeded initialization
-    resume = config.get("resume")  # (epoch done, loop state, theta, history) of this curve's own checkpoints
-    if resume is not None:
-        model.load_state_dict(resume[2])
-    elif spec.curve.init == "linear":
-        init_linear(model, setup.w1, setup.w2)
-    theta_module = model.to(device)
+    shape = spec.curve
+    resume = config.get("resume")  # (epoch done, loop state, checkpoint dict, history) of this curve's own checkpoints
+    points = make_points(spec, setup, resume[2] if resume is not None else None)
+    model = points = points.to(device)
     if distributed:
-        model = wrap_model(theta_module)
-    kind = spec.curve.kind
+        model = wrap_model(points)
+    kind, k = shape.kind, shape.num_bends
     garipov_l2 = spec.regularizer == "garipov"
-    objective = CurveObjective(kind, setup.w1, setup.w2, spec.loss, spec.weight_decay if garipov_l2 else 0.0).to(device)
+    objective = CurveObjective(kind, setup.w1, setup.w2, spec.loss, spec.weight_decay if garipov_l2 else 0.0, k).to(device)
     inputs, targets = setup.inputs.to(device), setup.targets.to(device)
-    layout = StateLayout.of(theta_module)
-    flat1, flat2 = layout.flatten(setup.w1), layout.flatten(setup.w2)
+    layout = StateLayout.of(points.bends[0])
     steps_per_epoch = math.ceil(len(inputs) / spec.batch_size)
     history: list[dict] = list(resume[3]) if resume is not None else []
     loop_state: dict = {}
@@ -167,25 +173,30 @@ def train_curve_worker(config: dict) -> None:
             v = torch.tensor([metrics["train_loss"], metrics["train_accuracy"]], dtype=torch.float64, device=device)
             dist.all_reduce(v)
             metrics.update(train_loss=float(v[0]) / world, train_accuracy=float(v[1]) / world)
-        if diverged(metrics["train_loss"], theta_module):  # on every worker (the loss is their mean): all stop
+        if diverged(metrics["train_loss"], points):  # on every worker (the loss is their mean): all stop
             raise TrainingDiverged(
                 f"curve training diverged in epoch {epoch} (loss {metrics['train_loss']:g} or theta NaN/inf) at lr {spec.lr:g}: "
                 f"lower lr; {out_dir} keeps the epochs before it, and its {RECORD} marks the run unfinished"
             )
         if rank != 0:
             return
-        theta = {k: v.detach().cpu().clone() for k, v in theta_module.state_dict().items()}
-        mid = loss_at(kind, 0.5, setup.factory, flat1, layout.flatten(theta), flat2, setup.inputs, setup.targets, spec.loss)
+        bends = [cpu_state(b) for b in points.bends]
+        ends = [None if m is None else cpu_state(m) for m in (points.start, points.end)]
+        flat1, flat2 = (layout.flatten(e if e is not None else w) for e, w in zip(ends, (setup.w1, setup.w2)))
+        theta = torch.stack([layout.flatten(b) for b in bends])  # (k, P)
+        mid = loss_at(kind, 0.5, setup.factory, flat1, theta, flat2, setup.inputs, setup.targets, spec.loss)
         metrics = {**metrics, "loss_t05": mid["loss"], "accuracy_t05": mid["accuracy"], "batchnorm_t05": mid["batchnorm"]}
         test = ""
         if setup.test is not None:  # BatchNorm statistics from the training data, evaluated on the test data
-            held = loss_at(kind, 0.5, setup.factory, flat1, layout.flatten(theta), flat2, *setup.test, spec.loss,
+            held = loss_at(kind, 0.5, setup.factory, flat1, theta, flat2, *setup.test, spec.loss,
                            bn_inputs=setup.inputs)
             metrics.update(test_loss_t05=held["loss"], test_accuracy_t05=held["accuracy"])
             test = f" | test t=0.5: loss {held['loss']:.4f} accuracy {held['accuracy']:.3f}"
         history.append(metrics)
+        one = k == 1 and shape.fix_start and shape.fix_end  # today's format 1: one bend, fixed endpoints
         save_curve(out_dir / f"epoch_{epoch:03d}.pt", {
-            "kind": kind, "theta": theta, "endpoints": setup.endpoints, "epoch": epoch,
+            "kind": kind, **({"theta": bends[0]} if one else {"theta": bends, "trained_endpoints": ends}),
+            "endpoints": setup.endpoints, "epoch": epoch,
             "identity": config["identity"], "model": spec.model.model_dump(mode="json"), "history": history,
             "loop_state": loop_state["state"],  # the shuffling generator and the optimizer: a resume goes on from here
         })
@@ -204,6 +215,32 @@ def train_curve_worker(config: dict) -> None:
         resume=(resume[0], resume[1]) if resume is not None else None,
         shard=(rank, world),
     )
+
+
+def cpu_state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def make_points(spec: CurveTrainSpec, setup: CurveSetup, record: dict | None) -> CurvePoints:
+    """The points that train: the bends (Garipov et al.'s start, or a resumed checkpoint's), and the endpoints from
+    their checkpoints (or the resumed checkpoint's trained ones) where fix_start / fix_end are false."""
+    shape = spec.curve
+    bends = init_bends(setup.factory, setup.w1, setup.w2, shape.num_bends, shape.init)
+    free = [None if fixed else setup.factory() for fixed in (shape.fix_start, shape.fix_end)]
+    for m, w in zip(free, (setup.w1, setup.w2)):
+        if m is not None:
+            m.load_state_dict(w)
+    if record is not None:
+        states, ends = curve_states(record)
+        for m, state in zip(bends + [m for m in free if m is not None], states + [e for e in ends if e is not None]):
+            m.load_state_dict(state)
+    return CurvePoints(bends, *free)
+
+
+def write_trained_endpoints(spec: CurveTrainSpec, out_dir: Path, last: dict) -> list[Path]:
+    """The last epoch's trained endpoints as plain state_dicts (w1_trained.pt, w2_trained.pt): models to scan or train on."""
+    _, ends = curve_states(last)
+    return [save_atomic(state, out_dir / name) for name, state in zip(TRAINED, ends) if state is not None]
 
 
 def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: bool = False, address: str | None = None,
@@ -226,7 +263,7 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     same = previous is not None and previous.get("identity") == ident and not RunFolder.finished(previous)
     config["resume"] = resumable(out_dir, ident, spec.epochs) if same else None
     done = config["resume"][0] if config["resume"] is not None else 0
-    folder.start([f"epoch_{e:03d}.pt" for e in range(1, spec.epochs + 1)], keep=[Path(p) for p in spec.endpoints],
+    folder.start([f"epoch_{e:03d}.pt" for e in range(1, spec.epochs + 1)] + trained_files(spec), keep=[Path(p) for p in spec.endpoints],
                  resumed=tuple(f"epoch_{e:03d}.pt" for e in range(1, done + 1)), identity=ident)
     if done:
         say(f"[train-curve {spec.name}] resuming after epoch {done} (this curve's own checkpoints)")
@@ -247,8 +284,11 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     last = out_dir / f"epoch_{spec.epochs:03d}.pt"
     if not last.is_file():
         raise ResultError(f"{out_dir}: the last curve checkpoint {last.name} is missing after training; run it again")
-    history = torch.load(last, weights_only=True).get("history", [])
+    record = torch.load(last, weights_only=True)
+    history = record.get("history", [])
+    trained = write_trained_endpoints(spec, out_dir, record)
     folder.finish(identity=ident, spec=spec.model_dump(mode="json"), endpoints=setup.endpoints,  # written last
                   workers=n if (address is not None or workers is not None) else 0, history=history, notes=setup.notes)
-    print(f"curve checkpoints: {out_dir} (epoch_001.pt .. epoch_{spec.epochs:03d}.pt)")
+    also = "".join(f", {p.name}" for p in trained)
+    print(f"curve checkpoints: {out_dir} (epoch_001.pt .. epoch_{spec.epochs:03d}.pt{also})")
     return out_dir

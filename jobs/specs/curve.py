@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
+
+from landscape.coefmaps import MAX_BENDS
 
 from .base import Strict
 from .parts import DataSpec
@@ -15,13 +17,26 @@ CurveKind = Literal["bezier", "polychain"]
 
 
 class CurveShape(Strict):
-    """The curve's form: one bend between the endpoints."""
+    """The curve's form: its bends between the endpoints, and which points train."""
 
-    kind: CurveKind = Field(description="bezier: quadratic Bezier curve, theta its control point; polychain: w1 -> theta -> w2")
-    init: Literal["linear", "random"] = Field(
-        "linear", description="linear: theta starts at (w1 + w2)/2, the straight line; random: at the model's own seeded "
-        "initialization (model.seed), off the line (their --init_linear_off)",
+    kind: CurveKind = Field(description="bezier: Bezier curve of degree num_bends + 1 with control points w1, theta_1 .. "
+                            "theta_k, w2 (one bend: quadratic); polychain: w1 -> theta_1 -> .. -> theta_k -> w2, the bends "
+                            "at t = i / (num_bends + 1)")
+    num_bends: StrictInt = Field(
+        1, ge=1, le=MAX_BENDS, description=f"bends k between the endpoints, 1 to {MAX_BENDS} (Garipov et al.'s "
+        "--num_bends counts the endpoints too: theirs is k + 2, their default 3 is our 1)",
     )
+    init: Literal["linear", "random"] = Field(
+        "linear", description="linear: bend i starts on the straight line at i / (num_bends + 1) (one bend: (w1 + w2)/2); "
+        "random: at the model's own seeded initialization (model.seed + i - 1), off the line (their --init_linear_off)",
+    )
+    fix_start: StrictBool = Field(True, description="w1 stays fixed (false: trained too, from its checkpoint; the "
+                                  "trained w1 is kept in each curve checkpoint and the last as w1_trained.pt)")
+    fix_end: StrictBool = Field(True, description="w2 stays fixed (false: trained too, as fix_start)")
+
+    def identity_exclude(self) -> set[str]:
+        """The options at their defaults, left out of the identity: curves from before them keep theirs."""
+        return {k for k in ("num_bends", "fix_start", "fix_end") if getattr(self, k) == CurveShape.model_fields[k].default}
 
 
 class CurveCluster(Strict):
@@ -35,9 +50,10 @@ class CurveCluster(Strict):
 class CurveTrainSpec(TrainSpec):
     """Train the bend of a curve joining two trained checkpoints (Garipov et al. 2018).
 
-    Objective: the mean over t ~ U[0, 1] of the loss at phi_theta(t), one t per
-    mini-batch; the endpoints stay fixed, only theta is trained. A curve checkpoint
-    per epoch (epoch_001.pt ..) holds theta and names the endpoints by content hash.
+    Objective: the mean over t ~ U[0, 1] of the loss at phi(t), one t per
+    mini-batch; the bends are trained, the endpoints too where curve.fix_start / fix_end
+    are false. A curve checkpoint per epoch (epoch_001.pt ..) holds the bends (and the
+    trained endpoints) and names the endpoints' checkpoints by content hash.
     """
 
     endpoints: tuple[Path, Path] = Field(description="the two checkpoints (state_dicts) the curve joins: [w1, w2]")
