@@ -297,6 +297,16 @@ def bad_inputs(digits_minima, digits_curve, tiny_run, tmp_path):
                        "endpoints": [{**e, "path": str(tmp_path / "gone" / f"w{i}.pt")} for i, e in enumerate(record["endpoints"])]})
     empty = tmp_path / "empty-run"
     empty.mkdir()
+    theta = record["theta"]
+    bent = {k: v + 0.1 for k, v in theta.items()}
+    two_bends = tmp_path / "two-bends.pt"  # a curve of two bends (format 2)
+    save_curve(two_bends, {**{k: v for k, v in record.items() if k not in ("landscape_curve", "theta")},
+                           "theta": [theta, bent], "trained_endpoints": [None, None]})
+    moving = tmp_path / "moving-start"  # a curve run that trained its start: each epoch another w1
+    for e in (1, 2):
+        save_curve(moving / f"epoch_{e:03d}.pt", {**{k: v for k, v in record.items() if k not in ("landscape_curve", "theta")},
+                                                  "epoch": e, "theta": [theta], "trained_endpoints": [
+                                                      {k: v + 0.01 * e for k, v in state.items()}, None]})
     out = tmp_path / "out"
     spec = lambda d, name: write(tmp_path, d, name)  # noqa: E731
     scan = lambda d, name: (["run", spec(d, name), "--out", str(out)], out)  # noqa: E731
@@ -332,6 +342,25 @@ def bad_inputs(digits_minima, digits_curve, tiny_run, tmp_path):
         "animate with a preview": (
             ["animate", spec({**animate_dict(digits_curve), "model": CURVE_MODEL, "data": CURVE_DATA, "preview": 2}, "a6.yaml"),
              "--out", str(out)], out, ["preview", "remove preview"]),
+        "num_bends 0": (*train({"minima": digits_minima, "curve": {"kind": "bezier", "num_bends": 0}}, "nb0.yaml"),
+                        ["curve.num_bends", "greater than or equal to 1"]),
+        "num_bends negative": (*train({"minima": digits_minima, "curve": {"kind": "polychain", "num_bends": -2}}, "nb1.yaml"),
+                               ["curve.num_bends", "greater than or equal to 1"]),
+        "num_bends huge": (*train({"minima": digits_minima, "curve": {"kind": "bezier", "num_bends": 10**9}}, "nb2.yaml"),
+                           ["curve.num_bends", "less than or equal to 64"]),
+        "num_bends not an integer": (*train({"minima": digits_minima, "curve": {"kind": "bezier", "num_bends": 1.5}}, "nb3.yaml"),
+                                     ["curve.num_bends", "integer"]),
+        "num_bends as text": (*train({"minima": digits_minima, "curve": {"kind": "bezier", "num_bends": "2"}}, "nb4.yaml"),
+                              ["curve.num_bends", "integer"]),
+        "fix_start not a boolean": (*train({"minima": digits_minima, "curve": {"kind": "bezier", "fix_start": "no"}}, "fx1.yaml"),
+                                    ["curve.fix_start", "boolean"]),
+        "fix_end not a boolean": (*train({"minima": digits_minima, "curve": {"kind": "bezier", "fix_end": 0}}, "fx2.yaml"),
+                                  ["curve.fix_end", "boolean"]),
+        "curve_plane of a two-bend curve": (*scan(scan_dict(two_bends, "curve_plane"), "cp2.yaml"),
+                                            ["curve_plane", "one bend", "has 2 (num_bends)", "slice kind curve"]),
+        "animate of a curve run that trained its start": (
+            ["animate", spec({**animate_dict(moving), "model": CURVE_MODEL, "data": CURVE_DATA}, "a7.yaml"), "--out", str(out)],
+            out, ["fix_start", "its own origin"]),
         "submit of an animation": (
             ["submit", spec({**animate_dict(digits_curve), "model": CURVE_MODEL, "data": CURVE_DATA}, "a5.yaml"),
              "--address", "http://127.0.0.1:9", "--out", str(out)], out, ["submit` runs scans and curve training"]),
@@ -344,7 +373,9 @@ CASES = [
     "endpoints that changed since the curve was trained", "endpoints no longer where the curve recorded them",
     "t outside [0, 1]", "animate of a training run (model checkpoints)",
     "animate of an empty folder", "animate of missing epochs", "animate of another slice kind", "animate with a preview",
-    "submit of an animation",
+    "submit of an animation", "num_bends 0", "num_bends negative", "num_bends huge", "num_bends not an integer",
+    "num_bends as text", "fix_start not a boolean", "fix_end not a boolean", "curve_plane of a two-bend curve",
+    "animate of a curve run that trained its start",
 ]
 
 
