@@ -100,7 +100,7 @@ def curve_plane(layout: StateLayout, kind: str, w1: torch.Tensor, theta: torch.T
     three points (`curve_xy`), recorded in info["curve"].
     """
     check_distinct(layout, w1, w2)
-    if bends_of(theta).shape[0] > 1:  # their plane.py too spans w1, w2 and one bend
+    if bends_of(theta).shape[0] > 1:  # their plane.py takes points 0, 1, 2 as w1, theta, w2: right for one bend only
         raise SpecError(
             f"slice.kind curve_plane: the plane through w1, w2 and the bend is defined for a curve of one bend; this one "
             f"has {bends_of(theta).shape[0]} (num_bends): scan it with slice kind curve, or train a curve with num_bends: 1"
