@@ -34,8 +34,12 @@ def check_curve(spec) -> str:
     from .train import check_curve_train
 
     setup = check_curve_train(spec)
-    return (f"valid curve training spec {spec.name!r}: {spec.curve.kind} between {spec.endpoints[0]} and "
-            f"{spec.endpoints[1]}, {spec.epochs} epochs, {len(setup.inputs)} samples")
+    c = spec.curve
+    bends = f" of {c.num_bends} bends" if c.num_bends > 1 else ""
+    trained = [w for w, fixed in (("w1", c.fix_start), ("w2", c.fix_end)) if not fixed]
+    ends = f" ({' and '.join(trained)} trained too)" if trained else ""
+    return (f"valid curve training spec {spec.name!r}: {c.kind}{bends} between {spec.endpoints[0]} and "
+            f"{spec.endpoints[1]}{ends}, {spec.epochs} epochs, {len(setup.inputs)} samples")
 
 
 def check_animate(spec) -> str:

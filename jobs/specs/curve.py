@@ -102,7 +102,8 @@ class CurveSlice(Strict):
 
 
 class CurvePlaneSlice(Strict):
-    """The plane through w1, w2 and the bend theta (origin w1, e1 along w2 - w1), the curve drawn on it."""
+    """The plane through w1, w2 and the bend theta (origin w1, e1 along w2 - w1), the curve drawn on it; curves of
+    one bend (num_bends: 1)."""
 
     dims: ClassVar[int] = 2
     default_batchnorm: ClassVar[str] = "recompute"
