@@ -92,6 +92,8 @@ HOSTILE_OTHER_CASES: list[tuple[str, Callable[[Ctx], list[str]], list[str]]] = [
     ("train: weight_decay 1e6", lambda c: ["train", _train(c, weight_decay=1e6)], ["weight_decay", "less than or equal to 10"]),
     ("train-curve: seed 2**64", lambda c: ["train-curve", _curve(c, seed=BIG)], ["seed", "2**63 - 1"]),
     ("train-curve: lr 1e308", lambda c: ["train-curve", _curve(c, lr=1e308)], ["lr", "at most 1e+12"]),
+    ("train-curve: num_bends 2**64", lambda c: ["train-curve", _curve(c, curve={"kind": "bezier", "num_bends": BIG})],
+     ["curve.num_bends", "less than or equal to 64"]),
     ("gradients: seed 2**64", lambda c: ["gradients", c.spec(_health(c, record="epoch", seed=BIG), "g.yaml"), "--out", str(c.tmp / "g.zarr")],
      ["seed", "2**63 - 1"]),
     ("gradients: lr 1e308", lambda c: ["gradients", c.spec(_health(c, record="epoch", lr=1e308), "g.yaml"), "--out", str(c.tmp / "g.zarr")],
