@@ -105,6 +105,7 @@ def curve_plane(layout: StateLayout, kind: str, w1: torch.Tensor, theta: torch.T
             f"slice.kind curve_plane: the plane through w1, w2 and the bend is defined for a curve of one bend; this one "
             f"has {bends_of(theta).shape[0]} (num_bends): scan it with slice kind curve, or train a curve with num_bends: 1"
         )
+    theta = bends_of(theta)[0]
     try:
         sl = plane_through(layout, w1, w2, theta, labels=("w1", "w2", BEND_LABEL))
     except SpecError:
