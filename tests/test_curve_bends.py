@@ -19,6 +19,7 @@ from jobs.specs import CurveTrainSpec, DigitsData
 from jobs.specs.parts import ModelSpec
 from landscape.checkpoints import file_sha256
 from landscape.coefmaps import BezierMap
+from landscape.curve_stats import segment_lengths
 from landscape.curves import curve_slice, phi
 from landscape.evaluator import Evaluator
 from landscape.plan import EvalOptions
@@ -168,6 +169,11 @@ def test_the_loss_along_two_bends_is_a_plain_loop_at_phi_t(two_bends, digits):
         assert r["loss"][i] == pytest.approx(loss, rel=1e-5) and r["accuracy"][i] == pytest.approx(acc)
         line = {n: ((1 - t) * w1[n].double() + t * w2[n].double()).float() for n in w1}  # the companion straight line
         assert r["line_loss"][i] == pytest.approx(reference_loss(factory(), line, x, y)[0], rel=1e-5)
+    # eval_curve's length: the polyline through the points at TS, by hand from the cubic's coefficients
+    at = [torch.cat([sum(c * pts[j][n].double() for j, c in enumerate(bezier_by_hand(2, t))).reshape(-1) for n in w1])
+          for t in TS]
+    dl = segment_lengths(np.array(TS), sl.coef_map, sl.directions, c.layout.param_mask())
+    assert dl.sum() == pytest.approx(sum(float((at[i] - at[i - 1]).norm()) for i in range(1, len(TS))), rel=1e-5)
 
 
 def test_trained_endpoints_move_with_their_gradient_and_every_reader_uses_them(digits_minima, digits, tmp_path):
