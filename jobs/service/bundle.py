@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
 import os
 import secrets
 import shlex
@@ -149,9 +150,13 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
     """Fill `root` with what the job needs; SpecError if a checkpoint cannot be found."""
     import yaml
 
+    from ..common.provenance import checkout_source
+    from ..specs import ScanSpec, submitted_record
+
     uploads = check_checkpoints(spec_path, spec, remote_checkpoints)
     raw = yaml.safe_load(spec_path.read_text())  # already validated: a mapping
     bundle = Bundle(root)
+    staged_from: dict[str, str] = {}  # uploaded copy -> the file as the spec named it (provenance records both)
     for name in PACKAGES:
         _copy(_package_dir(name), root / name)
     if uploads:
@@ -163,6 +168,7 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
                 rel = Path("checkpoints") / _sha(p) / p.name
                 _copy(p, root / rel)
                 staged.append(rel.as_posix())
+                staged_from[rel.as_posix()] = str(p)
             where = raw
             for k in keys[:-1]:
                 where = where[k]
@@ -173,6 +179,12 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
         _copy(src, root / src.name)
         bundle.modules.append(src.name)
     (root / bundle.spec_file).write_text(yaml.safe_dump(raw, sort_keys=False))
+    # What only this side knows: the identity of the spec as written (the copy names the uploaded files, which
+    # would change a scan's identity), and the commit of this checkout (the job's copy has no .git).
+    record = {"landscape": checkout_source(), "inputs": staged_from}
+    if isinstance(spec, ScanSpec):
+        record["identity"] = spec.identity()
+    submitted_record(root / bundle.spec_file).write_text(json.dumps(record, indent=1))
     return bundle
 
 
