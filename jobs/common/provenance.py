@@ -16,13 +16,13 @@ None of it enters a result's identity (jobs/specs/base.py): a resume compares it
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Iterable
+
+from .source import checkout_source
 
 # distribution name -> module: the libraries whose versions can change a result's numbers
 NUMERIC_LIBRARIES = {"torch": "torch", "numpy": "numpy", "torchvision": "torchvision", "scikit-learn": "sklearn",
@@ -40,28 +40,6 @@ def library_versions() -> dict[str, str]:
         if mod is not None:
             out[dist] = str(getattr(mod, "__version__", "unknown"))
     return out
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
-@functools.cache
-def checkout_source() -> dict:
-    """landscape's version, and its git commit when it runs from a checkout (else commit None)."""
-    import landscape
-
-    root = Path(landscape.__file__).resolve().parents[1]
-    commit = _git(root, "rev-parse", "HEAD") if (root / ".git").exists() else None
-    dirty = None
-    if commit is not None:
-        changes = _git(root, "status", "--porcelain", "--untracked-files=no")
-        dirty = bool(changes) if changes is not None else None
-    return {"version": landscape.__version__, "commit": commit, "dirty": dirty, "commit_from": "checkout" if commit else None}
 
 
 def source(submitted: dict | None = None) -> dict:
@@ -146,7 +124,7 @@ def point_provenance(spec, point, device) -> dict:
 
 def spec_inputs(spec) -> list[tuple[str, Path]]:
     """(role, path) of every checkpoint a scan or curve-training spec reads: the files `landscape submit` ships."""
-    from ..service.bundle import input_files
+    from ..specs.inputs import input_files
 
     return [(".".join(keys), p) for keys, group, _ in input_files(spec) for p in group]
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from landscape.errors import ClusterError, ResultError, SpecError
 
+from ..specs.inputs import input_files  # the files a job ships
+
 PACKAGES = ("landscape", "cluster", "jobs")  # shipped with every job
 MAX_UPLOAD = 400 * 2**20  # Ray refuses runtime-env packages of 512 MiB (its gRPC message limit) or more
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "results", "runs", "*.zarr")
@@ -37,40 +39,6 @@ def remote_output(out: str | None, spec) -> str:
         "directory and be deleted with it; pass --out with an absolute path on storage the cluster's head "
         "node writes and you can read (a shared file system), or an s3:// URL"
     )
-
-
-def input_files(spec, local: bool = True) -> list[tuple[tuple[str, ...], list[Path], bool]]:
-    """Every input file a job carries: (where in the spec, the files, whether that field holds one file).
-
-    A curve scan carries its curve checkpoint and the endpoints it names (read from it
-    when `local`; on the cluster, with --remote-checkpoints, the recorded paths are used);
-    a curve training job carries its endpoints; a trajectory its checkpoints in order (a
-    glob resolved here; with --remote-checkpoints it stays a pattern for the cluster) and
-    its origin file.
-    """
-    from ..specs import CurveTrainSpec, slice_checkpoints
-
-    if isinstance(spec, CurveTrainSpec):
-        return [(("endpoints",), [Path(p) for p in spec.endpoints], False)]
-    s = spec.slice
-    if s.kind in ("curve", "curve_plane"):
-        out = [(("slice", "curve"), [Path(s.curve)], True)]
-        if s.endpoints:
-            out.append((("slice", "endpoints"), [Path(p) for p in s.endpoints], False))
-        elif local and Path(s.curve).is_file():
-            from landscape.checkpoints import read_curve_checkpoint
-
-            record = read_curve_checkpoint(s.curve, "slice.curve")
-            out.append((("slice", "endpoints"), [Path(e["path"]) for e in record["endpoints"]], False))
-        return out
-    if getattr(s, "has_path", False):
-        pattern = isinstance(s.checkpoints, str)
-        listed = s.paths() if local or not pattern else [Path(s.checkpoints)]
-        out = [(("slice", "checkpoints"), listed, False)]
-        origin = s.origin_path() if hasattr(s, "origin_path") else None
-        return out + ([(("slice", "origin"), [origin], True)] if origin is not None else [])
-    key = "checkpoint" if getattr(s, "checkpoint", None) is not None else "checkpoints"
-    return [(("slice", key), slice_checkpoints(s), key == "checkpoint")]
 
 
 def _sha(path: Path) -> str:
@@ -150,7 +118,7 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
     """Fill `root` with what the job needs; SpecError if a checkpoint cannot be found."""
     import yaml
 
-    from ..common.provenance import checkout_source
+    from ..common.source import checkout_source
     from ..specs import ScanSpec, submitted_record
 
     uploads = check_checkpoints(spec_path, spec, remote_checkpoints)
