@@ -346,7 +346,7 @@ class ResultWriter:
     def resume(self, **changes) -> None:
         """Mark an existing result as running again (a resumed run)."""
         prov = {"provenance": self.provenance} if self.provenance is not None else {}
-        self.store.update_meta(status="running", resumed_at=now(), error=None, **prov, **changes)
+        self.store.update_meta(**{"status": "running", "resumed_at": now(), "error": None, **prov, **changes})
 
     def finish(self, **changes) -> None:
         """Record success (and anything else about the run) in the result."""
