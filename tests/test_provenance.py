@@ -81,6 +81,31 @@ def test_a_file_data_set_is_hashed_file_by_file(tmp_path):
                                                        ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte")]
 
 
+def test_an_image_folder_and_a_tokenizer_folder_are_one_digest_each(tmp_path):
+    """One entry per folder: SHA-256 over each file's relative path and SHA-256, in sorted order."""
+    from PIL import Image
+
+    from jobs.common.provenance import data_files
+    from jobs.specs.datasets import ImageFolderData
+    from jobs.specs.parts import TextData
+
+    for i, c in enumerate(("b", "a")):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        Image.new("RGB", (4, 4), (i * 90, 10, 20)).save(tmp_path / "img" / c / "x.png")
+    (tmp_path / "img" / "a" / "notes.txt").write_text("not an image: not read")
+    (entry,) = data_files("data", ImageFolderData(kind="image_folder", root=tmp_path / "img"))
+    lines = "".join(f"{c}/x.png\0{_sha256(tmp_path / 'img' / c / 'x.png')}\n" for c in ("a", "b"))
+    assert (entry["files"], entry["sha256"]) == (2, hashlib.sha256(lines.encode()).hexdigest())
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text("{}")
+    (tmp_path / "corpus.txt").write_text("hello")
+    text, folder = data_files("data", TextData(kind="text", path=tmp_path / "corpus.txt", tokenizer=str(tok), block_size=2))
+    assert (text["role"], text["sha256"]) == ("data.path", _sha256(tmp_path / "corpus.txt"))
+    line = f"tokenizer.json\0{_sha256(tok / 'tokenizer.json')}\n"
+    assert (folder["role"], folder["files"], folder["sha256"]) == ("data.tokenizer", 1, hashlib.sha256(line.encode()).hexdigest())
+
+
 def test_a_submitted_job_shares_the_local_runs_identity_and_resumes_it(scanned, monkeypatch, capsys):
     """Why they differed: the job's copy of the spec names the uploaded checkpoint (checkpoints/<hash>/w.pt),
     and a scan's identity hashes its spec's fields. The bundle now records the identity of the spec as written."""

@@ -58,6 +58,10 @@ def file_sha256(path: str | Path) -> str:
 
 
 def hashed(role: str, path: str | Path) -> dict:
+    """A file's entry; a folder (a tokenizer, a save_pretrained model) as one digest over its files."""
+    p = Path(path)
+    if p.is_dir():
+        return _folder_entry(role, p, sorted(f for f in p.rglob("*") if f.is_file()))
     return {"role": role, "path": str(path), "sha256": file_sha256(path)}
 
 
@@ -82,17 +86,19 @@ def data_files(role: str, data) -> list[dict]:
         if data.kind == "image_folder":
             return [_folder_entry(role, base, files)]
         return [hashed(role, p) for p in files]
-    path = getattr(data, "path", None)  # text: a corpus or token file
-    return [hashed(role, path)] if path is not None else []
+    files = [getattr(data, "path", None), getattr(data, "tokenizer", None)]  # text: a corpus or token file, a tokenizer
+    return [hashed(f"{role}.{k}", f) for k, f in zip(("path", "tokenizer"), files) if f is not None and Path(f).exists()]
 
 
 def provenance(*, checkpoints: Iterable[tuple[str, str | Path]] = (), data: Iterable[tuple[str, object]] = (),
-               device: str, precision: str, spec=None, results: Iterable[dict] = ()) -> dict:
-    """The provenance dict of one run: `checkpoints` (role, path) and `data` (role, data spec) are hashed;
-    `results` are other results read ({"role", "path", "identity"}); `spec` a loaded spec (for what
-    `landscape submit` recorded about the submitting side)."""
+               device: str, precision: str, spec=None, model=None, results: Iterable[dict] = ()) -> dict:
+    """The provenance dict of one run: `checkpoints` (role, path) and `data` (role, data spec) are hashed, and
+    a model's save_pretrained folder (`model`, default the spec's); `results` are other results read ({"role",
+    "path", "identity"}); `spec` a loaded spec (for what `landscape submit` recorded about the submitting side)."""
     submitted = getattr(spec, "submitted", None) if spec is not None else None
-    files = [hashed(role, p) for role, p in checkpoints]
+    model = model if model is not None else getattr(spec, "model", None)
+    folder = getattr(model, "path", None)  # hf_causal_lm: its weights and config
+    files = [hashed(role, p) for role, p in [*checkpoints, *([("model.path", folder)] if folder is not None else [])]]
     staged = (submitted or {}).get("inputs") or {}
     for entry in files:  # a submitted job reads uploaded copies: say which file each was where it was submitted
         if entry["path"] in staged:
@@ -119,7 +125,7 @@ def point_provenance(spec, point, device) -> dict:
     ckpts = [("at.checkpoint", at.checkpoint)] if at.checkpoint is not None else []
     results = [{"role": "at.result", "path": str(at.result), "identity": point.result_identity}] if at.result is not None else []
     return provenance(checkpoints=ckpts, data=[("data", point.data)], device=str(device), precision=spec.precision,
-                      spec=spec, results=results)
+                      spec=spec, model=point.model, results=results)
 
 
 def spec_inputs(spec) -> list[tuple[str, Path]]:
