@@ -33,8 +33,8 @@ import zarr
 from landscape.errors import ResultError, Terminated
 
 from .lease import LEASE_NAME, Lease
-from .provenance import resumed_provenance
 from .leasing import take_lease
+from .provenance import resumed_provenance
 from .storage import entries, exists, filesystem, io_errors, is_dir, is_remote, remove, storage_error, storage_errors
 from .tiling import Tile
 

@@ -230,12 +230,14 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
 
     from ..common.provenance import actor_device, provenance
 
-    in_process = address is None and workers is None
+    from landscape.problem import default_device
+
+    in_process = address is None and workers is None  # as train_curve_worker picks its device
+    gpus = gpus_per_worker if gpus_per_worker is not None else spec.cluster.gpus_per_worker
+    device = (str(default_device()) if in_process else "Ray Train workers (a GPU each where the cluster has them)"
+              if gpus is None else actor_device(gpus).replace("actors", "Ray Train workers"))
     prov = provenance(checkpoints=[("endpoints", p) for p in spec.endpoints],
-                      data=[("data", spec.data), ("test_data", spec.test_data)],
-                      device="cpu" if in_process and not torch.cuda.is_available() else "cuda" if in_process else
-                      actor_device(gpus_per_worker if gpus_per_worker is not None else spec.cluster.gpus_per_worker),
-                      precision="fp32", spec=spec)
+                      data=[("data", spec.data), ("test_data", spec.test_data)], device=device, precision="fp32", spec=spec)
     if done:  # the epochs kept were trained with what the record says: a changed library is said
         prov = resumed_provenance(previous.get("provenance"), prov, str(out_dir))
     folder.start([f"epoch_{e:03d}.pt" for e in range(1, spec.epochs + 1)], keep=[Path(p) for p in spec.endpoints],
