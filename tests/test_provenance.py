@@ -37,7 +37,7 @@ def scanned(ray_cluster, tiny_run, tmp_path_factory):
     d["slice"]["checkpoint"] = str(ckpt)
     spec.write_text(yaml.safe_dump(d))
     out = tmp / "r.zarr"
-    assert main(["run", str(spec), "--out", str(out), "--no-plot"]) == 0
+    assert main(["run", str(spec), "--out", str(out), "--no-plot", "--actors", "1"]) == 0
     return spec, ckpt, out
 
 
