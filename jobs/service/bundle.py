@@ -22,8 +22,6 @@ from pathlib import Path
 
 from landscape.errors import ClusterError, ResultError, SpecError
 
-from ..specs.inputs import input_files  # the files a job ships
-
 PACKAGES = ("landscape", "cluster", "jobs")  # shipped with every job
 MAX_UPLOAD = 400 * 2**20  # Ray refuses runtime-env packages of 512 MiB (its gRPC message limit) or more
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "results", "runs", "*.zarr")
@@ -96,6 +94,8 @@ class Bundle:
 
 def check_checkpoints(spec_path: Path, spec, remote_checkpoints: bool) -> list[Path]:
     """The checkpoints to upload (none with --remote-checkpoints); SpecError if one cannot be found."""
+    from ..specs.inputs import input_files  # the files a job ships (jobs.specs: imported when a command needs it)
+
     paths = [p for _, group, _ in input_files(spec, local=not remote_checkpoints) for p in group]
     if remote_checkpoints:
         relative = [str(p) for p in paths if not p.is_absolute()]
@@ -120,6 +120,7 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
 
     from ..common.source import checkout_source
     from ..specs import ScanSpec, submitted_record
+    from ..specs.inputs import input_files
 
     uploads = check_checkpoints(spec_path, spec, remote_checkpoints)
     raw = yaml.safe_load(spec_path.read_text())  # already validated: a mapping
