@@ -34,6 +34,7 @@ from landscape.errors import ResultError, Terminated
 
 from .lease import LEASE_NAME, Lease
 from .leasing import take_lease
+from .provenance import resumed_provenance
 from .storage import entries, exists, filesystem, io_errors, is_dir, is_remote, remove, storage_error, storage_errors
 from .tiling import Tile
 
@@ -261,10 +262,13 @@ class ResultWriter:
     stopped (SIGTERM) or failed (with the error's first line). `resumable=False`: a job
     that cannot continue part-way (gradients, hessian) gets an unfinished result of its
     identity replaced (said in a note), a complete one as `w.store` to report.
+    `provenance` (jobs/common/provenance.py): recorded by `create`; an existing result's is
+    checked against it on entering (cluster/provenance.py: a changed input file is refused).
     """
 
     def __init__(self, url: str, *, identity: str, overwrite: bool = False, command: str = "landscape run",
-                 what: str = "scan", storage_options: dict | None = None, resumable: bool = True):
+                 what: str = "scan", storage_options: dict | None = None, resumable: bool = True,
+                 provenance: dict | None = None):
         self.url = str(url)
         self.identity = identity
         self.overwrite = overwrite
@@ -272,6 +276,7 @@ class ResultWriter:
         self.what = what
         self.storage_options = storage_options
         self.resumable = resumable
+        self.provenance = provenance
         self.store: ResultStore | None = None
         self.lease: Lease | None = None
         self._made_dir = False
@@ -301,6 +306,8 @@ class ResultWriter:
                       "starting again", file=sys.stderr, flush=True)
                 same = False
             if same:
+                self.provenance = resumed_provenance(out.meta.get("provenance"), self.provenance, self.url,
+                                                     computing=out.meta.get("status") != "complete")
                 with storage_errors(self.url, "open"):
                     group = zarr.open_group(self.url, mode="r+", storage_options=self.storage_options)
                 self.store = ResultStore(group, self.url, self.lease)
@@ -320,7 +327,8 @@ class ResultWriter:
         if self.store is not None:
             raise RuntimeError("this result exists already")
         self.lease.check()
-        attrs = {ATTR: {**meta, "format": FORMAT, "job": self.what, "identity": self.identity, "status": "creating",
+        prov = {"provenance": self.provenance} if self.provenance is not None else {}
+        attrs = {ATTR: {**meta, **prov, "format": FORMAT, "job": self.what, "identity": self.identity, "status": "creating",
                         "started_at": now()}}
         with storage_errors(self.url, "write"):
             g = zarr.create_group(store=self.url, attributes=attrs, overwrite=False, storage_options=self.storage_options)
@@ -337,7 +345,8 @@ class ResultWriter:
 
     def resume(self, **changes) -> None:
         """Mark an existing result as running again (a resumed run)."""
-        self.store.update_meta(status="running", resumed_at=now(), error=None, **changes)
+        prov = {"provenance": self.provenance} if self.provenance is not None else {}
+        self.store.update_meta(**{"status": "running", "resumed_at": now(), "error": None, **prov, **changes})
 
     def finish(self, **changes) -> None:
         """Record success (and anything else about the run) in the result."""

@@ -151,13 +151,22 @@ def save_atomic(obj: object, path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+_SHA256: dict[tuple, str] = {}  # (real path, device, inode, size, mtime) -> digest: each file read once per process
+
+
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (how curve checkpoints name their endpoints)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex SHA-256 of a file's bytes (how curve checkpoints name their endpoints, and result provenance
+    its inputs), streamed in 1 MiB blocks; remembered per process while the file is unchanged, so a
+    multi-GB checkpoint is hashed once per run however many records name it."""
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHA256:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA256[key] = h.hexdigest()
+    return _SHA256[key]
 
 
 def read_curve_checkpoint(path: str | Path, what: str = "curve checkpoint") -> dict:

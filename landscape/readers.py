@@ -125,13 +125,19 @@ def _unpickle_batch(path: Path, kind: str) -> dict:
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
-def read_cifar(kind: str, root: Path, split: str) -> RawSet:
-    folder, files, label_key, classes = CIFAR[kind]
+def _cifar_base(kind: str, root: Path, split: str) -> Path:
+    folder, files, _, _ = CIFAR[kind]
     candidates = [root / folder, root]
     base = next((c for c in candidates if all((c / f).is_file() for f in files[split])), None)
     if base is None:
         expected = f"{folder}/{' '.join(files[split])}"
         raise _missing(kind, root, expected, candidates)
+    return base
+
+
+def read_cifar(kind: str, root: Path, split: str) -> RawSet:
+    _, files, label_key, classes = CIFAR[kind]
+    base = _cifar_base(kind, root, split)
     images, labels = [], []
     for name in files[split]:
         d = _unpickle_batch(base / name, kind)
@@ -202,13 +208,18 @@ def _find_file(folders: list[Path], name: str) -> Path | None:
     return None
 
 
-def read_mnist(kind: str, root: Path, split: str) -> RawSet:
+def _mnist_paths(kind: str, root: Path, split: str) -> list[Path]:
     sub = IDX_FOLDERS[kind]
     folders = [root / sub / "raw", root / sub, root / "raw", root]
     names = IDX[split]
     paths = [_find_file(folders, n) for n in names]
     if None in paths:
         raise _missing(kind, root, f"{' and '.join(n + '[.gz]' for n in names)}", folders)
+    return paths
+
+
+def read_mnist(kind: str, root: Path, split: str) -> RawSet:
+    paths = _mnist_paths(kind, root, split)
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{paths[0]} and {paths[1]}: expected images (N, H, W) and N labels, got {images.shape} and "
@@ -224,12 +235,18 @@ def read_mnist(kind: str, root: Path, split: str) -> RawSet:
 SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat", "extra": "extra_32x32.mat"}
 
 
-def read_svhn(kind: str, root: Path, split: str) -> RawSet:
+def _svhn_path(kind: str, root: Path, split: str) -> Path:
     name = SVHN_FILES[split]
     folders = [root, root / "svhn", root / "SVHN"]
     path = next((f / name for f in folders if (f / name).is_file()), None)
     if path is None:
         raise _missing(kind, root, name, folders)
+    return path
+
+
+def read_svhn(kind: str, root: Path, split: str) -> RawSet:
+    name = SVHN_FILES[split]
+    path = _svhn_path(kind, root, split)
     import scipy.io  # comes with scikit-learn
     from scipy.io.matlab import MatReadError  # an empty or truncated .mat
 
@@ -296,7 +313,8 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
-def read_image_folder(kind: str, root: Path, split: str | None, size: int | None = None) -> RawSet:
+def _image_folder(root: Path, split: str | None) -> tuple[Path, list[str], dict[str, list[Path]]]:
+    """(the folder of the class folders, the class names sorted, each class's image files)."""
     base = root
     if split is not None:
         subs = [root / s for s in SPLIT_FOLDERS[split]]
@@ -305,7 +323,11 @@ def read_image_folder(kind: str, root: Path, split: str | None, size: int | None
             raise DataError(f"data.split {split!r}: {root} has no {' or '.join(s.name + '/' for s in subs)} folder; "
                             "leave split out when root itself holds the class folders")
     classes = sorted(e.name for e in os.scandir(base) if e.is_dir())
-    files = {c: _image_files(base / c) for c in classes}
+    return base, classes, {c: _image_files(base / c) for c in classes}
+
+
+def read_image_folder(kind: str, root: Path, split: str | None, size: int | None = None) -> RawSet:
+    base, classes, files = _image_folder(root, split)
     labels = [i for i, c in enumerate(classes) for _ in files[c]]
     paths = [p for c in classes for p in files[c]]
     if not paths:
@@ -334,6 +356,22 @@ def read_image_folder(kind: str, root: Path, split: str | None, size: int | None
 
     y = np.asarray(labels, dtype=np.int64)
     return RawSet(y, len(classes), tuple(first.shape), take, f"{base} ({len(paths):,} images)", tuple(classes))
+
+
+def files_read(kind: str, root: str | Path, split: str | None) -> tuple[Path, list[Path]]:
+    """(the folder, the files) `read` reads for this split, found as it finds them (result provenance hashes them)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise _no_root(kind, root)
+    if kind in CIFAR:
+        base = _cifar_base(kind, root, split)
+        return base, [base / f for f in CIFAR[kind][1][split]]
+    if kind in IDX_FOLDERS:
+        return root, _mnist_paths(kind, root, split)
+    if kind == "svhn":
+        return root, [_svhn_path(kind, root, split)]
+    base, classes, files = _image_folder(root, split)
+    return base, [p for c in classes for p in files[c]]
 
 
 def read(kind: str, root: str | Path, split: str | None, size: int | None = None) -> RawSet:

@@ -4,6 +4,7 @@ and every bad input of the issue (one line, exit 2, nothing written that looks f
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -197,6 +198,13 @@ def test_animate_one_job_three_frames_resumes_after_a_killed_driver(ray_cluster,
     assert g["loss"].metadata.dimension_names == ("frame", "y", "x") and g["loss"].shape == (3, 5, 7)
     assert g["tile_done"].shape == (3, 3, 3) and g["tile_done"][...].all()
     assert list(g["frame"][...]) == [1, 2, 3] and g["curve_points"].shape == (3, 3, 2)
+    meta = ResultStore.open(str(base)).meta  # provenance: every frame's curve checkpoint and the endpoints, hashed
+    read = {e["role"]: [] for e in meta["provenance"]["checkpoints"]}
+    for e in meta["provenance"]["checkpoints"]:
+        read[e["role"]].append((e["path"], e["sha256"]))
+    sha = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()  # noqa: E731
+    assert read["frame"] == [(r["curve"], sha(r["curve"])) for r in meta["frames"]]
+    assert read["endpoint"] == [(e["path"], sha(e["path"])) for e in meta["slice_info"]["endpoints"]] and len(read["endpoint"]) == 2
     dirs = g["directions"][...]  # (frame, 2, P): each frame its own basis
     assert dirs.shape[:2] == (3, 2) and not np.array_equal(dirs[0], dirs[2])
     # One frame's point against a direct evaluation of w1 + x e1 + y e2 of that frame.

@@ -125,6 +125,26 @@ def test_result_equals_an_in_process_evaluation(submitted, tiny_run):
     assert ResultStore.open(str(out)).meta["status"] == "complete"
 
 
+def test_the_result_records_the_submitting_sides_commit_and_files(submitted, tiny_run):
+    """The job's copy of the code has no .git: the commit is the one `submit` recorded; the checkpoint read is the
+    uploaded copy, its hash that of the file the spec names; the identity that of the spec as written."""
+    import hashlib
+
+    from cluster.store import ResultStore
+    from jobs.specs import ScanSpec
+
+    _, out, _ = submitted
+    meta = ResultStore.open(str(out)).meta
+    p = meta["provenance"]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert (p["landscape"]["commit"], p["landscape"]["commit_from"]) == (head, "submitting side")
+    ckpt = tiny_run / "epoch_003.pt"
+    (entry,) = p["checkpoints"]
+    assert entry["submitted_path"] == str(ckpt) and entry["path"].startswith("checkpoints/")
+    assert entry["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert meta["identity"] == ScanSpec.model_validate(scan_spec_dict(tiny_run)).identity()
+
+
 def test_list_and_job_output_know_landscape_jobs_only(cluster, submitted):
     job, out, _ = submitted
     script = f"""

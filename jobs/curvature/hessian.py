@@ -270,8 +270,10 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
     dev = check_device(device)
     point, inputs, targets, factory, model = resolve_point(spec, trust_factories)  # bad input fails here, before anything is written
     identity = spec.identity(point.result_identity)
+    from ..common.provenance import point_provenance
+
     with ResultWriter(url, identity=identity, overwrite=overwrite, command=f"landscape hessian {spec.name}", what="hessian",
-                      resumable=False) as w:  # an unfinished result is computed again
+                      resumable=False, provenance=point_provenance(spec, point, dev)) as w:  # an unfinished result is computed again
         if w.store is not None and w.store.meta.get("status") == "complete":
             say(f"{url} is already complete; nothing to compute")
             meta = w.store.meta

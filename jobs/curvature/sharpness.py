@@ -109,6 +109,7 @@ def summary_lines(meta: dict) -> list[str]:
 
 def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: bool = False, device: str | None = None,
                   trust_factories: bool = False) -> str:
+    from ..common.provenance import point_provenance
     from ..common.report import versions
 
     url = str(out or spec.output or f"results/{spec.name}.zarr")
@@ -117,7 +118,8 @@ def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: boo
     if spec.params:
         select(StateLayout.of(factory()), spec.params, "params")
     with ResultWriter(url, identity=spec.identity(point.result_identity), overwrite=overwrite,
-                      command=f"landscape sharpness {spec.name}", what="sharpness") as w:
+                      command=f"landscape sharpness {spec.name}", what="sharpness",
+                      provenance=point_provenance(spec, point, dev)) as w:
         if w.store is not None and w.store.meta.get("status") == "complete":
             say(f"{url} is already complete; nothing to compute")
             meta = w.store.meta

@@ -32,6 +32,7 @@ from ..common.report import plots_dir_for, say
 from ..scan.problem import build_problem
 from ..scan.run import _meta, finish_run, points_left, scan_arrays
 from ..specs.animate import AnimateSpec
+from ..common.provenance import actor_device, provenance, scan_data
 from ..specs.base import identity_of
 from .slices import build_curve_slice
 
@@ -159,8 +160,12 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
     f, grid, tile = series.frames, spec.grid_shape, spec.tile_shape
     shape, tshape = (f, *grid), (1, *tile)
     total_tiles = f * int(np.prod(tile_grid_shape(grid, tile)))
+    ends = [("endpoint", e["path"]) for e in meta["slice_info"].get("endpoints", [])]
+    prov = provenance(checkpoints=[("frame", r["curve"]) for r in records] + ends, data=scan_data(spec),
+                      device=actor_device(gpus_per_actor if gpus_per_actor is not None else spec.cluster.gpus_per_actor),
+                      precision=spec.precision, spec=spec)
     with ResultWriter(url, identity=identity(spec, records), overwrite=overwrite, command=f"landscape animate {spec.name}",
-                      what="animation") as w:
+                      what="animation", provenance=prov) as w:
         done = w.store.done_mask() if w.store is not None else None
         left = [points_left(spec, None if done is None else done[i]) for i in range(f)]
         tiles_left, todo_points = sum(t for t, _ in left), sum(p for _, p in left)

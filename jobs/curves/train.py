@@ -263,8 +263,21 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     same = previous is not None and previous.get("identity") == ident and not RunFolder.finished(previous)
     config["resume"] = resumable(out_dir, ident, spec.epochs) if same else None
     done = config["resume"][0] if config["resume"] is not None else 0
+    from cluster.provenance import resumed_provenance
+    from landscape.problem import default_device
+
+    from ..common.provenance import actor_device, provenance
+
+    in_process = address is None and workers is None  # as train_curve_worker picks its device
+    gpus = gpus_per_worker if gpus_per_worker is not None else spec.cluster.gpus_per_worker
+    device = (str(default_device()) if in_process else "Ray Train workers (a GPU each where the cluster has them)"
+              if gpus is None else actor_device(gpus).replace("actors", "Ray Train workers"))
+    prov = provenance(checkpoints=[("endpoints", p) for p in spec.endpoints],
+                      data=[("data", spec.data), ("test_data", spec.test_data)], device=device, precision="fp32", spec=spec)
+    if done:  # the epochs kept were trained with what the record says: a changed library is said
+        prov = resumed_provenance(previous.get("provenance"), prov, str(out_dir))
     folder.start([f"epoch_{e:03d}.pt" for e in range(1, spec.epochs + 1)] + trained_files(spec), keep=[Path(p) for p in spec.endpoints],
-                 resumed=tuple(f"epoch_{e:03d}.pt" for e in range(1, done + 1)), identity=ident)
+                 resumed=tuple(f"epoch_{e:03d}.pt" for e in range(1, done + 1)), identity=ident, provenance=prov)
     if done:
         say(f"[train-curve {spec.name}] resuming after epoch {done} (this curve's own checkpoints)")
     n = workers or spec.cluster.workers

@@ -108,8 +108,11 @@ class _RowWriter:
 
 
 def _writer(url: str, spec: GradientsSpec, overwrite: bool) -> ResultWriter:
+    from ..common.provenance import provenance
+
+    prov = provenance(data=[("data", spec.data)], device="cpu", precision="fp32", spec=spec)
     return ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape gradients {spec.name}",
-                        what="gradients", resumable=False)  # no resuming mid-training
+                        what="gradients", resumable=False, provenance=prov)  # no resuming mid-training
 
 
 def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,

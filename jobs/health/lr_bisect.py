@@ -145,7 +145,7 @@ def run_bisect(spec: LRScanSpec, *, out: str | None = None, address: str | None 
         f"{b.probes} rate(s) per round: {min(needed, b.max_rounds)} round(s) -> {url}")
     for note in notes:
         say(f"note: {note}")
-    with _writer(url, spec, "bisect", overwrite) as w:
+    with _writer(url, spec, "bisect", overwrite, gpus_per_actor) as w:
         if w.store is not None and w.store.meta.get("status") == "complete" and not _work_left(w.store, spec):
             say(f"{url} is already complete; its rounds:")  # the rounds replay from the stored rates
             store, rows = w.store, _Rows(w.store, spec, spec.name)

@@ -262,8 +262,12 @@ def _work_left(store, spec: LRScanSpec) -> bool:
     return spec.range_test.enabled and not store.meta.get("range_test", {}).get("done")
 
 
-def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool) -> ResultWriter:
-    return ResultWriter(url, identity=spec.identity(method), overwrite=overwrite,
+def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool, gpus_per_actor: float | None = None) -> ResultWriter:
+    from ..common.provenance import actor_device, provenance
+
+    gpus = gpus_per_actor if gpus_per_actor is not None else spec.cluster.gpus_per_actor
+    prov = provenance(data=[("data", spec.data)], device=actor_device(gpus), precision="fp32", spec=spec)
+    return ResultWriter(url, identity=spec.identity(method), overwrite=overwrite, provenance=prov,
                         command=f"landscape lr-scan {spec.name}{' --bisect' if method == 'bisect' else ''}", what="lr_scan")
 
 
@@ -303,7 +307,7 @@ def run_lr_scan(spec: LRScanSpec, *, out: str | None = None, address: str | None
     lrs = np.geomspace(r.lo, r.hi, r.num)
     for note in notes:
         say(f"note: {note}")
-    with _writer(url, spec, "scan", overwrite) as w:
+    with _writer(url, spec, "scan", overwrite, gpus_per_actor) as w:
         if w.store is not None and not _work_left(w.store, spec):
             say(f"{url} is already complete; nothing to train")
             store = w.store

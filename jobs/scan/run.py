@@ -20,6 +20,7 @@ from landscape.splits import evaluator_for, split_prefix
 from landscape.metrics import ARRAYS, array_names
 from landscape.sequential import SAMPLES
 
+from ..common.provenance import actor_device, provenance, scan_data, spec_inputs
 from ..common.report import plot_and_say, say, versions
 from ..specs import ScanSpec
 from .problem import Built, build_problem
@@ -289,7 +290,11 @@ def run_scan(
     problem = built.problem
     for note in built.notes:
         say(f"note: {note}")
-    with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}") as w:
+    gpus = gpus_per_actor if gpus_per_actor is not None else spec.cluster.gpus_per_actor
+    prov = provenance(checkpoints=spec_inputs(spec), data=scan_data(spec), device=actor_device(gpus),
+                      precision=spec.precision, spec=spec)
+    with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}",
+                      provenance=prov) as w:
         if w.store is not None:
             _use_stored_slice(w.store, problem)
         left = pending_work(spec, w.store, None, None)  # counts only; the items are made below
@@ -300,7 +305,6 @@ def run_scan(
             say(f"scan {spec.name!r}: {int(np.prod(spec.grid_shape)):,} points in {left.total} {left.unit}{passes} -> {url}")
         if left.count:
             c = spec.cluster
-            gpus = gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor
             with ray_session(address):
                 request = plan_actors(actors or c.actors, gpus, c.cpus_per_actor)  # fails before writing anything
                 say(f"{request.actors} actor(s), each CPU {request.cpus:g} GPU {request.gpus:g}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import json
 import os
 import secrets
 import shlex
@@ -36,40 +37,6 @@ def remote_output(out: str | None, spec) -> str:
         "directory and be deleted with it; pass --out with an absolute path on storage the cluster's head "
         "node writes and you can read (a shared file system), or an s3:// URL"
     )
-
-
-def input_files(spec, local: bool = True) -> list[tuple[tuple[str, ...], list[Path], bool]]:
-    """Every input file a job carries: (where in the spec, the files, whether that field holds one file).
-
-    A curve scan carries its curve checkpoint and the endpoints it names (read from it
-    when `local`; on the cluster, with --remote-checkpoints, the recorded paths are used);
-    a curve training job carries its endpoints; a trajectory its checkpoints in order (a
-    glob resolved here; with --remote-checkpoints it stays a pattern for the cluster) and
-    its origin file.
-    """
-    from ..specs import CurveTrainSpec, slice_checkpoints
-
-    if isinstance(spec, CurveTrainSpec):
-        return [(("endpoints",), [Path(p) for p in spec.endpoints], False)]
-    s = spec.slice
-    if s.kind in ("curve", "curve_plane"):
-        out = [(("slice", "curve"), [Path(s.curve)], True)]
-        if s.endpoints:
-            out.append((("slice", "endpoints"), [Path(p) for p in s.endpoints], False))
-        elif local and Path(s.curve).is_file():
-            from landscape.checkpoints import read_curve_checkpoint
-
-            record = read_curve_checkpoint(s.curve, "slice.curve")
-            out.append((("slice", "endpoints"), [Path(e["path"]) for e in record["endpoints"]], False))
-        return out
-    if getattr(s, "has_path", False):
-        pattern = isinstance(s.checkpoints, str)
-        listed = s.paths() if local or not pattern else [Path(s.checkpoints)]
-        out = [(("slice", "checkpoints"), listed, False)]
-        origin = s.origin_path() if hasattr(s, "origin_path") else None
-        return out + ([(("slice", "origin"), [origin], True)] if origin is not None else [])
-    key = "checkpoint" if getattr(s, "checkpoint", None) is not None else "checkpoints"
-    return [(("slice", key), slice_checkpoints(s), key == "checkpoint")]
 
 
 def _sha(path: Path) -> str:
@@ -127,6 +94,8 @@ class Bundle:
 
 def check_checkpoints(spec_path: Path, spec, remote_checkpoints: bool) -> list[Path]:
     """The checkpoints to upload (none with --remote-checkpoints); SpecError if one cannot be found."""
+    from ..specs.inputs import input_files  # the files a job ships (jobs.specs: imported when a command needs it)
+
     paths = [p for _, group, _ in input_files(spec, local=not remote_checkpoints) for p in group]
     if remote_checkpoints:
         relative = [str(p) for p in paths if not p.is_absolute()]
@@ -149,9 +118,14 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
     """Fill `root` with what the job needs; SpecError if a checkpoint cannot be found."""
     import yaml
 
+    from ..common.source import checkout_source
+    from ..specs import ScanSpec, submitted_record
+    from ..specs.inputs import input_files
+
     uploads = check_checkpoints(spec_path, spec, remote_checkpoints)
     raw = yaml.safe_load(spec_path.read_text())  # already validated: a mapping
     bundle = Bundle(root)
+    staged_from: dict[str, str] = {}  # uploaded copy -> the file as the spec named it (provenance records both)
     for name in PACKAGES:
         _copy(_package_dir(name), root / name)
     if uploads:
@@ -163,6 +137,7 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
                 rel = Path("checkpoints") / _sha(p) / p.name
                 _copy(p, root / rel)
                 staged.append(rel.as_posix())
+                staged_from[rel.as_posix()] = str(p)
             where = raw
             for k in keys[:-1]:
                 where = where[k]
@@ -173,6 +148,12 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
         _copy(src, root / src.name)
         bundle.modules.append(src.name)
     (root / bundle.spec_file).write_text(yaml.safe_dump(raw, sort_keys=False))
+    # What only this side knows: the identity of the spec as written (the copy names the uploaded files, which
+    # would change a scan's identity), and the commit of this checkout (the job's copy has no .git).
+    record = {"landscape": checkout_source(), "inputs": staged_from}
+    if isinstance(spec, ScanSpec):
+        record["identity"] = spec.identity()
+    submitted_record(root / bundle.spec_file).write_text(json.dumps(record, indent=1))
     return bundle
 
 

@@ -203,6 +203,9 @@ def progress_lines(url: str, width: int = 30) -> list[str]:
         lines.append(f"relative SE: not readable now ({type(e).__name__})")
     if holder and not writer_gone(holder):
         lines.append(f"written by: {describe_holder(holder)}")
+    from ..common.provenance import summary_line
+
+    lines.append(summary_line(meta))
     from ..scan.run import hessian_line
 
     hess = hessian_line(store)

@@ -8,6 +8,7 @@ the kinds apart: the first whose marker field is in the file wins.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -51,16 +52,29 @@ def spec_checker(spec: BaseModel):
     return getattr(importlib.import_module(module), name)
 
 
+def submitted_record(spec_path: str | Path) -> Path:
+    """Where `landscape submit` leaves, beside a job's copy of the spec, what it knew where the spec was written."""
+    p = Path(spec_path)
+    return p.with_name(p.stem + ".submitted.json")
+
+
+def _with_submitted(spec, path: str | Path):
+    record = submitted_record(path)
+    if record.is_file():
+        spec._submitted = json.loads(record.read_text())
+    return spec
+
+
 def load_spec(path: str | Path, cls: type[BaseModel] = ScanSpec):
     """Read and validate a YAML spec; SpecError with one line per problem."""
-    return validate(cls, read_yaml(path), str(path))
+    return _with_submitted(validate(cls, read_yaml(path), str(path)), path)
 
 
 def load_any_spec(path: str | Path):
     """Whatever kind of spec the file holds, told apart by SPEC_KINDS' marker fields (a scan by default)."""
     raw = read_yaml(path)
     cls = next((cls for _, cls, marker, _ in SPEC_KINDS if marker in raw), ScanSpec)
-    return validate(cls, raw, str(path))
+    return _with_submitted(validate(cls, raw, str(path)), path)
 
 
 __all__ = [

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from landscape.errors import SpecError
 
@@ -19,6 +19,13 @@ class Strict(BaseModel):
     """Unknown fields are an error (a typo names the field), not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no spec number means anything at NaN or inf
+    _submitted: dict | None = PrivateAttr(None)
+
+    @property
+    def submitted(self) -> dict | None:
+        """For a spec a submitted job reads from its bundle: what `landscape submit` recorded where the spec
+        was written (jobs/service/bundle.py: the identity, landscape's commit, the uploaded inputs' paths)."""
+        return self._submitted
 
     def numbers_identity(self, exclude: set[str], exclude_defaults: bool = False, **more) -> str:
         """identity_of this spec's fields less `exclude` (where results go, who computes), plus `more`."""

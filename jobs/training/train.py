@@ -83,7 +83,10 @@ def run_train(spec: TrainSpec, out: str | None = None, overwrite: bool = False) 
     # An earlier (other or unfinished) run's checkpoints would mix into this run's globs: the ones its
     # record lists go; the record then lists this run's, before any is written.
     folder = _folder(out_dir)
-    folder.start(files, spec=_identity(spec))
+    from ..common.provenance import provenance
+
+    folder.start(files, spec=_identity(spec), provenance=provenance(data=[("data", spec.data)], device="cpu",
+                                                                    precision="fp32", spec=spec))
     save_state(out_dir / "epoch_000.pt", model)
     history = []
     if spec.save_every:
