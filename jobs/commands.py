@@ -8,10 +8,13 @@ import os
 
 
 def _validate(args) -> int:
-    from .specs import load_any_spec, spec_checker
+    from .specs import load_any_spec, spec_checker, spec_kind
 
     spec = load_any_spec(args.spec)
-    check = spec_checker(spec)
+    if args.spec_only:  # the fields alone: no torch (a second to import), no model, data or checkpoint read
+        print(f"{args.spec}: valid {spec_kind(spec)} spec {spec.name!r} (fields only)")
+        return 0
+    check = spec_checker(spec)  # imports torch (the model, the data), never Ray
     trust = {"trust_factories": True} if args.trust_factories and "trust_factories" in check.__code__.co_varnames else {}
     print(f"{args.spec}: {check(spec, **trust)}")  # checkpoints exist and fit, data fits, ...
     return 0
@@ -82,12 +85,14 @@ def _fetch(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .common.flags import add_cluster_flags, add_output_flags, add_trust_flag, finite_float
-    from .plot.options import add_plot_flags
+    from .common.flags import add_cluster_flags, add_output_flags, add_plot_flags, add_trust_flag, finite_float
     from .specs import SPEC_KINDS
 
     v = sub.add_parser("validate", help="check a spec and the files it names")
     v.add_argument("spec")
+    v.add_argument("--spec-only", action="store_true",
+                   help="check the fields only, in well under a second (no torch); by default also build the model, "
+                   "read the data and load the checkpoints")
     add_trust_flag(v)
     v.set_defaults(run=_validate)
 

@@ -24,8 +24,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from landscape.errors import ClusterError, ResultError
 
 from .bundle import (
@@ -170,6 +168,8 @@ def _when(ms: int | None) -> str:
 
 def progress_lines(url: str, width: int = 30) -> list[str]:
     """A bar from the result's tile_done array and the result's own status (and writer), or why there is none (yet)."""
+    import numpy as np
+
     from cluster.lease import describe_holder
     from cluster.leasing import read_lease
 
