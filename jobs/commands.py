@@ -84,9 +84,24 @@ def _fetch(args) -> int:
     return 0
 
 
+class _SpecKinds:
+    """The kind names of SPEC_KINDS for argparse's `choices`, read when first needed (a bad --kind, `schema --help`):
+    jobs.specs imports pydantic and every spec class, half of `landscape --help`'s start otherwise."""
+
+    def _names(self) -> list[str]:
+        from .specs import SPEC_KINDS
+
+        return [kind for kind, *_ in SPEC_KINDS]
+
+    def __contains__(self, kind) -> bool:
+        return kind in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def add_parsers(sub) -> None:
     from .common.flags import add_cluster_flags, add_output_flags, add_plot_flags, add_trust_flag, finite_float
-    from .specs import SPEC_KINDS
 
     v = sub.add_parser("validate", help="check a spec and the files it names")
     v.add_argument("spec")
@@ -97,7 +112,7 @@ def add_parsers(sub) -> None:
     v.set_defaults(run=_validate)
 
     s = sub.add_parser("schema", help="print the JSON schema of a spec")
-    s.add_argument("--kind", choices=[kind for kind, *_ in SPEC_KINDS], default="scan")
+    s.add_argument("--kind", choices=_SpecKinds(), default="scan", metavar="KIND", help="%(choices)s (default: %(default)s)")
     s.set_defaults(run=_schema)
 
     r = sub.add_parser("run", help="run (or resume) a scan")
