@@ -6,7 +6,7 @@ so that its own overhead stays out of the wall time). Rows of this checkout and 
 commit's tree, exported to a temporary folder) alternate within each repeat, so a loaded machine
 slows both alike; ratios are old / new. Reference rows: a bare interpreter and `import torch, ray`.
 
-    python benchmarks/cli_startup.py --runs 5 --old 635ed31 --out benchmarks/results/cli-startup-cpu-DATE.jsonl
+    python benchmarks/cli_startup.py --runs 3 --old 635ed31 --out benchmarks/results/cli-startup-cpu-DATE.jsonl
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ ROWS = [
     ("landscape --help", ["-m", "jobs.cli", "--help"], True),
     ("landscape run --help", ["-m", "jobs.cli", "run", "--help"], True),
     ("landscape validate --spec-only EXAMPLE", ["-m", "jobs.cli", "validate", "--spec-only", EXAMPLE], False),
-    ("landscape validate EXAMPLE (full; exit 2: no checkpoint)", ["-m", "jobs.cli", "validate", EXAMPLE], True),
 ]
+# `validate EXAMPLE` without --spec-only builds the model and reads the data (seconds of work, torch): --full adds it.
+FULL = ("landscape validate EXAMPLE (full)", ["-m", "jobs.cli", "validate", EXAMPLE], True)
 
 
 def _env(tree: Path) -> dict:
@@ -82,6 +83,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--old", help="a git revision to compare with (e.g. the commit before lazy imports)")
     ap.add_argument("--out", help="append the raw rows (JSON lines) here")
+    ap.add_argument("--full", action="store_true", help="also time the full `validate EXAMPLE` (slow: torch, the data)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"new": REPO}
@@ -91,7 +93,8 @@ def main() -> int:
         for tree in trees.values():  # byte-compile once, so that no row pays for it
             subprocess.run([sys.executable, "-m", "compileall", "-q", "jobs", "cluster", "landscape"], cwd=tree,
                            env=_env(tree), capture_output=True)
-        cases = [(name, args, which) for name, args, both in ROWS for which in trees if which == "new" or both]
+        measured = ROWS + ([FULL] if a.full else [])
+        cases = [(name, args, which) for name, args, both in measured for which in trees if which == "new" or both]
         walls: dict[tuple[str, str], list[float]] = {(n, w): [] for n, _, w in cases}
         imports: dict[tuple[str, str], list[float]] = {(n, w): [] for n, _, w in cases}
         for _ in range(a.runs):
