@@ -18,8 +18,7 @@ from landscape.errors import LandscapeError, Terminated
 # Modules that add subcommands, in the order `landscape --help` lists them.
 MODULES = ("jobs.commands", "jobs.service.remote")
 MODULES += ("jobs.health.commands",)  # gradients, lr-scan
-MODULES += ("jobs.curvature.hessian",)  # hessian
-MODULES += ("jobs.curvature.sharpness",)  # sharpness
+MODULES += ("jobs.curvature.commands",)  # hessian, sharpness
 MODULES += ("jobs.curves.commands",)
 MODULES += ("jobs.export.commands",)  # export
 MODULES += ("jobs.view.commands",)  # view

@@ -8,10 +8,13 @@ import os
 
 
 def _validate(args) -> int:
-    from .specs import load_any_spec, spec_checker
+    from .specs import load_any_spec, spec_checker, spec_kind
 
     spec = load_any_spec(args.spec)
-    check = spec_checker(spec)
+    if args.spec_only:  # the fields alone: no torch (a second to import), no model, data or checkpoint read
+        print(f"{args.spec}: valid {spec_kind(spec)} spec {spec.name!r} (fields only)")
+        return 0
+    check = spec_checker(spec)  # imports torch (the model, the data), never Ray
     trust = {"trust_factories": True} if args.trust_factories and "trust_factories" in check.__code__.co_varnames else {}
     print(f"{args.spec}: {check(spec, **trust)}")  # checkpoints exist and fit, data fits, ...
     return 0
@@ -81,18 +84,35 @@ def _fetch(args) -> int:
     return 0
 
 
+class _SpecKinds:
+    """The kind names of SPEC_KINDS for argparse's `choices`, read when first needed (a bad --kind, `schema --help`):
+    jobs.specs imports pydantic and every spec class, half of `landscape --help`'s start otherwise."""
+
+    def _names(self) -> list[str]:
+        from .specs import SPEC_KINDS
+
+        return [kind for kind, *_ in SPEC_KINDS]
+
+    def __contains__(self, kind) -> bool:
+        return kind in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def add_parsers(sub) -> None:
-    from .common.flags import add_cluster_flags, add_output_flags, add_trust_flag, finite_float
-    from .plot.options import add_plot_flags
-    from .specs import SPEC_KINDS
+    from .common.flags import add_cluster_flags, add_output_flags, add_plot_flags, add_trust_flag, finite_float
 
     v = sub.add_parser("validate", help="check a spec and the files it names")
     v.add_argument("spec")
+    v.add_argument("--spec-only", action="store_true",
+                   help="check the fields only, in well under a second (no torch); by default also build the model, "
+                   "read the data and load the checkpoints")
     add_trust_flag(v)
     v.set_defaults(run=_validate)
 
     s = sub.add_parser("schema", help="print the JSON schema of a spec")
-    s.add_argument("--kind", choices=[kind for kind, *_ in SPEC_KINDS], default="scan")
+    s.add_argument("--kind", choices=_SpecKinds(), default="scan", metavar="KIND", help="%(choices)s (default: %(default)s)")
     s.set_defaults(run=_schema)
 
     r = sub.add_parser("run", help="run (or resume) a scan")

@@ -14,7 +14,7 @@ _LAZY = {
     "load_state": "checkpoints", "save_state": "checkpoints",
     "normalize_direction": "directions", "random_directions": "directions",
     "Evaluator": "evaluator", "ScanProblem": "evaluator", "check_fit": "evaluator",
-    "ModelFactory": "factories", "MODEL_KINDS": "models", "build_model": "models",
+    "ModelFactory": "factories", "MODEL_KINDS": "model_kinds", "build_model": "models",
     "StateLayout": "params", "EvalOptions": "plan",
     "Slice": "slices", "combine": "slices", "line_between": "slices", "plane_through": "slices",
     "random_slice": "slices",

@@ -197,19 +197,7 @@ def _deep_mlp(in_features: int, num_classes: int, depth=8, width=64, activation=
     return DeepMLP(in_features, num_classes, depth, width, activation, init, float(init_gain))
 
 
-_RESNETS = {
-    "resnet20": (20, True), "resnet56": (56, True), "resnet110": (110, True),
-    "resnet20_noshort": (20, False), "resnet56_noshort": (56, False),
-    "resnet110_noshort": (110, False),
-}
-
-# Allowed options per kind: unknown options are an error, not silently ignored.
-_OPTIONS = {"mlp": ("widths",), "cnn": ("channels",), "linear": ()}
-_OPTIONS.update({k: ("width",) for k in _RESNETS})
-_OPTIONS["deep_mlp"] = ("depth", "width", "activation", "init", "init_gain")
-
-MODEL_KINDS: Tuple[str, ...] = ("linear", "mlp", "cnn") + tuple(_RESNETS)
-MODEL_KINDS += ("deep_mlp",)
+from .model_kinds import MODEL_KINDS, OPTIONS as _OPTIONS, RESNETS as _RESNETS  # noqa: E402 (the kinds as data, torch-free)
 
 
 def _positive_int(name: str, value) -> int:
@@ -226,9 +214,6 @@ def _positive_ints(name: str, value, count: int | None = None) -> list[int]:
 
 # The papers' CIFAR models (zoo.py) and torchvision's models by name (vision.py).
 from .zoo import OPTIONS as _ZOO_OPTIONS, build_zoo_model  # noqa: E402
-
-_OPTIONS.update(_ZOO_OPTIONS)
-MODEL_KINDS += tuple(_ZOO_OPTIONS) + ("torchvision",)
 
 
 def build_model(kind: str, input_shape: Tuple[int, ...], num_classes: int,

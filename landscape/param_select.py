@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 from math import prod
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import SpecError
-from .params import StateLayout
+
+if TYPE_CHECKING:  # torch only where a tensor is made: specs read `params:` with as_patterns, torch-free
+    import torch
+
+    from .params import StateLayout
 
 WEIGHTS = "weights"  # keyword: every parameter tensor of dimension > 1
 
@@ -48,22 +51,30 @@ def select(layout: StateLayout, patterns, field: str = "params") -> list[str]:
 
 def entry_mask(layout: StateLayout, names) -> torch.Tensor:
     """(P,) bool over the flat state: True on the entries `names`."""
+    import torch
+
     names = set(names)
     return torch.cat([torch.full((e.numel,), e.name in names) for e in layout.entries])
 
 
 def vector_mask(names, shapes, chosen) -> torch.Tensor:
     """(sum numel,) bool over a concatenation of tensors `names` of `shapes` (a Hessian operator's order)."""
+    import torch
+
     chosen = set(chosen)
     return torch.cat([torch.full((prod(s),), n in chosen) for n, s in zip(names, shapes)])
 
 
 def moved(layout: StateLayout, directions: torch.Tensor) -> list[str]:
     """Names of the entries on which any of `directions` (D, P) is non-zero: what a slice moves."""
+    import torch
+
     parts = torch.split(directions, [e.numel for e in layout.entries], dim=1)
     return [e.name for e, p in zip(layout.entries, parts) if bool(torch.any(p != 0))]
 
 
 def keep_only(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`vectors` (..., P) with every entry outside `mask` (P,) set to 0 (a new tensor)."""
+    import torch
+
     return torch.where(mask, vectors, torch.zeros((), dtype=vectors.dtype))

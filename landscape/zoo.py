@@ -200,11 +200,7 @@ class DenseNetCifar(nn.Module):
         return self.linear(out)
 
 
-# kind -> allowed options (besides `classes`, which every zoo model takes)
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "vgg9": ("classes",), "vgg16": ("classes",), "wrn28_10": ("classes", "dropout"),
-    "densenet121": ("classes",),
-}
+from .model_kinds import ZOO_OPTIONS as OPTIONS  # noqa: E402 (kind -> allowed options, as data)
 
 
 def build_zoo_model(kind: str, input_shape: tuple[int, ...], num_classes: int, **options) -> nn.Module:

@@ -274,7 +274,7 @@ def test_submit_bundles_ship_the_endpoints_and_run_train_curve(digits_minima, di
     assert [(bundle.root / s).read_bytes() for s in staged] == [p.read_bytes() for p in digits_minima]
     args = argparse.Namespace(kind="curve", workers=2, gpus_per_worker=None, overwrite=False)
     assert entrypoint(bundle.spec_file, "/shared/curve", args) == (
-        "python -m jobs.cli train-curve spec.yaml --out /shared/curve --address auto --workers 2"
+        "python -m jobs.service.bootstrap train-curve spec.yaml --out /shared/curve --address auto --workers 2"
     )
     args = argparse.Namespace(kind="curve", workers=None, gpus_per_worker=0.5, overwrite=True)  # workers: the spec's
     assert entrypoint(bundle.spec_file, "/shared/curve", args).endswith("--address auto --gpus-per-worker 0.5 --overwrite")

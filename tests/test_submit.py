@@ -43,10 +43,15 @@ def jobs_run(cluster, tiny_run, tmp_path_factory):
     out = tmp / "remote.zarr"
     failing = cluster.cli_in_background("submit", str(_spec_file(tmp, tiny_run, "gpu")), "--out", str(tmp / "gpu.zarr"),
                                         "--gpus-per-actor", "1", "--wait")
+    bare = tmp / "bare"  # a Python without landscape's libraries: a venv without packages
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)
+    no_libs = cluster.cli_in_background("submit", str(_spec_file(tmp, tiny_run, "bare-python")), "--out",
+                                        str(tmp / "bare.zarr"), "--python", str(bare / "bin" / "python"), "--wait")
     ok = cluster.cli("submit", str(_spec_file(tmp, tiny_run, "tiny-plane")), "--address", cluster.url,
                      "--out", str(out), "--actors", "2", "--env", "LANDSCAPE_TEST=on", "--wait", timeout=240)
-    stdout, stderr = failing.communicate(timeout=240)
-    return {"ok": (ok, out), "failed": subprocess.CompletedProcess(failing.args, failing.returncode, stdout, stderr)}
+    done = {name: (p, *p.communicate(timeout=240)) for name, p in (("failed", failing), ("no_libs", no_libs))}
+    return {"ok": (ok, out), "python": bare / "bin" / "python",
+            **{name: subprocess.CompletedProcess(p.args, p.returncode, o, e) for name, (p, o, e) in done.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +280,22 @@ def test_the_bundle_carries_code_spec_and_checkpoints(tiny_run, tmp_path):
     assert (bundle.root / ckpt).read_bytes() == (tiny_run / "epoch_003.pt").read_bytes()
     assert bundle.checkpoints == [str(tiny_run / "epoch_003.pt")]
     assert bundle.size < 5 * 2**20
+
+
+def test_a_python_without_the_libraries_fails_in_one_line_that_status_shows_whole(cluster, jobs_run):
+    """`submit --python` names the head's interpreter; one that lacks landscape's libraries (a bare venv here) makes
+    the job fail at its bootstrap with one line saying what to install where, and `status` prints that line whole."""
+    r, python = jobs_run["no_libs"], jobs_run["python"]
+    assert r.returncode == 1, r.stdout + r.stderr
+    job = _job_id(r.stdout)
+    logged = [ln.removeprefix("landscape: error: ") for ln in r.stdout.splitlines() if ln.startswith("landscape: error:")]
+    assert len(logged) == 1 and "Traceback" not in r.stdout, r.stdout  # the job's whole log: the one line
+    line = logged[0]
+    assert line.startswith(f"the job's Python {python} (on ") and "cannot import yaml (No module named 'yaml'" in line
+    assert line.endswith("install the project there (pip install -e . with the head's Python, or in its image) "
+                         "or submit with --python /path/to/a/python/that/has/it"), line
+    assert r.stderr.strip().splitlines()[-1].startswith(f"landscape: error: job {job} FAILED: {line} (the whole log")
+    s = cluster.cli("status", job)
+    assert s.returncode == 0, s.stderr
+    assert "state: FAILED" in s.stdout.splitlines() and f"error: {line}" in s.stdout.splitlines(), s.stdout
+    assert cluster.api(f"/api/jobs/{job}")["entrypoint"].startswith(f"{python} -m jobs.service.bootstrap run ")

@@ -97,7 +97,8 @@ def _start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
 def _kill_driver(pid: int) -> None:
     """A job driver that outlived its cluster (checked by command line: pids get reused)."""
     try:
-        if b"jobs.cli" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"jobs.cli" in cmdline or b"jobs.service.bootstrap" in cmdline:  # a job runs the CLI under its bootstrap
             os.kill(pid, signal.SIGKILL)
     except (OSError, ProcessLookupError):
         pass

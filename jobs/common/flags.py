@@ -49,3 +49,21 @@ def add_cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster (default: start a local one)")
     p.add_argument("--actors", type=positive_int)
     p.add_argument("--gpus-per-actor", type=nonneg_float)
+
+
+def add_plot_flags(p, static: bool = True) -> None:
+    """The flags that fill jobs.plot.options.PlotOptions (it checks them: this module imports no matplotlib); static=False leaves out those only a static figure has (levels, size, dpi, style)."""
+    g = p.add_argument_group("figure options (2D maps)")
+    g.add_argument("--metric", default="loss", help="the array to draw (loss, accuracy, error, test_loss, ...)")
+    g.add_argument("--level-scale", choices=["log", "linear"], help="spacing of the colour scale (and of counted contour levels)")
+    g.add_argument("--vmin", type=float, help="colour scale minimum (lower values get the lowest colour)")
+    g.add_argument("--vmax", type=float, help="colour scale maximum (higher values get the top colour)")
+    g.add_argument("--cmap", help="matplotlib colormap name")
+    g.add_argument("--title", help="title (default: model, data, split and slice)")
+    g.add_argument("--xlabel", help="x axis label")
+    g.add_argument("--ylabel", help="y axis label")
+    if static:
+        g.add_argument("--levels", help="contour levels: a count (20) or values (0.1,0.2,0.5,1)")
+        g.add_argument("--figsize", help="WIDTH,HEIGHT in inches")
+        g.add_argument("--dpi", type=int, default=120)
+        g.add_argument("--style", help="li: linear labelled levels; garipov: filled log levels, '> vmax'")

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 
 from cluster.store import ArrayDef, ResultStore, ResultWriter
 from landscape.errors import ResultError, SpecError
@@ -299,30 +298,3 @@ def check_hessian(spec: HessianSpec, trust_factories: bool = False) -> str:
     """`landscape validate`: the point exists and fits, k fits the parameters."""
     _, inputs, _, _, _ = resolve_point(spec, trust_factories)
     return f"valid hessian spec {spec.name!r}: top-{spec.top_k} at {spec.at.describe()}, {len(inputs)} samples"
-
-
-def _hessian(args) -> int:
-    from ..specs import load_spec
-
-    spec = load_spec(args.spec, HessianSpec)
-    if args.blocks:
-        try:
-            spec = HessianSpec.model_validate({**spec.model_dump(), "blocks": args.blocks})
-        except ValidationError as e:
-            raise SpecError(f"--blocks: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    run_hessian(spec, out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
-                fmt=args.format, device=args.device, trust_factories=args.trust_factories)
-    return 0
-
-
-def add_parsers(sub) -> None:
-    from ..common.flags import add_output_flags, add_trust_flag
-
-    h = sub.add_parser("hessian", help="Hessian spectrum (top-k, smallest, trace, density) at a checkpoint or a grid point")
-    h.add_argument("spec")
-    add_output_flags(h, "result path or URL (default: spec.output or results/<name>.zarr)")
-    h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    h.add_argument("--blocks", nargs="+", metavar="auto|GLOB",
-                   help="also each block's top eigenvalue, trace and density: auto (one block per layer) or globs")
-    add_trust_flag(h)
-    h.set_defaults(run=_hessian)

@@ -147,23 +147,3 @@ def check_sharpness(spec: SharpnessSpec, trust_factories: bool = False) -> str:
     if spec.params:
         select(StateLayout.of(factory()), spec.params, "params")
     return f"valid sharpness spec {spec.name!r} at {spec.at.describe()}, {len(inputs)} samples"
-
-
-def _sharpness(args) -> int:
-    from ..specs import load_spec
-
-    run_sharpness(load_spec(args.spec, SharpnessSpec), out=args.out, overwrite=args.overwrite, device=args.device,
-                  trust_factories=args.trust_factories)
-    return 0
-
-
-def add_parsers(sub) -> None:
-    from ..common.flags import add_trust_flag
-
-    h = sub.add_parser("sharpness", help="top Hessian eigenvalue, trace, epsilon-sharpness and adaptive sharpness at a point")
-    h.add_argument("spec")
-    h.add_argument("--out", help="result path or URL (default: spec.output or results/<name>.zarr)")
-    h.add_argument("--overwrite", action="store_true", help="replace a different result at --out (never other files)")
-    h.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    add_trust_flag(h)
-    h.set_defaults(run=_sharpness)

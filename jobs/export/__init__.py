@@ -11,8 +11,6 @@ from pathlib import Path
 
 from landscape.errors import SpecError
 
-from .source import Plane, read
-
 FORMATS = {"vtk": ".vts", "ll-h5": ".h5", "npz": ".npz"}
 
 
@@ -20,6 +18,8 @@ def export(result, fmt: str, out: str | Path | None = None, **options) -> Path:
     """Write `result` as `fmt` to `out` (default: beside the result, <name>.<suffix>); its path."""
     if fmt not in FORMATS:
         raise SpecError(f"export format {fmt!r} must be one of {', '.join(FORMATS)}")
+    from .source import read  # numpy and zarr: only when a file is written, not for `landscape --help`
+
     plane = read(result)
     path = Path(out) if out else Path(str(result)).with_suffix("").with_name(Path(str(result)).name.removesuffix(".zarr") + FORMATS[fmt])
     if path.suffix != FORMATS[fmt]:
@@ -48,3 +48,11 @@ def export(result, fmt: str, out: str | Path | None = None, **options) -> Path:
 
 
 __all__ = ["FORMATS", "Plane", "export", "read"]
+
+
+def __getattr__(name: str):  # Plane and read from .source, imported on first use (PEP 562)
+    if name in ("Plane", "read"):
+        from . import source
+
+        return getattr(source, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -95,24 +95,6 @@ def parse_figsize(text: str) -> tuple[float, float]:
     return w, h
 
 
-def add_plot_flags(p, static: bool = True) -> None:
-    """The flags that fill PlotOptions; static=False leaves out those only a static figure has (levels, size, dpi, style)."""
-    g = p.add_argument_group("figure options (2D maps)")
-    g.add_argument("--metric", default="loss", help="the array to draw (loss, accuracy, error, test_loss, ...)")
-    g.add_argument("--level-scale", choices=["log", "linear"], help="spacing of the colour scale (and of counted contour levels)")
-    g.add_argument("--vmin", type=float, help="colour scale minimum (lower values get the lowest colour)")
-    g.add_argument("--vmax", type=float, help="colour scale maximum (higher values get the top colour)")
-    g.add_argument("--cmap", help="matplotlib colormap name")
-    g.add_argument("--title", help="title (default: model, data, split and slice)")
-    g.add_argument("--xlabel", help="x axis label")
-    g.add_argument("--ylabel", help="y axis label")
-    if static:
-        g.add_argument("--levels", help="contour levels: a count (20) or values (0.1,0.2,0.5,1)")
-        g.add_argument("--figsize", help="WIDTH,HEIGHT in inches")
-        g.add_argument("--dpi", type=int, default=120)
-        g.add_argument("--style", choices=list(STYLES), help="li: linear labelled levels; garipov: filled log levels, '> vmax'")
-
-
 def options_from_args(args) -> PlotOptions:
     levels, figsize = getattr(args, "levels", None), getattr(args, "figsize", None)
     return PlotOptions(

@@ -138,3 +138,12 @@ def build_problem(spec: ScanSpec, url: str | None = None) -> Built:
 
 def _has_batchnorm(factory: ModelFactory) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in factory().modules())
+
+
+def check_scan(spec: ScanSpec) -> str:
+    """`landscape validate`: everything a run checks before it writes (notes printed), as one line.
+    Here, not in run.py, so that validating needs torch but never Ray or Zarr."""
+    built = build_problem(spec)
+    for note in built.notes:
+        print(f"note: {note}")
+    return f"valid scan {spec.name!r}: {spec.slice.kind}, grid {spec.grid_shape}, {len(built.problem.inputs)} samples"

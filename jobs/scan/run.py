@@ -265,14 +265,6 @@ def hessian_line(store) -> str | None:
     return unconverged_summary(store.group["hessian_residual"][...], tol)
 
 
-def check_scan(spec: ScanSpec) -> str:
-    """`landscape validate`: everything a run checks before it writes (notes printed), as one line."""
-    built = build_problem(spec)
-    for note in built.notes:
-        print(f"note: {note}")
-    return f"valid scan {spec.name!r}: {spec.slice.kind}, grid {spec.grid_shape}, {len(built.problem.inputs)} samples"
-
-
 def run_scan(
     spec: ScanSpec,
     *,

@@ -158,15 +158,19 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
 
 
 def entrypoint(spec_file: str, url: str, args: argparse.Namespace) -> str:
-    """The command the job runs on the head; `--address auto` joins the job's own cluster."""
+    """The command the job runs on the head; `--address auto` joins the job's own cluster. It starts with the
+    bootstrap (bootstrap.py) under --python: a Python that lacks a library fails with one line."""
+    from .bootstrap import command
+
+    launch = command(getattr(args, "python", None))
     if getattr(args, "kind", "scan") == "curve":  # curve training: Ray Train workers
-        argv = ["python", "-m", "jobs.cli", "train-curve", spec_file, "--out", url, "--address", "auto"]
+        argv = [*launch, "train-curve", spec_file, "--out", url, "--address", "auto"]
         if args.workers:  # else the spec's cluster.workers
             argv += ["--workers", str(args.workers)]
         if args.gpus_per_worker is not None:
             argv += ["--gpus-per-worker", f"{args.gpus_per_worker:g}"]
         return shlex.join(argv + (["--overwrite"] if args.overwrite else []))
-    argv = ["python", "-m", "jobs.cli", "run", spec_file, "--out", url, "--address", "auto", "--no-plot"]
+    argv = [*launch, "run", spec_file, "--out", url, "--address", "auto", "--no-plot"]
     if args.actors:
         argv += ["--actors", str(args.actors)]
     if args.gpus_per_actor is not None:

@@ -1,6 +1,7 @@
 """`landscape submit/status/logs/stop/list`: scans as Ray jobs, through the Ray Jobs API.
 
-A submitted scan is a Ray job whose entrypoint is `python -m jobs.cli run` on the
+A submitted scan is a Ray job whose entrypoint is `PYTHON -m jobs.service.bootstrap run` (`landscape run` once the
+bootstrap found that PYTHON, `--python`, has the libraries; else one line saying what to install where) on the
 cluster's head node (the driver). Its runtime env `working_dir` is a folder built (jobs/service/bundle.py)
 here: this package's code (so the job runs the client's version), the spec, and the
 checkpoints it names (with paths rewritten to their copies), plus the module of a
@@ -24,8 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from landscape.errors import ClusterError, ResultError
 
 from .bundle import (
@@ -38,6 +37,7 @@ from .bundle import (
     new_job_id,
     remote_output,
 )
+from .bootstrap import DEFAULT_PYTHON
 from .ray_jobs import (
     KIND_KEY,
     NAME_KEY,
@@ -147,8 +147,7 @@ def _follow(jobs: Jobs, job_id: str, url: str, a: str) -> int:
     if state == "SUCCEEDED":
         say(f"job {job_id} SUCCEEDED; result: {url}")
         return 0
-    why = _landscape_error(jobs, job_id) or first_line(info.message or "")
-    say(f"landscape: error: job {job_id} {state}: {why} (the whole log: `landscape logs {job_id}{a}`)")
+    say(f"landscape: error: job {job_id} {state}: {_why_failed(jobs, job_id, info)} (the whole log: `landscape logs {job_id}{a}`)")
     return 1
 
 
@@ -162,6 +161,13 @@ def _landscape_error(jobs: Jobs, job_id: str) -> str | None:
     return mine[-1].removeprefix("landscape: error: ").removeprefix("landscape: ") if mine else None
 
 
+def _why_failed(jobs: Jobs, job_id: str, info) -> str:
+    """Why a job failed, one whole line: the driver's (or the bootstrap's) own error, else the last line of Ray's
+    message (its first line only says that the entrypoint failed and that the log's tail follows)."""
+    lines = [ln.strip() for ln in (info.message or "").splitlines() if ln.strip()]
+    return _landscape_error(jobs, job_id) or (lines[-1] if lines else "no message")
+
+
 def _when(ms: int | None) -> str:
     if not ms:
         return "-"
@@ -170,6 +176,8 @@ def _when(ms: int | None) -> str:
 
 def progress_lines(url: str, width: int = 30) -> list[str]:
     """A bar from the result's tile_done array and the result's own status (and writer), or why there is none (yet)."""
+    import numpy as np
+
     from cluster.lease import describe_holder
     from cluster.leasing import read_lease
 
@@ -236,7 +244,11 @@ def status(args: argparse.Namespace) -> int:
     meta = info.metadata or {}
     state = state_of(info)
     print(f"job: {args.id}")
-    print(f"state: {state} ({first_line(info.message or '') or 'no message'})")
+    if state == "FAILED":  # Ray's message starts "Job entrypoint command failed ... logs (truncated ...):"
+        print(f"state: {state}")
+        print(f"error: {_why_failed(jobs, args.id, info)}")
+    else:
+        print(f"state: {state} ({first_line(info.message or '') or 'no message'})")
     print(f"started: {_when(info.start_time)}  ended: {_when(info.end_time)}")
     url = meta.get(OUTPUT_KEY)
     if url is None:
@@ -317,6 +329,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--overwrite", action="store_true", help="replace a different scan at --out")
     s.add_argument(
         "--remote-checkpoints", action="store_true", help="the spec's checkpoint paths are files on the cluster: do not upload them"
+    )
+    s.add_argument(
+        "--python", metavar="PATH", default=DEFAULT_PYTHON,
+        help="the head's interpreter that has landscape's libraries installed (default: `python` on the head's PATH, "
+        "as deploy/local-cluster.sh sets it); the job checks it first and fails with one line if it lacks one",
     )
     s.add_argument(
         "--env", action="append", default=[], metavar="NAME[=VALUE]",

@@ -29,7 +29,7 @@ from .animate import AnimateSpec
 #  "module:function" that checks a spec's files beyond its fields: fn(spec) -> one-line summary)
 SPEC_KINDS: list[tuple[str, type[BaseModel], str, str]] = [
     ("animate", AnimateSpec, "frames", "jobs.curves.commands:check_animate"),  # before scan: it has a slice too
-    ("scan", ScanSpec, "slice", "jobs.scan.run:check_scan"),
+    ("scan", ScanSpec, "slice", "jobs.scan.problem:check_scan"),
     ("curve", CurveTrainSpec, "endpoints", "jobs.curves.commands:check_curve"),  # before train: it has epochs too
     ("gradients", GradientsSpec, "record", "jobs.health.commands:check_spec"),  # before train: epochs too
     ("lr-scan", LRScanSpec, "learning_rates", "jobs.health.commands:check_spec"),
@@ -41,6 +41,11 @@ SPEC_KINDS: list[tuple[str, type[BaseModel], str, str]] = [
 
 def spec_class(kind: str) -> type[BaseModel]:
     return {name: cls for name, cls, *_ in SPEC_KINDS}[kind]
+
+
+def spec_kind(spec: BaseModel) -> str:
+    """The kind's name (as `landscape schema --kind` takes it)."""
+    return next(name for name, cls, *_ in SPEC_KINDS if type(spec) is cls)
 
 
 def spec_checker(spec: BaseModel):
@@ -81,5 +86,5 @@ __all__ = [
     "COORD_LIMIT", "MAX_POINTS", "MAX_TILES", "SPEC_KINDS", "Axis", "ClusterSpec", "DataSpec", "DigitsData",
     "EvaluatorSpec", "Grid", "HessianSpec", "ImportData", "ModelSpec", "ScanSpec", "SliceSpec", "Strict", "SyntheticData",
     "TrainSpec", "CurveTrainSpec", "AnimateSpec", "GradientsSpec", "LRScanSpec", "format_validation_error", "load_any_spec",
-    "load_spec", "read_yaml", "slice_checkpoints", "spec_checker", "spec_class",
+    "load_spec", "read_yaml", "slice_checkpoints", "spec_checker", "spec_class", "spec_kind",
 ]

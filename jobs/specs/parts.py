@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from landscape.models import MODEL_KINDS
+from landscape.model_kinds import MODEL_KINDS
 
 from .base import UNION_TAGS, Seed, Strict
 from .sampling import Sampling

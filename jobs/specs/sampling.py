@@ -6,8 +6,6 @@ import math
 
 from pydantic import Field, field_validator, model_validator
 
-from landscape.sequential import Sequential
-
 from .base import Strict
 
 DEFAULT_MIN_SAMPLES = 1000
@@ -45,6 +43,8 @@ class Sampling(Strict):
 
     def sequential(self) -> Sequential | None:
         """The stopping rule of a scan, or None (every point sees all the data)."""
+        from landscape.sequential import Sequential  # torch: only a scan that runs needs it
+
         if self.tolerance is None:
             return None
         return Sequential(

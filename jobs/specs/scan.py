@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal, Union, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from landscape.metrics import METRIC_FAMILIES, array_names
+from landscape.metric_arrays import METRIC_FAMILIES, array_names
 
 from .base import Seed, Strict, UNION_TAGS, check_name
 from .hessian import HessianOptions, HessianPlane

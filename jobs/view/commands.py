@@ -32,7 +32,7 @@ def _view(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from jobs.plot.options import add_plot_flags
+    from jobs.common.flags import add_plot_flags
 
     v = sub.add_parser("view", help="serve, on 127.0.0.1, a page that redraws a (running) scan's heatmap as tiles land")
     v.add_argument("result")
