@@ -4,6 +4,7 @@ a submitted job's copy of a spec (which names uploaded checkpoints) has the iden
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import platform
 import shutil
 import subprocess
@@ -124,6 +125,10 @@ def test_a_submitted_job_shares_the_local_runs_identity_and_resumes_it(scanned, 
     record.unlink()
     assert load_spec(bundle.spec_file).identity() != spec.identity()  # the cause, without the record
     record.write_text(kept)
+    edited = bundle.root / "edited.yaml"  # a copy changed after submission is a new spec: the record no longer applies
+    edited.write_text(yaml.safe_dump({**yaml.safe_load(Path(bundle.spec_file).read_text()), "name": "edited"}))
+    submitted_record(edited).write_text(kept)
+    assert load_spec(edited).identity() not in (spec.identity(), load_spec(bundle.spec_file).identity())
     capsys.readouterr()
     assert main(["run", bundle.spec_file, "--out", str(out), "--no-plot"]) == 0  # the entrypoint's command
     assert "already complete" in capsys.readouterr().err  # the local result, opened as its own

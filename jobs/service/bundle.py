@@ -119,7 +119,7 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
     import yaml
 
     from ..common.source import checkout_source
-    from ..specs import ScanSpec, submitted_record
+    from ..specs import ScanSpec, submitted_record, validate
     from ..specs.inputs import input_files
 
     uploads = check_checkpoints(spec_path, spec, remote_checkpoints)
@@ -152,7 +152,8 @@ def build_bundle(spec_path: Path, spec, root: Path, remote_checkpoints: bool) ->
     # would change a scan's identity), and the commit of this checkout (the job's copy has no .git).
     record = {"landscape": checkout_source(), "inputs": staged_from}
     if isinstance(spec, ScanSpec):
-        record["identity"] = spec.identity()
+        # copy_identity: the copy's own, so that a copy edited later (or taken elsewhere) stops using `identity`
+        record["identity"], record["copy_identity"] = spec.identity(), validate(ScanSpec, raw, bundle.spec_file).identity()
     submitted_record(root / bundle.spec_file).write_text(json.dumps(record, indent=1))
     return bundle
 

@@ -300,9 +300,12 @@ class ScanSpec(Strict):
         Fields left at their defaults are left out, so a field added later (with a default
         that changes nothing) does not change the identity of results made before it.
         """
-        if self.submitted and self.submitted.get("identity"):
+        files = {"slice_files": [str(p) for p in self.slice.files()]} if hasattr(self.slice, "files") else {}  # a glob
+        own = self.numbers_identity({"output", "cluster", "refine"}, exclude_defaults=True, **files)  # refine: order only
+        record = self.submitted or {}
+        if record.get("identity") and record.get("copy_identity") == own:
             # A submitted job's copy of the spec names uploaded copies of the checkpoints: its identity is that
             # of the spec as written, computed where it was written, so it resumes a local run's result (and back).
-            return self.submitted["identity"]
-        files = {"slice_files": [str(p) for p in self.slice.files()]} if hasattr(self.slice, "files") else {}  # a glob
-        return self.numbers_identity({"output", "cluster", "refine"}, exclude_defaults=True, **files)  # refine: order only
+            # Only while the copy is unchanged: an edited copy is a new spec with its own identity.
+            return record["identity"]
+        return own
