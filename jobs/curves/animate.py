@@ -33,6 +33,7 @@ from ..scan.problem import build_problem
 from ..scan.run import _meta, finish_run, points_left, scan_arrays
 from ..specs.animate import AnimateSpec
 from ..specs.base import identity_of
+from ..specs.subset_rule import former_identities
 from .slices import build_curve_slice
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
@@ -156,7 +157,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
     shape, tshape = (f, *grid), (1, *tile)
     total_tiles = f * int(np.prod(tile_grid_shape(grid, tile)))
     with ResultWriter(url, identity=identity(spec, records), overwrite=overwrite, command=f"landscape animate {spec.name}",
-                      what="animation") as w:
+                      what="animation", former=former_identities(lambda: identity(spec, records))) as w:
         done = w.store.done_mask() if w.store is not None else None
         left = [points_left(spec, None if done is None else done[i]) for i in range(f)]
         tiles_left, todo_points = sum(t for t, _ in left), sum(p for _, p in left)

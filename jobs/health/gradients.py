@@ -23,6 +23,7 @@ from landscape.training import StopTraining, train
 
 from ..common.report import plot_and_say, say, versions
 from ..specs import GradientsSpec
+from ..specs.subset_rule import former_identities
 from ..training.train import check_train
 
 CHUNK_ROWS = 512
@@ -109,7 +110,7 @@ class _RowWriter:
 
 def _writer(url: str, spec: GradientsSpec, overwrite: bool) -> ResultWriter:
     return ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape gradients {spec.name}",
-                        what="gradients", resumable=False)  # no resuming mid-training
+                        what="gradients", resumable=False, former=former_identities(spec.identity))  # no resuming mid-training
 
 
 def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,

@@ -41,6 +41,7 @@ from landscape.lr_search import (
 
 from ..common.report import plot_and_say, say, versions
 from ..specs import LRScanSpec
+from ..specs.subset_rule import former_identities
 from ..training.train import check_train
 from .gradients import checked_model
 
@@ -263,7 +264,7 @@ def _work_left(store, spec: LRScanSpec) -> bool:
 
 
 def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool) -> ResultWriter:
-    return ResultWriter(url, identity=spec.identity(method), overwrite=overwrite,
+    return ResultWriter(url, identity=spec.identity(method), overwrite=overwrite, former=former_identities(lambda: spec.identity(method)),
                         command=f"landscape lr-scan {spec.name}{' --bisect' if method == 'bisect' else ''}", what="lr_scan")
 
 

@@ -22,6 +22,7 @@ from landscape.sequential import SAMPLES
 
 from ..common.report import plot_and_say, say, versions
 from ..specs import ScanSpec
+from ..specs.subset_rule import former_identities
 from .problem import Built, build_problem
 
 
@@ -289,7 +290,8 @@ def run_scan(
     problem = built.problem
     for note in built.notes:
         say(f"note: {note}")
-    with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}") as w:
+    with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}",
+                      former=former_identities(spec.identity)) as w:
         if w.store is not None:
             _use_stored_slice(w.store, problem)
         left = pending_work(spec, w.store, None, None)  # counts only; the items are made below
