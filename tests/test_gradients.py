@@ -244,3 +244,38 @@ def test_a_finished_result_is_kept_and_an_unfinished_one_restarts(tmp_path, caps
     assert "starting again" in capsys.readouterr().err
     assert np.array_equal(xr.open_zarr(out)["median_log10_grad"].values, first, equal_nan=True)
     assert ResultStore.open(str(out)).meta["status"] == "complete"
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_on_an_actor_killed_once_the_rows_equal_the_in_process_training(tmp_path):
+    """The training is an item of the one queue: its actor SIGKILLs itself mid-training (once), the item is trained
+    again on a new actor, and every stored row equals the recorder run in this process (as `gradients` ran before)."""
+    import os
+
+    from landscape.training import train as plain_train
+
+    marker = tmp_path / "died"
+    opts = {"depth": 2, "width": 8, "activation": "tanh"}
+    model = {"kind": "import", "factory": "tests.health_factories:dying_once",
+             "options": {"marker": str(marker), "driver_pid": os.getpid(), "die_at": 5, **opts}}
+    common = {"model": model, "data": {"kind": "digits", "subset": 90}, "epochs": 2, "batch_size": 30, "lr": 0.05}
+    out = tmp_path / "g.zarr"
+    assert main(["gradients", _spec(tmp_path, name="killed", every=2, **common), "--out", str(out), "--no-plot",
+                 "--actors", "1"]) == 0
+    meta = ResultStore.open(str(out)).meta
+    assert marker.exists() and meta["actor_deaths"] == 1 and meta["retries"] == 1  # it died, and was redone
+    from landscape.subsets import take_subset
+
+    x, y = take_subset(*digits(), 90, 0)
+    from landscape.factories import ModelFactory
+
+    net = ModelFactory("import", (1, 8, 8), 10, model["options"], factory=model["factory"])()  # in this process: never dies
+    rec = GradientRecorder(net, every=2)
+    plain_train(net, x, y, epochs=2, lr=0.05, momentum=0.9, batch_size=30, seed=0, objective=rec.objective("cross_entropy"),
+                on_backward=rec.on_backward, on_step=rec.on_step)
+    ds = xr.open_zarr(out)
+    assert list(ds["step"].values) == [r.step for r in rec.rows] == [0, 2, 4] and ds["row_done"].values.all()
+    for k, name in enumerate(("median_log10_grad", "p10_log10_grad", "p90_log10_grad", "grad_norm", "update_ratio")):
+        np.testing.assert_allclose(ds[name].values, np.stack([r.stats[:, k] for r in rec.rows]), rtol=1e-7, atol=0)
+    np.testing.assert_allclose(ds["loss"].values, [r.loss for r in rec.rows], rtol=1e-7, atol=0)
+    assert list(ds["lr"].values) == [0.05] * 3
