@@ -40,7 +40,7 @@ def load_data_full(spec: DataSpec) -> Loaded:
             x, y = x[idx], y[idx]
     elif spec.kind == "synthetic":
         x, y = datasets.synthetic(spec.n, tuple(spec.shape), spec.classes, spec.seed, spec.task)
-        what = f"synthetic data (n {spec.n:,})"
+        what = "the synthetic data"
     else:
         x, y, notes = datasets.from_factory(spec.factory, spec.kwargs, spec.subset, spec.seed)  # a Dataset: only the subset is read
         what = f"data factory {spec.factory!r}"
