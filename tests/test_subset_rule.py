@@ -150,3 +150,20 @@ def test_an_oversized_subset_is_refused_in_one_line_naming_the_data_size(data, t
     size = 60 if data["kind"] == "import" else sum(round(0.25 * int(k)) for k in np.bincount(digits()[1].numpy()))  # the test split
     run_bad(capsys, ["validate", str(path)], f"data.subset {data['subset']:,} is larger than", f"({size:,} samples)",
             f"use at most {size:,}")
+
+
+def test_a_training_finished_under_the_earlier_rule_is_not_taken_as_this_specs(tmp_path, capsys):
+    from jobs.specs import TrainSpec
+    from jobs.specs.subset_rule import earlier_rule
+
+    spec = TrainSpec.model_validate({"name": "t", "model": TINY_MODEL, "data": TINY_DATA, "epochs": 1})
+    with earlier_rule():  # what train.json recorded of the spec before the rule
+        before = spec.model_dump(mode="json", exclude={"output"}, context={"identity": True})
+    assert before == spec.model_dump(mode="json", exclude={"output"})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.json").write_text(json.dumps({"spec": before, "finished": True, "files": []}))
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    run_bad(capsys, ["train", str(path), "--out", str(run)], "holds a run of this spec, but the data sampling changed",
+            "--overwrite")

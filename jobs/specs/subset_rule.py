@@ -10,6 +10,7 @@ a result says why it does not resume (cluster ResultWriter).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Callable
 
@@ -42,12 +43,19 @@ class SubsetRuleMarked(Sampling):
         return d
 
 
+@contextmanager
+def earlier_rule():
+    """Specs dump for identities as they did under subset rule 1 inside this block."""
+    token = _MARKING.set(False)
+    try:
+        yield
+    finally:
+        _MARKING.reset(token)
+
+
 def former_identities(identity: Callable[[], str]) -> dict[str, str]:
     """{the identity `identity()` had under subset rule 1: why a result of it does not resume}; empty when rule 2
     left this spec's samples alone (its identity is the same)."""
-    token = _MARKING.set(False)
-    try:
+    with earlier_rule():
         old = identity()
-    finally:
-        _MARKING.reset(token)
     return {old: SAMPLING_CHANGED} if old != identity() else {}
