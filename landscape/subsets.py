@@ -23,10 +23,10 @@ def is_class_labels(labels) -> bool:
     """1-D integer targets: one class label per sample (not regression values, not token blocks)."""
     if labels is None:
         return False
-    a = labels if isinstance(labels, (np.ndarray, torch.Tensor)) else np.asarray(labels)
-    dtype_ok = (not a.is_floating_point() and not a.is_complex() and a.dtype != torch.bool) if isinstance(a, torch.Tensor) \
-        else np.issubdtype(a.dtype, np.integer)
-    return a.ndim == 1 and dtype_ok
+    if isinstance(labels, torch.Tensor):
+        return labels.ndim == 1 and not (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool)
+    a = np.asarray(labels)
+    return a.ndim == 1 and np.issubdtype(a.dtype, np.integer)
 
 
 def stratified_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
