@@ -268,9 +268,10 @@ class ResultWriter:
 
     def __init__(self, url: str, *, identity: str, overwrite: bool = False, command: str = "landscape run",
                  what: str = "scan", storage_options: dict | None = None, resumable: bool = True,
-                 provenance: dict | None = None):
+                 provenance: dict | None = None, former: dict[str, str] | None = None):
         self.url = str(url)
         self.identity = identity
+        self.former = former or {}  # identities this spec had before a change of its numbers -> why it changed
         self.overwrite = overwrite
         self.command = command
         self.what = what
@@ -288,6 +289,11 @@ class ResultWriter:
                 f"output {self.url!r} exists and is not a landscape result ({out.detail}); it is left alone: choose another --out"
             )
         if out.state == "result" and out.meta.get("identity") != self.identity and not self.overwrite:
+            if why := self.former.get(out.meta.get("identity")):
+                raise ResultError(
+                    f"output {self.url!r} holds a {out.meta.get('job', 'scan')} ({out.meta.get('name')!r}) of this spec, but {why}; "
+                    "choose another --out or pass --overwrite to replace it"
+                )
             raise ResultError(
                 f"output {self.url!r} holds a different {out.meta.get('job', 'scan')} ({out.meta.get('name')!r}, another spec); "
                 "choose another --out or pass --overwrite to replace it"

@@ -10,10 +10,12 @@ import os
 import sys
 from math import prod
 
+import numpy as np
 import torch
 
 from .errors import DataError
 from .memory import check_data_memory
+from .subsets import subset_indices, uniform_indices
 from .user_calls import call_factory, first_line, still_waiting
 
 
@@ -61,11 +63,11 @@ def synthetic(
 
 
 def subsample_indices(n: int, size: int | None, seed: int = 0) -> torch.Tensor | None:
-    """The sorted indices of a seeded subset of `size` of `n` samples; None for all of them (size None or >= n)."""
+    """The sorted indices of a seeded subset of `size` of `n` samples; None for all of them (size None or >= n).
+    For probes and batch-norm samples; a data spec's `subset` follows `subsets.subset_indices`."""
     if size is None or size >= n:
         return None
-    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
-    return idx.sort()[0]
+    return torch.from_numpy(uniform_indices(n, size, seed))
 
 
 def subsample(x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int = 0):
@@ -127,7 +129,7 @@ def _read_dataset(made, path: str, subset: int | None, seed: int) -> tuple[torch
             f"data factory {path!r} returned a Dataset of {n:,} items, more than {MAX_DATASET_ITEMS:,}: every sample is "
             "read into memory, item by item; return a smaller Dataset (e.g. torch.utils.data.Subset) or (inputs, targets) tensors"
         )
-    idx = subsample_indices(n, subset, seed)
+    idx = subset_indices(n, subset, seed, _dataset_labels(made, n), f"data factory {path!r}")
     order = range(n) if idx is None else idx.tolist()
     try:
         with still_waiting(f"data factory {path!r} (reading {len(order):,} Dataset items)"):
@@ -152,6 +154,16 @@ def _read_dataset(made, path: str, subset: int | None, seed: int) -> tuple[torch
     return x, y
 
 
+def _dataset_labels(made, n: int) -> np.ndarray | None:
+    """A Dataset's class labels without reading its items (`targets`, as torchvision's data sets hold them), or None:
+    its subset is then sampled uniformly."""
+    try:
+        labels = np.asarray(getattr(made, "targets", None))
+    except Exception:
+        return None
+    return labels if labels.shape == (n,) and np.issubdtype(labels.dtype, np.integer) else None
+
+
 def _tensor(v, what: str, path: str) -> torch.Tensor:
     try:
         return torch.as_tensor(v)
@@ -167,7 +179,7 @@ def from_factory(path: str, kwargs: dict | None = None, subset: int | None = Non
     """Call a user's data factory: (inputs float32 or as integers, targets, notes about what was converted).
 
     A Dataset it returns is sized first (item count, then the bytes of the items to read, from the first one) and
-    only the `subset` of its items that `subsample` would keep is read."""
+    only the `subset` of its items that the subset rule keeps is read (stratified when it holds `targets`)."""
     fn = import_object(path)
     made = call_factory(fn, kwargs or {}, f"data factory {path!r}", DataError, _DATA_CONTRACT, "data.kwargs")
     notes = []

@@ -17,6 +17,7 @@ import torch
 from . import readers
 from .errors import DataError
 from .memory import check_data_memory
+from .subsets import stratified_indices, subset_indices  # noqa: F401  (stratified_indices: its former home)
 
 KINDS: tuple[str, ...] = ("cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "image_folder")
 
@@ -41,42 +42,13 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def stratified_indices(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
-    """`size` sorted indices keeping each class's share of `labels` (largest remainders), seeded.
-
-    Class c gets floor(size * n_c / N) samples, and the samples left over go one each
-    to the classes with the largest fractional parts (ties to the lower class index),
-    so every class is within one sample of its exact share.
-    """
-    n = len(labels)
-    if not 0 < size <= n:
-        raise ValueError(f"size {size} must be in 1..{n}")
-    if size == n:
-        return np.arange(n)
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = size * counts / n
-    take = np.floor(exact).astype(np.int64)
-    short = size - int(take.sum())
-    order = np.lexsort((np.arange(len(classes)), -(exact - take)))  # largest remainder first, then class index
-    take[order[:short]] += 1
-    g = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c, k in zip(classes, take):
-        members = np.flatnonzero(labels == c)
-        pick = torch.randperm(len(members), generator=g)[: int(k)].numpy()
-        chosen.append(members[pick])
-    return np.sort(np.concatenate(chosen))
-
-
-def subset_size(total: int, subset: int | None, fraction: float | None, what: str) -> int:
-    """How many samples to keep; DataError for a subset larger than the data set."""
+def subset_size(total: int, subset: int | None, fraction: float | None) -> int | None:
+    """How many samples to keep (None: all); a subset larger than the data set is refused by `subset_indices`."""
     if subset is not None:
-        if subset > total:
-            raise DataError(f"data.subset {subset:,} is larger than {what} ({total:,} samples); use at most {total:,}")
         return subset
     if fraction is not None:
         return min(total, max(1, int(round(fraction * total))))
-    return total
+    return None
 
 
 def _channel_stats(kind: str, channels: int, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,15 +75,16 @@ def load_dataset(
     raw = readers.read(kind, root, split, size)
     what = f"{readers.TITLES[kind]} {split or ''}".strip()
     total = len(raw.labels)
-    keep = subset_size(total, subset, subset_fraction, what)
-    idx = stratified_indices(raw.labels, keep, seed)
+    keep = subset_size(total, subset, subset_fraction)
+    idx = subset_indices(total, keep, seed, raw.labels, what)  # the one subset rule: stratified, oversized refused
+    idx = np.arange(total) if idx is None else idx
     check_data_memory(len(idx), raw.sample_shape, f"data {what}")
     x = torch.from_numpy(raw.take(idx)).to(torch.float32).div_(255)  # (n, C, H, W) in [0, 1]
     notes = [f"{what}: {len(idx):,} images {tuple(x.shape[1:])}, {raw.classes} classes, from {raw.source}"]
     if raw.class_names:
         shown = ", ".join(raw.class_names[:10]) + (", ..." if len(raw.class_names) > 10 else "")
         notes.append(f"class folders in label order: {shown}")
-    if keep < total:
+    if len(idx) < total:
         per_class = np.bincount(raw.labels[idx], minlength=raw.classes)
         notes.append(f"stratified subset of {keep:,} of {total:,} samples (seed {seed}): {per_class.min()}..{per_class.max()} per class")
     if normalize:

@@ -145,6 +145,12 @@ SPEC_CASES: list[tuple[str, Callable[[Ctx], dict | str], list[str]]] = [
     ("synthetic empty shape", lambda c: _with(c.base(), "data", {"kind": "synthetic", "n": 10, "shape": []}), ["data.shape"]),
     ("synthetic one class", lambda c: _with(c.base(), "data", {"kind": "synthetic", "n": 10, "shape": [4], "classes": 1}), ["data.classes"]),
     ("digits subset zero", lambda c: _with(c.base(), "data.subset", 0), ["data.subset"]),
+    # one subset rule for every kind: oversized is refused, naming the data's size
+    ("digits subset oversized", lambda c: _with(c.base(), "data.subset", 1798), ["data.subset 1,798 is larger than digits (1,797 samples)", "use at most 1,797"]),
+    ("synthetic subset oversized", lambda c: _with(c.base(), "data", {"kind": "synthetic", "n": 40, "shape": [1, 8, 8], "subset": 41}),
+     ["data.subset 41 is larger than the synthetic data (40 samples)", "use at most 40"]),
+    ("factory subset oversized", lambda c: {**_with(c.base(), "model", IMPORT_MODEL), "data": {"kind": "import", "factory": "tests.bad_factories:data_ok", "subset": 10**6}},
+     ["data.subset 1,000,000 is larger than data factory 'tests.bad_factories:data_ok' (20 samples)", "use at most 20"]),
 ] + [
     (f"data factory {what}", (lambda fn: lambda c: {**_with(c.base(), "model", IMPORT_MODEL), "data": {"kind": "import", "factory": f"tests.bad_factories:{fn}"}})(fn), needles)
     for what, fn, needles in [

@@ -1,4 +1,5 @@
-"""Gradient statistics, deep_mlp, and `landscape gradients` end to end (CPU, seconds, no Ray)."""
+"""Gradient statistics, deep_mlp, and `landscape gradients` end to end (CPU, seconds; the training on an actor of the
+session's Ray)."""
 
 from __future__ import annotations
 
@@ -146,6 +147,7 @@ def _trend(out) -> tuple[float, list[str]]:
     return slope * (len(wm) - 1), wm
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_deep_tanh_vanishes_at_default_init_and_not_with_init_gain(tmp_path, capsys):
     """24 tanh layers, width 64, digits, default init: the median gradient falls by more than 3 decades from the
     output to the input side (measured: 5.4); every parameter times 1.8: by less than 1 (measured: about 0.5)."""
@@ -175,6 +177,7 @@ def test_deep_tanh_vanishes_at_default_init_and_not_with_init_gain(tmp_path, cap
         assert imread(str(tmp_path / "default-plots" / f"{name}.png")).std() > 0.05
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_record_epoch_matches_the_checkpoints_of_landscape_train(tmp_path):
     """record: epoch = the gradient of the probe samples at each epoch's weights: recomputed from `landscape train`."""
     model = {"kind": "deep_mlp", "options": {"depth": 3, "width": 16, "activation": "tanh"}}
@@ -187,9 +190,9 @@ def test_record_epoch_matches_the_checkpoints_of_landscape_train(tmp_path):
     assert main(["train", str(tspec), "--out", str(tmp_path / "run")]) == 0
     ds = xr.open_zarr(out)
     assert list(ds["step"].values) == [0, 7, 14] and list(ds["epoch"].values) == [0, 1, 2]  # 200 / 32 -> 7 steps per epoch
-    from landscape.data import subsample
+    from landscape.subsets import take_subset
 
-    x, y = subsample(*digits(), 200, 0)
+    x, y = take_subset(*digits(), 200, 0)  # the data spec's subset rule (stratified by class)
     states = [torch.load(tmp_path / "run" / f"epoch_{e:03d}.pt", weights_only=True) for e in range(3)]
     net = build_model("deep_mlp", (1, 8, 8), 10, depth=3, width=16, activation="tanh")
     for e, state in enumerate(states):
@@ -205,6 +208,7 @@ def test_record_epoch_matches_the_checkpoints_of_landscape_train(tmp_path):
     assert np.isnan(ds["update_ratio"].values[0]).all()
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_record_step_every_n_and_a_diverging_run(tmp_path, capsys):
     common = {"model": {"kind": "deep_mlp", "options": {"depth": 2, "width": 8, "activation": "relu", "init_gain": 3.0}},
               "data": {"kind": "digits", "subset": 120}, "epochs": 3, "batch_size": 20}
@@ -224,6 +228,7 @@ def test_record_step_every_n_and_a_diverging_run(tmp_path, capsys):
     assert imread(str(tmp_path / "div-plots" / "gradient_lines.png")).std() > 0.05
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_a_finished_result_is_kept_and_an_unfinished_one_restarts(tmp_path, capsys):
     spec = _spec(tmp_path, name="small", model={"kind": "deep_mlp", "options": {"depth": 2, "width": 8}},
                  data={"kind": "digits", "subset": 64})
@@ -239,3 +244,38 @@ def test_a_finished_result_is_kept_and_an_unfinished_one_restarts(tmp_path, caps
     assert "starting again" in capsys.readouterr().err
     assert np.array_equal(xr.open_zarr(out)["median_log10_grad"].values, first, equal_nan=True)
     assert ResultStore.open(str(out)).meta["status"] == "complete"
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_on_an_actor_killed_once_the_rows_equal_the_in_process_training(tmp_path):
+    """The training is an item of the one queue: its actor SIGKILLs itself mid-training (once), the item is trained
+    again on a new actor, and every stored row equals the recorder run in this process (as `gradients` ran before)."""
+    import os
+
+    from landscape.training import train as plain_train
+
+    marker = tmp_path / "died"
+    opts = {"depth": 2, "width": 8, "activation": "tanh"}
+    model = {"kind": "import", "factory": "tests.health_factories:dying_once",
+             "options": {"marker": str(marker), "driver_pid": os.getpid(), "die_at": 5, **opts}}
+    common = {"model": model, "data": {"kind": "digits", "subset": 90}, "epochs": 2, "batch_size": 30, "lr": 0.05}
+    out = tmp_path / "g.zarr"
+    assert main(["gradients", _spec(tmp_path, name="killed", every=2, **common), "--out", str(out), "--no-plot",
+                 "--actors", "1"]) == 0
+    meta = ResultStore.open(str(out)).meta
+    assert marker.exists() and meta["actor_deaths"] == 1 and meta["retries"] == 1  # it died, and was redone
+    from landscape.subsets import take_subset
+
+    x, y = take_subset(*digits(), 90, 0)
+    from landscape.factories import ModelFactory
+
+    net = ModelFactory("import", (1, 8, 8), 10, model["options"], factory=model["factory"])()  # in this process: never dies
+    rec = GradientRecorder(net, every=2)
+    plain_train(net, x, y, epochs=2, lr=0.05, momentum=0.9, batch_size=30, seed=0, objective=rec.objective("cross_entropy"),
+                on_backward=rec.on_backward, on_step=rec.on_step)
+    ds = xr.open_zarr(out)
+    assert list(ds["step"].values) == [r.step for r in rec.rows] == [0, 2, 4] and ds["row_done"].values.all()
+    for k, name in enumerate(("median_log10_grad", "p10_log10_grad", "p90_log10_grad", "grad_norm", "update_ratio")):
+        np.testing.assert_allclose(ds[name].values, np.stack([r.stats[:, k] for r in rec.rows]), rtol=1e-7, atol=0)
+    np.testing.assert_allclose(ds["loss"].values, [r.loss for r in rec.rows], rtol=1e-7, atol=0)
+    assert list(ds["lr"].values) == [0.05] * 3

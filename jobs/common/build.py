@@ -15,6 +15,7 @@ from landscape.factories import ModelFactory
 from landscape.memory import check_data_memory
 from landscape.param_select import moved
 from landscape.problem import check_data_fits
+from landscape.subsets import take_subset
 
 from ..specs import DataSpec, ModelSpec
 from ..specs.datasets import FILE_DATA_KINDS
@@ -29,18 +30,21 @@ def load_data_full(spec: DataSpec) -> Loaded:
         from landscape.text import load_tokens
 
         t = load_tokens(spec.path, spec.tokenizer, spec.block_size, spec.max_tokens, spec.dtype)
-        x, y = datasets.subsample(t.inputs, t.targets, spec.subset, spec.seed)
+        x, y = take_subset(t.inputs, t.targets, spec.subset, spec.seed, f"the token blocks of {str(spec.path)!r}")
         return Loaded(x, y, t.vocab, t.notes)
     if spec.kind == "digits":
         x, y = datasets.digits()
+        what = "digits" if spec.split == "all" else f"digits {spec.split}"
         if spec.split != "all":
             idx = datasets.stratified_split(y, spec.split, spec.test_fraction, spec.split_seed)
             x, y = x[idx], y[idx]
     elif spec.kind == "synthetic":
         x, y = datasets.synthetic(spec.n, tuple(spec.shape), spec.classes, spec.seed, spec.task)
+        what = "the synthetic data"
     else:
         x, y, notes = datasets.from_factory(spec.factory, spec.kwargs, spec.subset, spec.seed)  # a Dataset: only the subset is read
-    x, y = datasets.subsample(x, y, spec.subset, spec.seed)
+        what = f"data factory {spec.factory!r}"
+    x, y = take_subset(x, y, spec.subset, spec.seed, what)  # the one subset rule (landscape/subsets.py)
     check_data_memory(len(x), tuple(x.shape[1:]), f"data {spec.kind}", bytes_per_value=max(4, x.element_size()))
     return Loaded(x, y, None, notes)
 

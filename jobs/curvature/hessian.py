@@ -31,6 +31,7 @@ from ..common.build import check_prepared, load_checked, prepare
 from ..common.report import StepPrinter, plot_and_say, say, versions
 from ..specs import DataSpec, ModelSpec
 from ..specs.hessian import HessianSpec
+from ..specs.subset_rule import former_identities
 from .blocks import block_lines, compute_blocks
 
 BATCHNORM_NOTE = "eval mode: BatchNorm uses the point's running statistics, constants of the Hessian (parameters only)"
@@ -272,7 +273,8 @@ def run_hessian(spec: HessianSpec, *, out: str | None = None, overwrite: bool = 
     from ..common.provenance import point_provenance
 
     with ResultWriter(url, identity=identity, overwrite=overwrite, command=f"landscape hessian {spec.name}", what="hessian",
-                      resumable=False, provenance=point_provenance(spec, point, dev)) as w:  # an unfinished result is computed again
+                      resumable=False, provenance=point_provenance(spec, point, dev),  # an unfinished result is computed again
+                      former=former_identities(lambda: spec.identity(point.result_identity))) as w:
         if w.store is not None and w.store.meta.get("status") == "complete":
             say(f"{url} is already complete; nothing to compute")
             meta = w.store.meta

@@ -26,6 +26,7 @@ from landscape.spectrum import eigenpairs, hutchinson_trace
 from ..common.report import StepPrinter, say
 from .hessian import BATCHNORM_NOTE, check_device, resolve_point
 from ..specs.sharpness import SharpnessSpec
+from ..specs.subset_rule import former_identities
 
 
 def compute(spec: SharpnessSpec, point, inputs, targets, factory, device) -> tuple[list[ArrayDef], dict]:
@@ -119,7 +120,8 @@ def run_sharpness(spec: SharpnessSpec, *, out: str | None = None, overwrite: boo
         select(StateLayout.of(factory()), spec.params, "params")
     with ResultWriter(url, identity=spec.identity(point.result_identity), overwrite=overwrite,
                       command=f"landscape sharpness {spec.name}", what="sharpness",
-                      provenance=point_provenance(spec, point, dev)) as w:
+                      provenance=point_provenance(spec, point, dev),
+                      former=former_identities(lambda: spec.identity(point.result_identity))) as w:
         if w.store is not None and w.store.meta.get("status") == "complete":
             say(f"{url} is already complete; nothing to compute")
             meta = w.store.meta

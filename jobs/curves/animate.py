@@ -34,6 +34,7 @@ from ..scan.run import _meta, finish_run, points_left, scan_arrays
 from ..specs.animate import AnimateSpec
 from ..common.provenance import actor_device, provenance, scan_data
 from ..specs.base import identity_of
+from ..specs.subset_rule import former_identities
 from .slices import build_curve_slice
 
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
@@ -165,7 +166,7 @@ def run_animate(spec: AnimateSpec, *, out: str | None = None, address: str | Non
                       device=actor_device(gpus_per_actor if gpus_per_actor is not None else spec.cluster.gpus_per_actor),
                       precision=spec.precision, spec=spec)
     with ResultWriter(url, identity=identity(spec, records), overwrite=overwrite, command=f"landscape animate {spec.name}",
-                      what="animation", provenance=prov) as w:
+                      what="animation", provenance=prov, former=former_identities(lambda: identity(spec, records))) as w:
         done = w.store.done_mask() if w.store is not None else None
         left = [points_left(spec, None if done is None else done[i]) for i in range(f)]
         tiles_left, todo_points = sum(t for t, _ in left), sum(p for _, p in left)

@@ -30,6 +30,7 @@ from landscape.training import train
 
 from ..common.build import check_prepared, load_checked, prepare
 from ..specs.curve import CurveTrainSpec
+from ..specs.subset_rule import former_identities
 from ..training.run_folder import RunFolder
 from ..training.train import TrainingDiverged, check_train, diverged
 
@@ -94,11 +95,14 @@ def run_folder(out_dir: Path) -> RunFolder:
     return RunFolder(out_dir, RECORD, _OURS, "landscape train-curve")
 
 
-def check_output(out_dir: Path, ident: str, overwrite: bool) -> bool:
+def check_output(out_dir: Path, ident: str, overwrite: bool, former: dict[str, str] | None = None) -> bool:
     """True if the folder holds this curve's finished run; refuses folders with other files, and
-    checkpoints its record does not list (a model's epoch_005.pt: perhaps this curve's own endpoint)."""
-    return run_folder(out_dir).check(lambda previous: previous.get("identity") == ident, overwrite,
-                                     "a curve of a different spec or other endpoints", "curve checkpoints")
+    checkpoints its record does not list (a model's epoch_005.pt: perhaps this curve's own endpoint).
+    `former`: identities this curve had before a change of its numbers -> why (said instead)."""
+    folder = run_folder(out_dir)
+    why = (former or {}).get(((folder.read() or {}) if out_dir.is_dir() else {}).get("identity"))
+    other = f"a curve of this spec, but {why}" if why else "a curve of a different spec or other endpoints"
+    return folder.check(lambda previous: previous.get("identity") == ident, overwrite, other, "curve checkpoints")
 
 
 def garipov_factor(a: float) -> float:
@@ -249,7 +253,7 @@ def run_train_curve(spec: CurveTrainSpec, out: str | None = None, overwrite: boo
     out_dir = Path(out or spec.output or f"runs/{spec.name}").absolute()
     setup = check_curve_train(spec)  # every bad input fails here, before anything is written
     ident = identity(spec, setup.endpoints)
-    if check_output(out_dir, ident, overwrite):
+    if check_output(out_dir, ident, overwrite, former_identities(lambda: identity(spec, setup.endpoints))):
         print(f"curve checkpoints: {out_dir} (already trained with this spec and these endpoints; nothing to do)")
         return out_dir
     for note in setup.notes:

@@ -8,7 +8,7 @@ def _gradients(args) -> int:
     from .gradients import run_gradients
 
     run_gradients(load_spec(args.spec, GradientsSpec), out=args.out, overwrite=args.overwrite, plot=not args.no_plot,
-                  fmt=args.format)
+                  fmt=args.format, address=args.address, actors=args.actors, gpus_per_actor=args.gpus_per_actor)
     return 0
 
 
@@ -45,9 +45,10 @@ def check_spec(spec) -> str:
 def add_parsers(sub) -> None:
     from ..common.flags import add_cluster_flags, add_output_flags
 
-    g = sub.add_parser("gradients", help="train (or only initialize) and record gradient statistics per parameter")
+    g = sub.add_parser("gradients", help="train (or only initialize) on an actor and record gradient statistics per parameter")
     g.add_argument("spec")
     add_output_flags(g, "result path or URL (default: spec.output or results/<name>-gradients.zarr)")
+    add_cluster_flags(g)
     g.set_defaults(run=_gradients)
 
     s = sub.add_parser("lr-scan", help="short trainings at log-spaced learning rates on the actors; --bisect for the breakthrough")

@@ -4,25 +4,29 @@ The result is a Zarr group with arrays (step, parameter): the median and 10th/90
 percentiles of log10|grad| over non-zero entries, |grad| and the update ratio
 |dw|/|w|; coordinates `step` (optimizer steps taken when the gradient was
 measured) and `parameter` (the names, as `named_parameters` gives them).
-Recording rides on the one training loop's hooks (landscape/gradients.py).
-A run is one training, in this process: an interrupted run starts again.
+Recording rides on the one training loop's hooks (landscape/gradients.py). The
+training is one work item of the one queue (`cluster.driver.run_work`) on a Ray
+actor (`landscape.gradient_run.GradientsRun`), local by default as for scans; a
+killed actor's item is trained again elsewhere, and an interrupted run starts again.
 """
 
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from cluster.driver import run_work
+from cluster.session import plan_actors, ray_session
 from cluster.store import ArrayDef, ResultWriter
-from landscape.errors import SpecError
-from landscape.gradients import STAT_INFO, STATS, GradientRecorder, Row, probe_gradients, update_ratio, weight_matrices
-from landscape.training import StopTraining, train
+from landscape.errors import ResultError, SpecError
+from landscape.gradient_run import GradientsProblem, GradientsRun
+from landscape.gradients import STAT_INFO, STATS, weight_matrices
 
 from ..common.report import plot_and_say, say, versions
 from ..specs import GradientsSpec
+from ..specs.subset_rule import former_identities
 from ..training.train import check_train
 
 CHUNK_ROWS = 512
@@ -84,40 +88,70 @@ def _arrays(spec, names, model, steps, steps_per_epoch: int) -> list[ArrayDef]:
     return arrays
 
 
-class _RowWriter:
-    """Rows go to the result at each epoch's end (and at the end), marked done after their values; then they are
-    dropped from memory (a long run records steps x parameters x 5 numbers)."""
+@dataclass(frozen=True)
+class TrainingItem:
+    """The one training: a work item of the queue (its rows depend on every step before them: no split)."""
 
-    def __init__(self, store, steps: np.ndarray):
-        self.store, self.index = store, {int(s): i for i, s in enumerate(steps)}
-
-    def write(self, rows: list) -> None:
-        if not rows:
-            return
-        if self.store.lease is not None:
-            self.store.lease.check()  # still ours: another writer never interleaves rows
-        g = self.store.group
-        i0, i1 = self.index[rows[0].step], self.index[rows[-1].step] + 1  # recorded steps are consecutive rows
-        stats = np.stack([r.stats for r in rows])  # (R, P, 5)
-        for k, name in enumerate(STATS):
-            g[name][i0:i1] = stats[:, :, k]
-        g["loss"][i0:i1] = np.array([r.loss for r in rows])
-        g["lr"][i0:i1] = np.array([r.lr for r in rows])
-        g["row_done"][i0:i1] = 1
-        rows.clear()  # after on_epoch: the last step's update ratio is already in its row
+    index: int = 0
+    name: str = "training"
+    extent: str = "the training"
 
 
-def _writer(url: str, spec: GradientsSpec, overwrite: bool) -> ResultWriter:
-    from ..common.provenance import provenance
+def _write_rows(store, steps: np.ndarray, out: dict) -> None:
+    """The recorded rows (consecutive from step 0) into the result, values first, then row_done."""
+    if store.lease is not None:
+        store.lease.check()  # still ours: another writer never interleaves rows
+    r = len(out["step"])
+    if r == 0:
+        return
+    if not np.array_equal(out["step"], steps[:r]):
+        raise ResultError(f"the training recorded steps {out['step'][:5].tolist()}... where {steps[:5].tolist()}... were planned")
+    g = store.group
+    for k, name in enumerate(STATS):
+        g[name][:r] = out["stats"][:, :, k]
+    g["loss"][:r] = out["loss"]
+    g["lr"][:r] = out["lr"]
+    g["row_done"][:r] = 1
 
-    prov = provenance(data=[("data", spec.data)], device="cpu", precision="fp32", spec=spec)
+
+def gradients_problem(spec: GradientsSpec, inputs, targets, factory) -> GradientsProblem:
+    """What the actor trains: the spec's run, and the probe samples of record: epoch."""
+    probe = None
+    if spec.record == "epoch":
+        from landscape.data import subsample
+
+        probe = subsample(inputs, targets, spec.probe_samples, spec.seed)
+    return GradientsProblem(factory, inputs, targets, probe, spec.record, spec.every, spec.epochs, spec.loss, spec.optimizer,
+                            spec.lr, spec.momentum, spec.weight_decay, spec.batch_size, spec.seed)
+
+
+def _train_on_actor(spec: GradientsSpec, problem: GradientsProblem, request) -> tuple[dict, object]:
+    """The training as the one item of the queue; (its rows, the scheduler's stats)."""
+    got: dict = {}
+
+    def on_result(_item, result: dict, _stats) -> None:
+        got.update(result)
+
+    c = spec.cluster
+    stats = run_work(problem, GradientsRun, [TrainingItem()], 1, lambda _item: (), on_result, request,
+                     max_attempts=c.max_attempts, placement_timeout_s=c.placement_timeout_s, label=f"{spec.name}-gradients")
+    return got, stats
+
+
+def _writer(url: str, spec: GradientsSpec, overwrite: bool, gpus_per_actor: float | None = None) -> ResultWriter:
+    from ..common.provenance import actor_device, provenance
+
+    gpus = gpus_per_actor if gpus_per_actor is not None else spec.cluster.gpus_per_actor
+    prov = provenance(data=[("data", spec.data)], device=actor_device(gpus), precision="fp32", spec=spec)
     return ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape gradients {spec.name}",
-                        what="gradients", resumable=False, provenance=prov)  # no resuming mid-training
+                        what="gradients", resumable=False, provenance=prov,  # no resuming mid-training
+                        former=former_identities(spec.identity))
 
 
 def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: bool = False, plot: bool = True,
-                  fmt: str = "png") -> str:
-    """Record the run's gradient statistics into a result; returns its path or URL."""
+                  fmt: str = "png", address: str | None = None, actors: int | None = None,
+                  gpus_per_actor: float | None = None) -> str:
+    """Record the run's gradient statistics into a result (the training on a Ray actor); returns its path or URL."""
     url = str(out or default_output(spec))
     inputs, targets, factory, notes = check_train(spec)  # every bad input fails here, before anything is written
     for note in notes:
@@ -126,88 +160,35 @@ def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: boo
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     steps_per_epoch = -(-len(inputs) // spec.batch_size)
     steps = planned_steps(spec, steps_per_epoch)
-    probe = None
-    if spec.record == "epoch":
-        from landscape.data import subsample
-
-        probe = subsample(inputs, targets, spec.probe_samples, spec.seed)
-    with _writer(url, spec, overwrite) as w:
+    problem = gradients_problem(spec, inputs, targets, factory)
+    with _writer(url, spec, overwrite, gpus_per_actor) as w:
         if w.store is not None:  # the same spec, complete
             say(f"{url} is already complete; nothing to record")
             w.finish()
         else:
-            say(f"gradients {spec.name!r}: {len(names)} parameters ({len(wm)} weight matrices), {len(steps)} rows "
-                f"(record: {spec.record}), {spec.epochs} epoch(s) -> {url}")
-            w.create(_arrays(spec, names, model, steps, steps_per_epoch), _meta(spec, names, wm, steps_per_epoch, len(inputs), notes))
-            t0 = time.monotonic()
-            diverged_at = _record(spec, model, inputs, targets, probe, _RowWriter(w.store, steps), steps_per_epoch)
+            with ray_session(address):
+                c = spec.cluster
+                request = plan_actors(actors or c.actors, gpus_per_actor if gpus_per_actor is not None else c.gpus_per_actor,
+                                      c.cpus_per_actor)  # fails before writing anything
+                say(f"gradients {spec.name!r}: {len(names)} parameters ({len(wm)} weight matrices), {len(steps)} rows "
+                    f"(record: {spec.record}), {spec.epochs} epoch(s) on an actor -> {url}")
+                w.create(_arrays(spec, names, model, steps, steps_per_epoch), _meta(spec, names, wm, steps_per_epoch, len(inputs), notes))
+                t0 = time.monotonic()
+                result, stats = _train_on_actor(spec, problem, request)
+            for epoch, loss, accuracy in result["epochs"]:
+                say(f"[gradients {spec.name}] epoch {epoch}/{spec.epochs} loss {loss:.4f} accuracy {accuracy:.3f}")
+            _write_rows(w.store, steps, result)
             done = int(w.store.group["row_done"][...].sum())
+            diverged_at = result["diverged_at"]
             if diverged_at is not None:
                 say(f"the loss diverged (non-finite) at step {diverged_at}: training stopped; {done} of {len(steps)} rows recorded")
-            w.finish(wall_seconds=time.monotonic() - t0, diverged_at_step=diverged_at, rows_recorded=done)
+            w.finish(wall_seconds=time.monotonic() - t0, train_seconds=stats.evaluator_seconds, diverged_at_step=diverged_at,
+                     rows_recorded=done, actor_deaths=stats.actor_deaths, retries=stats.retries)
             _summary(w.store.group, wm)
     print(f"result: {url}")
     if plot:
         plot_and_say(url, f"{spec.name}-gradients", fmt)
     return url
-
-
-def _record(spec, model, inputs, targets, probe, rows: _RowWriter, steps_per_epoch: int) -> int | None:
-    """Train with recording hooks; the step at which the loss diverged, or None."""
-    state = {"diverged": None}
-    hooks: dict = {}
-    if spec.record == "step":
-        rec = GradientRecorder(model, every=spec.every, stop_after_first=spec.epochs == 0)
-        hooks["objective"] = rec.objective(spec.loss)
-        hooks["on_backward"] = rec.on_backward
-    else:
-        rec = _EpochProbe(model, *probe, spec.loss, steps_per_epoch, spec.lr)
-        rec.measure(0)
-
-    def on_step(step: int, metrics: dict) -> None:
-        if spec.record == "step":
-            rec.on_step(step, metrics)
-        if not math.isfinite(metrics["loss"]):
-            state["diverged"] = step
-            raise StopTraining
-
-    def on_epoch(epoch: int, model, metrics: dict) -> None:
-        if spec.record == "epoch":
-            rec.measure(epoch)
-        rows.write(rec.rows)
-        say(f"[gradients {spec.name}] epoch {epoch}/{spec.epochs} loss {metrics['train_loss']:.4f} "
-            f"accuracy {metrics['train_accuracy']:.3f}")
-
-    if spec.epochs > 0 or spec.record == "step":
-        train(model, inputs, targets, loss=spec.loss, epochs=max(spec.epochs, 1), lr=spec.lr, momentum=spec.momentum,
-              weight_decay=spec.weight_decay, batch_size=spec.batch_size, seed=spec.seed, optimizer=spec.optimizer,
-              on_step=on_step, on_epoch=on_epoch, **hooks)
-    for r in rec.rows:
-        if math.isnan(r.lr):  # epochs 0: no step took a rate, the spec's would have been used
-            r.lr = spec.lr
-    rows.write(rec.rows)
-    return state["diverged"]
-
-
-class _EpochProbe:
-    """record: epoch: the probe gradient at initialization and after each epoch; the epoch's net update ratio."""
-
-    def __init__(self, model, x, y, loss, steps_per_epoch: int, lr: float):
-        self.model, self.x, self.y, self.loss = model, x, y, loss
-        self.spe, self.lr = steps_per_epoch, lr
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.rows: list = []
-        self.before: list[torch.Tensor] | None = None
-
-    def measure(self, epoch: int) -> None:
-        pr = probe_gradients(self.model, self.x, self.y, self.loss)
-        mask = [p.requires_grad for p in self.model.parameters()]
-        stats = np.full((len(self.params), len(STATS)), np.nan)  # (P, 5)
-        stats[:, :4] = pr.stats[np.array(mask)]
-        if self.before is not None:
-            stats[:, 4] = [update_ratio(b, p) for b, p in zip(self.before, self.params)]
-        self.before = [p.detach().clone() for p in self.params]
-        self.rows.append(Row(epoch * self.spe, stats, loss=pr.loss, lr=self.lr))
 
 
 def _meta(spec: GradientsSpec, names, wm, steps_per_epoch: int, samples: int, notes) -> dict:

@@ -41,6 +41,7 @@ from landscape.lr_search import (
 
 from ..common.report import plot_and_say, say, versions
 from ..specs import LRScanSpec
+from ..specs.subset_rule import former_identities
 from ..training.train import check_train
 from .gradients import checked_model
 
@@ -268,6 +269,7 @@ def _writer(url: str, spec: LRScanSpec, method: str, overwrite: bool, gpus_per_a
     gpus = gpus_per_actor if gpus_per_actor is not None else spec.cluster.gpus_per_actor
     prov = provenance(data=[("data", spec.data)], device=actor_device(gpus), precision="fp32", spec=spec)
     return ResultWriter(url, identity=spec.identity(method), overwrite=overwrite, provenance=prov,
+                        former=former_identities(lambda: spec.identity(method)),
                         command=f"landscape lr-scan {spec.name}{' --bisect' if method == 'bisect' else ''}", what="lr_scan")
 
 

@@ -23,6 +23,7 @@ from landscape.sequential import SAMPLES
 from ..common.provenance import actor_device, provenance, scan_data, spec_inputs
 from ..common.report import plot_and_say, say, versions
 from ..specs import ScanSpec
+from ..specs.subset_rule import former_identities
 from .problem import Built, build_problem
 
 
@@ -286,7 +287,7 @@ def run_scan(
     prov = provenance(checkpoints=spec_inputs(spec), data=scan_data(spec), device=actor_device(gpus),
                       precision=spec.precision, spec=spec)
     with ResultWriter(url, identity=spec.identity(), overwrite=overwrite, command=f"landscape run {spec.name}",
-                      provenance=prov) as w:
+                      provenance=prov, former=former_identities(spec.identity)) as w:
         if w.store is not None:
             _use_stored_slice(w.store, problem)
         left = pending_work(spec, w.store, None, None)  # counts only; the items are made below

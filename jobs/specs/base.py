@@ -29,7 +29,8 @@ class Strict(BaseModel):
 
     def numbers_identity(self, exclude: set[str], exclude_defaults: bool = False, **more) -> str:
         """identity_of this spec's fields less `exclude` (where results go, who computes), plus `more`."""
-        return identity_of(self.model_dump(mode="json", exclude=exclude, exclude_defaults=exclude_defaults) | more)
+        dump = self.model_dump(mode="json", exclude=exclude, exclude_defaults=exclude_defaults, context={"identity": True})
+        return identity_of(dump | more)
 
 
 def identity_of(fields: dict | str) -> str:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import LearningRate, Seed, Strict, check_name
-from .parts import DataSpec, ModelSpec
+from .parts import ClusterSpec, DataSpec, ModelSpec
 from .sampling import all_the_data
 
 
@@ -34,10 +34,11 @@ class GradientsSpec(Strict):
     probe_samples: int | None = Field(
         None, gt=0, description="with record: epoch, a seeded subset of this many training samples (default: all)"
     )
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec, description="the actor that trains (one: the training does not split)")
     output: str | None = Field(None, description="result path or URL (default results/<name>-gradients.zarr)")
 
     _name = field_validator("name")(check_name)
 
     def identity(self) -> str:
-        """Hash of what determines the numbers (not where they go)."""
-        return self.numbers_identity({"output"})
+        """Hash of what determines the numbers (not where they go, nor who computes them)."""
+        return self.numbers_identity({"output", "cluster"})

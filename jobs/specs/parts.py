@@ -6,12 +6,13 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from landscape.model_kinds import MODEL_KINDS
 
 from .base import UNION_TAGS, Seed, Strict
 from .sampling import Sampling
+from .subset_rule import SubsetRuleMarked
 from .datasets import Cifar10Data, Cifar100Data, FashionMnistData, ImageFolderData, MnistData, SvhnData
 
 # Grid coordinates are applied in float32 to weights of order 1: beyond this they
@@ -156,7 +157,7 @@ class ModelSpec(Strict):
         return self
 
 
-class DigitsData(Sampling):
+class DigitsData(SubsetRuleMarked):
     kind: Literal["digits"]
     split: Literal["all", "train", "test"] = Field(
         "all", description="all 1,797 samples, or the train / test part of a seeded split stratified by class")
@@ -165,17 +166,15 @@ class DigitsData(Sampling):
     subset: int | None = Field(None, gt=0, description="seeded subsample of this many samples (of the split)")
     seed: Seed = Field(0, description="seed of the subsample")
 
-    @model_serializer(mode="wrap")
-    def _unsplit_as_before(self, handler):
+    def _as_before(self, d: dict) -> dict:
         # Without a split the spec reads (and hashes, for run identities and resumes) as before splits existed.
-        d = handler(self)
         if self.split == "all":
             for k in ("split", "test_fraction", "split_seed"):
                 d.pop(k, None)
         return d
 
 
-class SyntheticData(Sampling):
+class SyntheticData(SubsetRuleMarked):
     kind: Literal["synthetic"]
     n: int = Field(gt=0, le=10_000_000, description="number of samples")
     shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, description="one sample's shape, e.g. [3, 32, 32]")
@@ -184,8 +183,11 @@ class SyntheticData(Sampling):
     seed: Seed = 0
     subset: int | None = Field(None, gt=0)
 
+    def _rule_changed_samples(self) -> bool:
+        return self.subset is not None and self.task == "classification"  # regression: uniform, as before
 
-class ImportData(Sampling):
+
+class ImportData(SubsetRuleMarked):
     kind: Literal["import"]
     factory: str = Field(description="'package.module:function' returning (inputs, targets) or a Dataset")
     kwargs: dict = Field(default_factory=dict)

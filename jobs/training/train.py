@@ -15,6 +15,7 @@ from landscape.training import train
 
 from ..common.build import check_prepared, prepare
 from ..specs import TrainSpec
+from ..specs.subset_rule import SAMPLING_CHANGED, earlier_rule
 from .run_folder import RunFolder
 
 _OURS = re.compile(r"^(epoch_\d+|step_\d+(_\d+)?)\.pt(\.tmp)?$|^train\.json$")
@@ -30,7 +31,9 @@ def diverged(loss: float, model: torch.nn.Module) -> bool:
 
 
 def _identity(spec: TrainSpec) -> dict:
-    return spec.model_dump(mode="json", exclude={"output"})
+    """What a finished run's train.json records of its spec: the same spec skips training (the identity dump: a spec
+    whose samples the subset rule changed differs from the run it made before)."""
+    return spec.model_dump(mode="json", exclude={"output"}, context={"identity": True})
 
 
 def check_train(spec: TrainSpec):
@@ -52,8 +55,12 @@ def _folder(out_dir: Path) -> RunFolder:
 
 def _check_output(out_dir: Path, spec: TrainSpec, overwrite: bool) -> bool:
     """True if the folder already holds this spec's finished run; refuses folders with other files."""
-    return _folder(out_dir).check(lambda previous: previous.get("spec") == _identity(spec), overwrite,
-                                  "a run of a different spec", "checkpoints of a run")
+    folder = _folder(out_dir)
+    with earlier_rule():
+        before = _identity(spec)
+    earlier = before != _identity(spec) and (folder.read() or {}).get("spec") == before
+    other = f"a run of this spec, but {SAMPLING_CHANGED}" if earlier else "a run of a different spec"
+    return folder.check(lambda previous: previous.get("spec") == _identity(spec), overwrite, other, "checkpoints of a run")
 
 
 def step_name(step: int, total: int) -> str:
