@@ -4,7 +4,7 @@ Class labels (1-D integer targets) are sampled stratified: each class keeps its
 share within one sample (`stratified_indices`). Other targets (regression values,
 token blocks) are sampled uniformly (`uniform_indices`). A subset larger than the
 data is refused in one line naming the data's size; a subset of exactly the data's
-size keeps every sample.
+size keeps every sample. (Rule 2 in run identities: jobs/specs/subset_rule.py.)
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ import numpy as np
 import torch
 
 from .errors import DataError
-
-# The rule's version, in the run identity of data kinds whose samples it changed (jobs/specs/parts.py):
-# 1 sampled digits, synthetic and factory data uniformly and kept everything for an oversized subset.
-SUBSET_RULE = 2
 
 
 def is_class_labels(labels) -> bool:

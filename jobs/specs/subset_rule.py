@@ -16,9 +16,11 @@ from typing import Callable
 
 from pydantic import SerializationInfo, model_serializer
 
-from landscape.subsets import SUBSET_RULE
-
 from .sampling import Sampling
+
+# The rule's version (landscape/subsets.py), in the run identity of data kinds whose samples it changed:
+# 1 sampled digits, synthetic and factory data uniformly and kept everything for an oversized subset.
+SUBSET_RULE = 2
 
 _MARKING = ContextVar("subset_rule_marking", default=True)  # False: hash as rule 1 did (former_identities)
 
