@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from cluster.store import ArrayDef, ResultWriter
 from landscape.hessian import operator_at, point_evaluator
