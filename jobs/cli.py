@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("landscape: stopped (SIGTERM); run the same command again to resume", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # `landscape schema | head`: the reader has what it wanted; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail too
+        return 141  # as a shell reports a command ended by SIGPIPE
     except OSError as e:  # a file system refused (permissions, a full disk): not a bug, one line
         print(f"landscape: error: {_os_error_line(e)}", file=sys.stderr)
         return 2

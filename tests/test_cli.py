@@ -92,6 +92,14 @@ def test_schema_and_cli_entry_point():
     assert r.returncode == 2 and "spec" in r.stderr
 
 
+def test_a_reader_that_stops_early_gets_no_error_line():
+    """`landscape schema | head`: the pipe closes under the writer (the schema is larger than a pipe's buffer);
+    no "error: Broken pipe", no traceback, the shell's SIGPIPE status."""
+    r = subprocess.run(f"set -o pipefail; {sys.executable} -m jobs.cli schema --kind scan | head -c 1 >/dev/null",
+                       shell=True, capture_output=True, text=True, timeout=120, executable="/bin/bash")
+    assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
+
+
 def test_actors_that_cannot_be_placed_fail_fast_saying_what_was_asked(ray_cluster, tiny_run, tmp_path, capsys):
     spec = _write(tmp_path, scan_spec_dict(tiny_run))
     out = tmp_path / "gpu.zarr"
