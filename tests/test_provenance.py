@@ -8,6 +8,7 @@ from pathlib import Path
 import platform
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def test_a_scan_records_its_code_libraries_inputs_device_and_precision(scanned):
     libs = p["libraries"]
     assert libs["torch"] == torch.__version__ and libs["numpy"] == np.__version__
     assert libs["scikit-learn"] == sklearn.__version__ and libs["python"] == platform.python_version()
-    assert "transformers" not in libs  # only libraries the run used
+    assert ("transformers" in libs) == ("transformers" in sys.modules)  # only libraries this process used
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert p["landscape"]["version"] == "0.1.0"
     assert p["landscape"]["commit"] == (head.stdout.strip() if (REPO / ".git").exists() else None)
@@ -201,3 +202,14 @@ def test_a_hessian_result_records_its_checkpoint_and_device(tiny_run, tmp_path):
     p = _meta(out)["provenance"]
     assert p["checkpoints"] == [{"role": "at.checkpoint", "path": str(ckpt), "sha256": _sha256(ckpt)}]
     assert (p["device"], p["precision"], p["libraries"]["torch"]) == ("cpu", spec.precision, torch.__version__)
+
+
+def test_optional_libraries_are_listed_only_when_imported(monkeypatch):
+    import types
+
+    from jobs.common.provenance import library_versions
+
+    monkeypatch.delitem(sys.modules, "transformers", raising=False)
+    assert "transformers" not in library_versions()
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="9.9.9"))
+    assert library_versions()["transformers"] == "9.9.9"
