@@ -67,28 +67,6 @@ def test_train_curve_writes_a_curve_checkpoint_per_epoch_and_reports_the_midpoin
     assert "nothing to do" in capsys.readouterr().out
 
 
-@pytest.mark.ray
-def test_ray_train_with_two_cpu_workers_trains_the_same_curve_with_decreasing_loss(ray_cluster, digits_minima, digits_curve, tmp_path):
-    """DDP on 2 workers, each taking half of every batch: the same curve as one process, up to float rounding."""
-    from jobs.curves.train import run_train_curve
-    from jobs.specs import CurveTrainSpec
-
-    out = run_train_curve(CurveTrainSpec.model_validate(curve_spec_dict(digits_minima)), out=str(tmp_path / "ddp"), workers=2)
-    ddp = json.loads((out / "curve.json").read_text())
-    one = json.loads((digits_curve / "curve.json").read_text())
-    losses = [h["train_loss"] for h in ddp["history"]]
-    assert ddp["workers"] == 2 and len(losses) == 5
-    assert losses[-1] < 0.9 * losses[0], losses
-    np.testing.assert_allclose(losses, [h["train_loss"] for h in one["history"]], rtol=1e-4)
-    a = torch.load(out / "epoch_005.pt", weights_only=True)["theta"]
-    b = torch.load(digits_curve / "epoch_005.pt", weights_only=True)["theta"]
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    import ray
-
-    wait_for(lambda: ray.available_resources().get("CPU", 0) >= 2, 30, "Ray Train to give the CPUs back")
-
-
 # -- scans of curves --------------------------------------------------------------------------------
 
 

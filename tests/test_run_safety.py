@@ -58,9 +58,10 @@ def _is_loopback(ip: str) -> bool:
 
 
 @pytest.mark.ray
-def test_train_curve_on_two_workers_listens_on_loopback_only(digits_minima, tmp_path):
+def test_train_curve_on_two_workers_listens_on_loopback_only(digits_minima, digits_curve, tmp_path):
     """Every listening socket of the command's process tree (Ray's servers, the Ray Train workers, torch's
-    rendezvous store) is bound to loopback: torch binds its store to '::' unless handed a bound socket."""
+    rendezvous store) is bound to loopback: torch binds its store to '::' unless handed a bound socket.
+    And DDP on 2 workers, each taking half of every batch, trains the same curve as one process."""
     import subprocess
     import sys
     import time
@@ -100,6 +101,27 @@ def test_train_curve_on_two_workers_listens_on_loopback_only(digits_minima, tmp_
     assert worker_sockets and listening  # the workers were seen listening (the test looked while they ran)
     beyond = {k: v for k, v in listening.items() if not _is_loopback(k[0])}
     assert not beyond, beyond
+    _assert_the_curve_of_one_process(tmp_path / "c", digits_curve, epochs=4)
+
+
+def _assert_the_curve_of_one_process(out, one_process, epochs: int) -> None:
+    """The two workers' curve equals the one-process run of the same spec (its first `epochs`), up to float
+    rounding, and its loss went down."""
+    import json
+
+    import numpy as np
+    import torch
+
+    ddp = json.loads((out / "curve.json").read_text())
+    one = json.loads((one_process / "curve.json").read_text())["history"][:epochs]
+    losses = [h["train_loss"] for h in ddp["history"]]
+    assert ddp["workers"] == 2 and len(losses) == epochs
+    assert losses[-1] < 0.9 * losses[0], losses
+    np.testing.assert_allclose(losses, [h["train_loss"] for h in one], rtol=1e-4)
+    a = torch.load(out / f"epoch_{epochs:03d}.pt", weights_only=True)["theta"]
+    b = torch.load(one_process / f"epoch_{epochs:03d}.pt", weights_only=True)["theta"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
 # -- a Ray process dying under a run: one line, status failed, resumable -------------------------------
@@ -121,6 +143,8 @@ def _ray_processes(pid: int, which: str) -> list[int]:
 
 
 @pytest.mark.ray
+@pytest.mark.skipif(os.environ.get("LANDSCAPE_KNOWN_GAPS") != "1", reason="a known, open gap (set LANDSCAPE_KNOWN_GAPS=1 to "
+                    "try it): it cannot fail the suite, so it does not spend the suite's time")
 @pytest.mark.xfail(reason="known, open: Ray's C++ core worker ends the driver (exit 1, no word, status left running) "
                           "within moments of its raylet's death, before Python runs again; a rerun resumes", strict=False)
 def test_a_ray_process_killed_during_animate_ends_in_one_line_and_resumes(ray_cluster, tmp_path, capsys, victim="agent"):

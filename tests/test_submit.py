@@ -8,18 +8,20 @@ in-process Ray would otherwise find it).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 import zarr
 
 from jobs.cli import main
 
-from .conftest import REPO, scan_spec_dict
+from .conftest import REPO, curve_spec_dict, scan_spec_dict
 from .two_node import RAY, cluster, free_port, wait_for  # noqa: F401 (cluster: a module fixture)
 
 pytestmark = pytest.mark.ray
@@ -299,3 +301,27 @@ def test_a_python_without_the_libraries_fails_in_one_line_that_status_shows_whol
     assert s.returncode == 0, s.stderr
     assert "state: FAILED" in s.stdout.splitlines() and f"error: {line}" in s.stdout.splitlines(), s.stdout
     assert cluster.api(f"/api/jobs/{job}")["entrypoint"].startswith(f"{python} -m jobs.service.bootstrap run ")
+
+
+# -- a curve training as a Ray job: `train-curve` on Ray Train workers, one per node (DDP across nodes), its
+# endpoints uploaded with the job (last: it takes both nodes' CPUs)
+
+
+def test_submit_trains_a_curve_as_a_ray_job_on_two_ray_train_workers(cluster, digits_minima, digits_curve, tmp_path):
+    spec = tmp_path / "curve.yaml"
+    spec.write_text(yaml.safe_dump(curve_spec_dict(digits_minima, epochs=3)))
+    out = tmp_path / "remote-curve"
+    r = cluster.cli("submit", str(spec), "--out", str(out), "--workers", "2", "--wait", timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "submitted curve training 'digits-curve' (2 Ray Train worker(s))" in r.stderr
+    assert "2 Ray Train worker(s), each CPU 1 GPU 0" in r.stdout  # the job's log, streamed
+    record = json.loads((out / "curve.json").read_text())
+    assert record["workers"] == 2 and [h["epoch"] for h in record["history"]] == [1, 2, 3]
+    # The same curve as the in-process run of the same spec (its first 3 epochs), up to float rounding.
+    local = json.loads((digits_curve / "curve.json").read_text())["history"][:3]
+    for remote, here in zip(record["history"], local):
+        assert remote["train_loss"] == pytest.approx(here["train_loss"], rel=1e-4)
+    ckpt = torch.load(out / "epoch_003.pt", weights_only=True)
+    assert ckpt["landscape_curve"] == 1 and [e["sha256"] for e in ckpt["endpoints"]] == [
+        e["sha256"] for e in torch.load(digits_curve / "epoch_003.pt", weights_only=True)["endpoints"]
+    ]
