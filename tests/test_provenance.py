@@ -213,3 +213,19 @@ def test_optional_libraries_are_listed_only_when_imported(monkeypatch):
     assert "transformers" not in library_versions()
     monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(__version__="9.9.9"))
     assert library_versions()["transformers"] == "9.9.9"
+
+
+def test_status_of_a_result_path_needs_no_cluster(scanned, tmp_path, monkeypatch, capsys):
+    """`landscape status RESULT` reads the result alone: progress, status, provenance; not a result: one line."""
+    from .one_line import run_bad
+
+    _, _, out = scanned
+    for var in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"result: {out}" and any(ln.startswith("progress: [") and "(100%)" in ln for ln in lines)
+    assert "result status: complete" in lines and any(ln.startswith("provenance: ") for ln in lines)
+    (tmp_path / "notes").mkdir()
+    run_bad(capsys, ["status", str(tmp_path / "notes")], "notes")

@@ -238,7 +238,25 @@ def writer_gone(holder: dict) -> bool:
     return False
 
 
+def _names_a_result(ref: str) -> bool:
+    """A result on disk or in object storage (s3://...), not a job id: `status` reads it without Ray."""
+    return ("://" in ref and not ref.startswith(("http://", "https://"))) or Path(ref).exists()
+
+
+def result_status(url: str) -> int:
+    """`landscape status RESULT`: a result's progress, status and provenance, read from the result alone."""
+    from cluster.store import ResultStore
+
+    ResultStore.open(url)  # not a result: one line (ResultError), exit 2
+    print(f"result: {url}")
+    for line in progress_lines(url):
+        print(line)
+    return 0
+
+
 def status(args: argparse.Namespace) -> int:
+    if _names_a_result(args.id):
+        return result_status(args.id)
     jobs = Jobs(args.address)
     info = jobs.info(args.id)
     meta = info.metadata or {}
@@ -341,12 +359,13 @@ def add_parsers(sub) -> None:
         "the job's runtime env shows it on the dashboard, so prefer credentials the cluster already has",
     )
     s.set_defaults(run=submit)
-    for name, text, fn in [
-        ("status", "state and progress of a submitted scan", status),
-        ("stop", "stop a submitted scan (its result keeps the finished tiles)", stop),
+    for name, text, fn, what in [
+        ("status", "state and progress of a submitted scan, or of a result (a path or s3:// URL; no cluster needed)",
+         status, "the job id `landscape submit` printed, or a result's path or URL"),
+        ("stop", "stop a submitted scan (its result keeps the finished tiles)", stop, "the job id `landscape submit` printed"),
     ]:
         p = sub.add_parser(name, help=text)
-        p.add_argument("id", help="the job id `landscape submit` printed")
+        p.add_argument("id", help=what)
         p.add_argument("--address", **addr)
         p.set_defaults(run=fn)
     lg = sub.add_parser("logs", help="the output of a submitted scan's driver")
