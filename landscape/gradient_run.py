@@ -40,6 +40,7 @@ class GradientsProblem:
     weight_decay: float
     batch_size: int
     seed: int
+    label: str = "gradients"  # names the live per-epoch lines
 
     def steps_per_epoch(self) -> int:
         return -(-len(self.inputs) // self.batch_size)
@@ -83,6 +84,8 @@ class GradientsRun:
             if p.record == "epoch":
                 rec.measure(epoch)
             epochs.append((epoch, float(metrics["train_loss"]), float(metrics["train_accuracy"])))
+            # Live progress: Ray forwards an actor's output to the driver's terminal (and a job's log) as it comes.
+            print(f"[{p.label}] epoch {epoch}/{p.epochs} loss {epochs[-1][1]:.4f} accuracy {epochs[-1][2]:.3f}", flush=True)
 
         if p.epochs > 0 or p.record == "step":
             train(model, self.x, self.y, loss=p.loss, epochs=max(p.epochs, 1), lr=p.lr, momentum=p.momentum,

@@ -279,3 +279,20 @@ def test_on_an_actor_killed_once_the_rows_equal_the_in_process_training(tmp_path
         np.testing.assert_allclose(ds[name].values, np.stack([r.stats[:, k] for r in rec.rows]), rtol=1e-7, atol=0)
     np.testing.assert_allclose(ds["loss"].values, [r.loss for r in rec.rows], rtol=1e-7, atol=0)
     assert list(ds["lr"].values) == [0.05] * 3
+
+
+def test_the_actor_says_each_epoch_as_it_trains(capsys):
+    """Progress of a long training: the actor prints each epoch's line as it ends (Ray forwards an actor's output to
+    the driver and the job log), the same numbers the result's summary keeps."""
+    from landscape.factories import ModelFactory
+    from landscape.gradient_run import GradientsProblem, GradientsRun
+    from landscape.subsets import take_subset
+
+    x, y = take_subset(*digits(), 60, 0)
+    factory = ModelFactory("deep_mlp", (1, 8, 8), 10, {"depth": 2, "width": 8, "activation": "tanh"})
+    problem = GradientsProblem(factory, x, y, None, "step", 1, 2, "cross_entropy", "sgd", 0.05, 0.9, 0.0, 30, 0, "gradients t")
+    capsys.readouterr()
+    result = GradientsRun(problem).evaluate()
+    said = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[gradients t] epoch")]
+    assert said == [f"[gradients t] epoch {e}/2 loss {loss:.4f} accuracy {acc:.3f}" for e, loss, acc in result["epochs"]]
+    assert [e for e, _, _ in result["epochs"]] == [1, 2]

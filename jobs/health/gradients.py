@@ -122,7 +122,7 @@ def gradients_problem(spec: GradientsSpec, inputs, targets, factory) -> Gradient
 
         probe = subsample(inputs, targets, spec.probe_samples, spec.seed)
     return GradientsProblem(factory, inputs, targets, probe, spec.record, spec.every, spec.epochs, spec.loss, spec.optimizer,
-                            spec.lr, spec.momentum, spec.weight_decay, spec.batch_size, spec.seed)
+                            spec.lr, spec.momentum, spec.weight_decay, spec.batch_size, spec.seed, f"gradients {spec.name}")
 
 
 def _train_on_actor(spec: GradientsSpec, problem: GradientsProblem, request) -> tuple[dict, object]:
@@ -175,8 +175,10 @@ def run_gradients(spec: GradientsSpec, *, out: str | None = None, overwrite: boo
                 w.create(_arrays(spec, names, model, steps, steps_per_epoch), _meta(spec, names, wm, steps_per_epoch, len(inputs), notes))
                 t0 = time.monotonic()
                 result, stats = _train_on_actor(spec, problem, request)
-            for epoch, loss, accuracy in result["epochs"]:
-                say(f"[gradients {spec.name}] epoch {epoch}/{spec.epochs} loss {loss:.4f} accuracy {accuracy:.3f}")
+            if result["epochs"]:  # each epoch was said live by the actor (Ray forwards its lines)
+                epoch, loss, accuracy = result["epochs"][-1]
+                say(f"[gradients {spec.name}] trained {epoch}/{spec.epochs} epoch(s): loss {loss:.4f} accuracy {accuracy:.3f} "
+                    f"({time.monotonic() - t0:.1f} s on the actor)")
             _write_rows(w.store, steps, result)
             done = int(w.store.group["row_done"][...].sum())
             diverged_at = result["diverged_at"]
