@@ -167,3 +167,25 @@ def test_a_training_finished_under_the_earlier_rule_is_not_taken_as_this_specs(t
     path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     run_bad(capsys, ["train", str(path), "--out", str(run)], "holds a run of this spec, but the data sampling changed",
             "--overwrite")
+
+
+def test_curvature_at_a_scan_of_the_earlier_rule_refuses_to_resample_its_data(tmp_path, capsys):
+    """`hessian` at a scan result without its own data: re-reads the scan's data spec, whose subset now keeps other
+    samples if the scan predates the rule: refused in one line (before any weight is read); with data: given, it runs."""
+    from jobs.specs import ScanSpec
+
+    from .conftest import scan_spec_dict
+
+    scan = ScanSpec.model_validate(scan_spec_dict(tmp_path))  # digits with subset: its samples changed with the rule
+    (before,) = former_identities(scan.identity)
+    out = tmp_path / "old-scan.zarr"
+    with ResultWriter(str(out), identity=before) as w:
+        w.create([], {"name": scan.name, "spec": scan.model_dump(mode="json")})
+        w.finish()
+    at = {"result": str(out), "x": 0.0, "y": 0.0}
+    for command, extra in (("hessian", {"top_k": 1}), ("sharpness", {})):
+        spec = tmp_path / f"{command}.yaml"
+        spec.write_text(yaml.safe_dump({"name": command, "at": at, **extra}))
+        run_bad(capsys, [command, str(spec), "--out", str(tmp_path / f"{command}.zarr")],
+                "was scanned before the one subset rule", "give data:", "run the scan again")
+    assert not (tmp_path / "hessian.zarr").exists()

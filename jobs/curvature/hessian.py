@@ -73,6 +73,23 @@ def check_recorded_code(spec: HessianSpec, meta: dict, trust_factories: bool) ->
         )
 
 
+def check_same_samples(url: str, meta: dict) -> None:
+    """SpecError if the scan at `url` sampled its data `subset` by the earlier rule: its data spec would now give
+    other samples, so the curvature would not be at the scan's loss."""
+    from ..specs import ScanSpec
+
+    try:
+        scan = ScanSpec.model_validate(meta["spec"])
+    except Exception:  # a result of an older spec format: its identity cannot be recomputed; nothing to compare
+        return
+    if meta.get("identity") in former_identities(scan.identity):
+        raise SpecError(
+            f"at.result {url!r} was scanned before the one subset rule: its data.subset now keeps other samples "
+            "(stratified by class), so the curvature would not be at the scan's loss; run the scan again, or give "
+            "data: in this spec to use the new samples knowingly"
+        )
+
+
 def resolve_point(spec: HessianSpec, trust_factories: bool = False):
     """(Point, inputs, targets, factory, model) with every input checked; nothing is written."""
     at = spec.at
@@ -81,6 +98,8 @@ def resolve_point(spec: HessianSpec, trust_factories: bool = False):
     from pydantic import TypeAdapter
 
     model_spec = spec.model or ModelSpec.model_validate(meta["spec"]["model"])
+    if spec.data is None:
+        check_same_samples(at.result, meta)
     data_spec = spec.data or TypeAdapter(DataSpec).validate_python(meta["spec"]["data"])
     loss = spec.loss or meta.get("loss_kind", "cross_entropy")
     prepared = prepare(data_spec, model_spec)  # as a scan sizes the model: the data set's classes, integer inputs
