@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .gradients import STATS, GradientRecorder, Row, probe_gradients, update_ratio
+from .problem import default_device
 from .training import StopTraining, train
 
 
@@ -51,7 +52,7 @@ class GradientsRun:
 
     def __init__(self, problem: GradientsProblem):
         self.problem = problem
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device()
         self.x, self.y = problem.inputs.to(self.device), problem.targets.to(self.device)
         self.probe = None if problem.probe is None else tuple(t.to(self.device) for t in problem.probe)
 

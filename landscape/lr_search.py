@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .gradients import probe_gradients
+from .problem import default_device
 from .training import StopTraining, train
 
 # Per-epoch values one run returns (index 0 = initialization), all float64.
@@ -65,7 +66,7 @@ class _Runner:
 
     def __init__(self, problem: LRProblem):
         self.problem = problem
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device()
         self.x, self.y = problem.inputs.to(self.device), problem.targets.to(self.device)
         px, py = problem.probe_data()
         self.px, self.py = px.to(self.device), py.to(self.device)

@@ -73,6 +73,12 @@ def check_recorded_code(spec: HessianSpec, meta: dict, trust_factories: bool) ->
         )
 
 
+def trace_meta(tr: TraceEstimate | None) -> dict:
+    """The Hutchinson trace as hessian and sharpness results record it (None where it was skipped)."""
+    return {"trace": tr.mean if tr is not None else None, "trace_stderr": tr.stderr if tr is not None else None,
+            "trace_probes": len(tr.samples) if tr is not None else None}
+
+
 def check_same_samples(url: str, meta: dict) -> None:
     """SpecError if the scan at `url` sampled its data `subset` by the earlier rule: its data spec would now give
     other samples, so the curvature would not be at the scan's loss."""
@@ -254,9 +260,7 @@ def compute(spec: HessianSpec, point: Point, inputs, targets, factory, device: t
         "lanczos_steps": e.steps,
         "converged": e.converged,
         "relative_residual": e.relative_residual,
-        "trace": tr.mean if tr is not None else None,
-        "trace_stderr": tr.stderr if tr is not None else None,
-        "trace_probes": len(tr.samples) if tr is not None else None,
+        **trace_meta(tr),
         "density_sigma": d.sigma if d is not None else None,
         "density_negative_mass": d.negative_mass if d is not None else None,
         "density_plotted_negative_mass": d.plotted_negative_mass if d is not None else None,

@@ -23,7 +23,7 @@ from landscape.sharpness import adaptive_sharpness, epsilon_sharpness, loss_and_
 from landscape.spectrum import eigenpairs, hutchinson_trace
 
 from ..common.report import StepPrinter, say
-from .hessian import BATCHNORM_NOTE, check_device, resolve_point
+from .hessian import BATCHNORM_NOTE, check_device, resolve_point, trace_meta
 from ..specs.sharpness import SharpnessSpec
 from ..specs.subset_rule import former_identities
 
@@ -64,9 +64,7 @@ def compute(spec: SharpnessSpec, point, inputs, targets, factory, device) -> tup
         "top_eigenvalue_residual": e.relative_residual,
         "lanczos_steps": e.steps,
         "converged": e.converged,
-        "trace": tr.mean if tr is not None else None,
-        "trace_stderr": tr.stderr if tr is not None else None,
-        "trace_probes": len(tr.samples) if tr is not None else None,
+        **trace_meta(tr),
         "epsilon": spec.epsilon,
         "epsilon_sharpness": phi,
         "epsilon_max_loss": box.best,
